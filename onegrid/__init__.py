@@ -1,0 +1,1 @@
+"""OneGrid: the wiring (settings, clock, CLI, the one application factory)."""

@@ -1,0 +1,1 @@
+"""Use cases. Each public function is one transaction: case row, audit event, outbox and notification rows together."""
