@@ -32,6 +32,7 @@ class Status(StrEnum):
 
 
 class Action(StrEnum):
+    REPORT = "report"  # creates the case; only `open_case` produces it
     REGISTER = "register"
     DISPATCH = "dispatch"
     REASSIGN = "reassign"
@@ -171,11 +172,17 @@ class Transition:
 
     action: Action
     actor: Actor
-    from_status: Status
+    from_status: Status | None  # None only for the event that opens the case
     to_status: Status
     at: datetime
     note: str | None
     facts: CaseFacts
+
+
+def open_case(actor: Actor, *, at: datetime) -> Transition:
+    """The first event of every case: it comes into being as REPORTED."""
+    facts = CaseFacts(status=Status.REPORTED, last_event_at=at)
+    return Transition(Action.REPORT, actor, None, Status.REPORTED, at, None, facts)
 
 
 def allowed_actions(status: Status, role: Role) -> list[Action]:
@@ -198,7 +205,8 @@ def transition(
         raise IllegalTransition(facts.status, action)
     if actor.role not in rule.roles:
         raise RoleNotAllowed(facts.status, action, actor.role)
-    note = note.strip() if note else None
+    # A blank reason is no reason: store None, never an empty string, in the audit log.
+    note = (note.strip() or None) if note else None
     if rule.note_required and not note:
         raise NoteRequired(action)
     if facts.last_event_at is not None and at < facts.last_event_at:

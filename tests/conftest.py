@@ -101,3 +101,22 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogues() -> None:
+    """Compile locales/*.po to .mo when missing or stale, so a bare `pytest` works like `make test`."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    from onegrid.i18n import DOMAIN, LOCALES_DIR
+
+    for po in LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with po.open("rb") as f:
+                catalog = read_po(f, locale=po.parent.parent.name)
+            tmp = mo.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as f:
+                write_mo(f, catalog)
+            tmp.replace(mo)  # atomic, so parallel workers never read half a file

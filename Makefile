@@ -1,0 +1,43 @@
+# OneGrid: `make run` starts it on the embedded defaults, `make test` runs the whole suite.
+# Both create/reuse the virtual environment in .venv and compile the message catalogues first.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?= -n auto
+
+.PHONY: run test setup venv locales messages bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+locales: $(STAMP)
+	$(VENV)/bin/pybabel compile -d locales -D messages --statistics
+
+setup: venv locales
+	$(VENV)/bin/onegrid setup
+
+run: setup
+	$(VENV)/bin/onegrid serve
+
+test: venv locales
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Re-extract user-facing strings after changing them, then translate the new entries in both .po files.
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k __ -k N_ --no-location --sort-output \
+	  --project onegrid -o locales/messages.pot .
+	$(VENV)/bin/pybabel update --no-fuzzy-matching -i locales/messages.pot -d locales -D messages
+
+bench: venv
+	$(PY) bench/grid_lookup.py --grids 50000
+	$(PY) bench/delivery.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

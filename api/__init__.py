@@ -1,0 +1,1 @@
+"""FastAPI app: health, docs, and (later) Open311 and v1 routes."""

@@ -1,0 +1,344 @@
+"""The delivery queue's sender: takes due notification rows from the store and makes the Bot API calls.
+
+What callers may rely on:
+- Messages to one chat go out in the order they were queued; a chat waiting out a retry holds
+  back only its own later messages.
+- Telegram's limits are respected before Telegram has to say so: evenly spaced sends under
+  `global_per_second` per bot, one message per `chat_interval_s` per chat, one per
+  `group_interval_s` per group (aiolimiter). A 429 is waited out for its `retry_after`.
+- Network errors and 5xx are retried a few times at once (tenacity), then rescheduled in the
+  store with exponential backoff; after `max_attempts` the row is marked failed and logged.
+- A 403 (bot blocked) marks the row and the person as blocked instead of retrying forever.
+- Nothing is lost across a restart: a row is claimed with a lease and marked sent only after
+  Telegram accepted it. On cancellation, calls already on the wire are finished and recorded,
+  unstarted claims are released. Only a hard crash between Telegram's answer and our commit
+  can send a message twice (at-least-once; we never drop one instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiogram.methods
+import sqlalchemy as sa
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import FSInputFile, Message
+from aiolimiter import AsyncLimiter
+from sqlalchemy.orm import aliased, sessionmaker
+from sqlmodel import Session, select
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from models.tables import Notification, NotificationStatus, Person
+from onegrid.clock import Clock
+from services.db import transaction
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = (TelegramNetworkError, TelegramServerError)
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    global_per_second: float = 29.5
+    chat_interval_s: float = 1.02
+    group_interval_s: float = 3.05
+    max_attempts: int = 20
+    quick_retries: int = 3
+    max_retry_after_waits: int = 5
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    waited_429: int = 0
+    transient_errors: int = 0
+    rescheduled: int = 0
+    blocked: int = 0
+    failed: int = 0
+    by_error: dict[str, int] = field(default_factory=dict)
+
+    def count_error(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        self.by_error[name] = self.by_error.get(name, 0) + 1
+
+
+class _Outcome:
+    SENT, RETRY_LATER, BLOCKED, FAILED = "sent", "retry_later", "blocked", "failed"
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Delay before retry number `attempts` (1-based) of a row: 5 s doubling, capped at 15 min."""
+    return min(5.0 * 2 ** max(attempts - 1, 0), 900.0)
+
+
+class NotificationSender:
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        data_dir: Path,
+        limits: DeliveryLimits | None = None,
+        batch_size: int = 200,
+        lease: timedelta = timedelta(seconds=120),
+    ) -> None:
+        self.bot = bot
+        self.sessions = sessions
+        self.clock = clock
+        self.data_dir = data_dir
+        self.limits = limits or DeliveryLimits()
+        self.batch_size = batch_size
+        self.lease = lease
+        self.stats = DeliveryStats()
+        # Evenly spaced (capacity 1) so no sliding one-second window ever sees a burst.
+        self._global = AsyncLimiter(1, 1.0 / self.limits.global_per_second)
+        self._chat_limiters: OrderedDict[int, AsyncLimiter] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Future[str]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._postgres = sessions.kw["bind"].dialect.name == "postgresql"
+
+    # -- waking ---------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Ask the sender to look at the queue now; safe to call from any thread."""
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # -- the loop -------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, poll_interval: float = 0.5) -> None:
+        """Deliver until `stop` is set; between batches wait for a wake-up or the poll interval."""
+        self._loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store restarting must not kill delivery; try again shortly
+                log.exception("delivery batch failed; retrying")
+                handled = 0
+            if handled:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            _, pending = await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows and deliver it; returns how many rows were handled."""
+        self._loop = asyncio.get_running_loop()
+        rows = await asyncio.to_thread(self._claim)
+        if not rows:
+            return 0
+        by_chat: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+        for row in rows:
+            by_chat.setdefault(row["chat_id"], []).append(row)
+        tasks = [asyncio.ensure_future(self._deliver_chat(chat_rows)) for chat_rows in by_chat.values()]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # Let calls already on the wire finish and be recorded; the chat tasks give back the rest.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+            raise
+        return len(rows)
+
+    # -- store side (sync, run in a worker thread) -----------------------------------------
+    def _claim(self) -> list[dict[str, Any]]:
+        now = self.clock.now()
+        earlier = aliased(Notification)
+        held_back = sa.exists().where(
+            earlier.chat_id == Notification.chat_id,
+            earlier.id < Notification.id,
+            sa.or_(
+                sa.and_(earlier.status == NotificationStatus.SENDING, earlier.lease_until > now),
+                sa.and_(earlier.status == NotificationStatus.PENDING, earlier.next_attempt_at > now),
+            ),
+        )
+        due = sa.or_(
+            sa.and_(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now),
+            sa.and_(Notification.status == NotificationStatus.SENDING, Notification.lease_until <= now),
+        )
+        query = select(Notification).where(due, ~held_back).order_by(Notification.id).limit(self.batch_size)
+        if self._postgres:
+            # Two OneGrid processes may share one database: each takes rows the other has not locked.
+            query = query.with_for_update(skip_locked=True, of=Notification)
+        with transaction(self.sessions) as session:
+            rows = session.exec(query).all()
+            for row in rows:
+                row.status = NotificationStatus.SENDING
+                row.lease_until = now + self.lease
+            return [
+                {"id": r.id, "chat_id": r.chat_id, "method": r.method, "payload": r.payload,
+                 "attempts": r.attempts, "person_id": r.person_id}
+                for r in rows
+            ]
+
+    def _finish(self, row: dict[str, Any], outcome: str, *, message_id: int | None = None,
+                error: str | None = None) -> None:
+        now = self.clock.now()
+        with transaction(self.sessions) as session:
+            n = session.get(Notification, row["id"])
+            if n is None:
+                return
+            n.lease_until = None
+            if outcome == _Outcome.SENT:
+                n.status, n.sent_at, n.telegram_message_id = NotificationStatus.SENT, now, message_id
+                n.attempts += 1
+            elif outcome == _Outcome.RETRY_LATER:
+                n.attempts += 1
+                n.last_error = error
+                if n.attempts >= self.limits.max_attempts:
+                    n.status = NotificationStatus.FAILED
+                    log.error("notification %s to chat %s failed after %s attempts: %s",
+                              n.id, n.chat_id, n.attempts, error)
+                else:
+                    n.status = NotificationStatus.PENDING
+                    n.next_attempt_at = now + timedelta(seconds=backoff_seconds(n.attempts))
+            elif outcome == _Outcome.BLOCKED:
+                n.status, n.last_error = NotificationStatus.BLOCKED, error
+                if n.person_id is not None:
+                    person = session.get(Person, n.person_id)
+                    if person is not None and person.blocked_bot_at is None:
+                        person.blocked_bot_at = now
+            elif outcome == _Outcome.FAILED:
+                n.status, n.last_error = NotificationStatus.FAILED, error
+                n.attempts += 1
+                log.error("notification %s to chat %s refused by Telegram: %s", n.id, n.chat_id, error)
+
+    def _release(self, rows: list[dict[str, Any]], status: NotificationStatus = NotificationStatus.PENDING,
+                 error: str | None = None) -> None:
+        if not rows:
+            return
+        with transaction(self.sessions) as session:
+            session.execute(
+                sa.update(Notification)
+                .where(Notification.id.in_([r["id"] for r in rows]), Notification.status == NotificationStatus.SENDING)
+                .values(status=status, lease_until=None, last_error=error)
+            )
+
+    # -- Telegram side ---------------------------------------------------------------------
+    def _limiter_for(self, chat_id: int) -> AsyncLimiter:
+        limiter = self._chat_limiters.get(chat_id)
+        if limiter is None:
+            interval = self.limits.group_interval_s if chat_id < 0 else self.limits.chat_interval_s
+            limiter = AsyncLimiter(1, interval)
+            self._chat_limiters[chat_id] = limiter
+            if len(self._chat_limiters) > 10_000:  # forget the least recently used chats
+                self._chat_limiters.popitem(last=False)
+        else:
+            self._chat_limiters.move_to_end(chat_id)
+        return limiter
+
+    async def _deliver_chat(self, rows: list[dict[str, Any]]) -> None:
+        done = 0
+        try:
+            for row in rows:
+                # Shielded: once a call is on the wire its outcome is recorded even if we are cancelled.
+                inner = asyncio.ensure_future(self._deliver_one(row))
+                self._inflight.add(inner)
+                inner.add_done_callback(self._inflight.discard)
+                outcome = await asyncio.shield(inner)
+                done += 1
+                if outcome in (_Outcome.RETRY_LATER, _Outcome.BLOCKED):
+                    rest = rows[done:]
+                    if outcome == _Outcome.BLOCKED:
+                        await asyncio.to_thread(self._release, rest, NotificationStatus.BLOCKED,
+                                                "recipient has blocked the bot")
+                    else:
+                        await asyncio.to_thread(self._release, rest)
+                    return
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(self._release, rows[done + 1:]))
+            raise
+
+    async def _deliver_one(self, row: dict[str, Any]) -> str:
+        try:
+            method = self._build_method(row)
+        except ValueError as exc:  # includes pydantic's ValidationError: a malformed row, never sendable
+            self.stats.failed += 1
+            await asyncio.to_thread(self._finish, row, _Outcome.FAILED, error=f"malformed notification: {exc}")
+            return _Outcome.FAILED
+        waits = 0
+        while True:
+            try:
+                result = await self._call_with_quick_retries(row["chat_id"], method)
+            except TelegramRetryAfter as exc:
+                self.stats.waited_429 += 1
+                self.stats.count_error(exc)
+                waits += 1
+                if waits > self.limits.max_retry_after_waits:
+                    self.stats.rescheduled += 1
+                    await asyncio.to_thread(self._finish, row, _Outcome.RETRY_LATER, error=str(exc))
+                    return _Outcome.RETRY_LATER
+                log.warning("Telegram asked to wait %ss before chat %s", exc.retry_after, row["chat_id"])
+                await asyncio.sleep(exc.retry_after)
+                continue
+            except TelegramForbiddenError as exc:
+                self.stats.blocked += 1
+                self.stats.count_error(exc)
+                await asyncio.to_thread(self._finish, row, _Outcome.BLOCKED, error=exc.message)
+                return _Outcome.BLOCKED
+            except TelegramBadRequest as exc:
+                self.stats.count_error(exc)
+                if "message is not modified" in exc.message:
+                    await asyncio.to_thread(self._finish, row, _Outcome.SENT)
+                    return _Outcome.SENT
+                self.stats.failed += 1
+                await asyncio.to_thread(self._finish, row, _Outcome.FAILED, error=exc.message)
+                return _Outcome.FAILED
+            except _TRANSIENT as exc:
+                self.stats.rescheduled += 1
+                log.warning("delivery of notification %s deferred: %s", row["id"], exc)
+                await asyncio.to_thread(self._finish, row, _Outcome.RETRY_LATER, error=f"{type(exc).__name__}: {exc}")
+                return _Outcome.RETRY_LATER
+            message_id = result.message_id if isinstance(result, Message) else None
+            self.stats.sent += 1
+            await asyncio.to_thread(self._finish, row, _Outcome.SENT, message_id=message_id)
+            return _Outcome.SENT
+
+    async def _call_with_quick_retries(self, chat_id: int, method: aiogram.methods.TelegramMethod) -> Any:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_TRANSIENT),
+            stop=stop_after_attempt(self.limits.quick_retries),
+            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with self._limiter_for(chat_id):
+                    async with self._global:
+                        try:
+                            return await self.bot(method)
+                        except _TRANSIENT as exc:
+                            self.stats.transient_errors += 1
+                            self.stats.count_error(exc)
+                            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _build_method(self, row: dict[str, Any]) -> aiogram.methods.TelegramMethod:
+        name = row["method"]
+        cls = getattr(aiogram.methods, name[:1].upper() + name[1:], None)
+        if cls is None:
+            raise ValueError(f"unknown Bot API method in the queue: {name}")
+        params = dict(row["payload"])
+        photo_path = params.pop("photo_path", None)
+        if photo_path is not None:
+            params["photo"] = FSInputFile(self.data_dir / photo_path)
+        if "chat_id" in cls.model_fields:
+            params["chat_id"] = row["chat_id"]
+        return cls(**params)

@@ -1,0 +1,31 @@
+"""The one place where Bot and Dispatcher are built (tests build their own through it too)."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.utils.i18n import I18n
+
+from bot.middlewares import PersonI18nMiddleware, PersonMiddleware
+from handlers import build_router
+from onegrid.i18n import DOMAIN, LOCALES_DIR
+from services.context import ServiceContext
+
+
+def create_bot(token: str, *, api_url: str, timeout: float = 30.0) -> Bot:
+    """A Bot talking to `api_url` (the official server, a city's own Bot API server, or the emulator)."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")), timeout=timeout)
+    return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def create_dispatcher(ctx: ServiceContext, *, default_locale: str = "zh_CN") -> Dispatcher:
+    """A Dispatcher with OneGrid's routers; services reach handlers as the `ctx` parameter."""
+    dp = Dispatcher(ctx=ctx)
+    dp.update.outer_middleware(PersonMiddleware())
+    i18n = I18n(path=LOCALES_DIR, default_locale=default_locale, domain=DOMAIN)
+    PersonI18nMiddleware(i18n, default_locale).setup(dp)
+    dp.include_router(build_router())
+    return dp

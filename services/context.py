@@ -1,0 +1,26 @@
+"""What every service needs, handed in by the one factory (onegrid/app.py) instead of globals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from onegrid.clock import Clock
+
+if TYPE_CHECKING:
+    from services.gridmap import GridMap
+
+
+@dataclass
+class ServiceContext:
+    sessions: sessionmaker[Session]
+    clock: Clock
+    grid_map: GridMap | None = None
+    case_prefix: str = "SH"
+    timezone: str = "Asia/Shanghai"
+    # Called after a commit that queued notifications, so the sender wakes at once instead of polling.
+    on_notifications: Callable[[], None] = field(default=lambda: None)
