@@ -315,7 +315,7 @@ class NotificationSender:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_TRANSIENT),
             stop=stop_after_attempt(self.limits.quick_retries),
-            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
             reraise=True,
         )
         async for attempt in retrying:

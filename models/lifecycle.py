@@ -200,6 +200,8 @@ def transition(
     a reason is present where the rule needs one; the handler never verifies their own work;
     event times never go backwards.
     """
+    if at.tzinfo is None:
+        raise ValueError("event times must be timezone-aware")
     rule = TRANSITIONS.get((facts.status, action))
     if rule is None:
         raise IllegalTransition(facts.status, action)

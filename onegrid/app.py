@@ -40,6 +40,7 @@ class OneGrid:
     api: FastAPI | None = None
     last_tick: datetime | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def scheduler_status(self) -> dict[str, Any]:
         return {
@@ -100,39 +101,52 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     return app
 
 
-async def serve(app: OneGrid) -> None:
-    """Run the API, the scheduler and (when a token is set) the bot and its sender until stopped."""
-    import uvicorn
-
+async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
+    """Start the scheduler and, when a token is set, long polling and the sender (as tasks)."""
     await asyncio.to_thread(app.ctx.grid_map.rebuild, app.ctx.sessions)
     app._tick()
-    app.scheduler.start()
-    server = uvicorn.Server(uvicorn.Config(app.api, host=app.settings.api_host, port=app.settings.api_port,
-                                           log_level="info"))
-    background: list[asyncio.Task[Any]] = []
+    if not app.scheduler.running:
+        app.scheduler.start()
     if app.bot is not None and app.dispatcher is not None and app.sender is not None:
         log.info("Telegram bot: long polling %s", app.settings.telegram_api_url)
-        background.append(asyncio.create_task(app.dispatcher.start_polling(app.bot, handle_signals=False)))
-        background.append(asyncio.create_task(app.sender.run(app.stop_event)))
+        app.tasks.append(asyncio.create_task(
+            app.dispatcher.start_polling(app.bot, handle_signals=False, polling_timeout=polling_timeout)))
+        app.tasks.append(asyncio.create_task(app.sender.run(app.stop_event,
+                                                            poll_interval=app.settings.delivery_poll_interval_s)))
     else:
         log.warning("No ONEGRID_BOT_TOKEN set: the Telegram bot is off. To enable it, set "
                     "ONEGRID_BOT_TOKEN=<token from @BotFather> (and ONEGRID_TELEGRAM_API_URL for a "
                     "city's own Bot API server) and restart.")
+
+
+async def stop_background(app: OneGrid) -> None:
+    """Stop what `start_background` started; deliveries on the wire are finished and recorded."""
+    app.stop_event.set()
+    if app.dispatcher is not None:
+        try:
+            await app.dispatcher.stop_polling()
+        except RuntimeError:
+            pass  # polling had not started
+    for task in app.tasks:
+        task.cancel()
+    await asyncio.gather(*app.tasks, return_exceptions=True)
+    app.tasks.clear()
+    if app.scheduler.running:
+        app.scheduler.shutdown(wait=False)
+    if app.bot is not None:
+        await app.bot.session.close()
+
+
+async def serve(app: OneGrid) -> None:
+    """Run the API, the scheduler and (when a token is set) the bot and its sender until stopped."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app.api, host=app.settings.api_host, port=app.settings.api_port,
+                                           log_level="info"))
+    await start_background(app)
     log.info("API on http://%s:%s (docs at /docs, health at /health)", app.settings.api_host, app.settings.api_port)
     try:
         await server.serve()
     finally:
-        app.stop_event.set()
-        if app.dispatcher is not None:
-            try:
-                await app.dispatcher.stop_polling()
-            except RuntimeError:
-                pass  # polling had not started
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
-        if app.scheduler.running:
-            app.scheduler.shutdown(wait=False)
-        if app.bot is not None:
-            await app.bot.session.close()
+        await stop_background(app)
         app.engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -137,7 +138,12 @@ def serve() -> None:
     from onegrid.app import build, serve as serve_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve_app(build(_settings())))
+    # uvicorn re-raises the signal that stopped it; treat SIGTERM like Ctrl-C so a stop is a clean exit.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        asyncio.run(serve_app(build(_settings())))
+    except KeyboardInterrupt:
+        typer.echo("OneGrid stopped.")
 
 
 def main() -> None:
