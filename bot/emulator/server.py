@@ -1,0 +1,528 @@
+"""A fake Telegram Bot API server on loopback, for tests and the sandbox mode.
+
+The real aiogram `Bot` talks to it over HTTP:
+
+    async with BotApiEmulator() as emu:
+        bot = Bot(emu.token, session=AiohttpSession(api=TelegramAPIServer.from_base(emu.base_url)))
+        li = emu.user(1001, first_name="Li", language_code="zh-hans")
+        await li.send_command("/start")
+        ...  # run the Dispatcher
+        await emu.wait_for(lambda: li.inbox)
+
+What callers may rely on:
+- Every request is checked against the bundled Bot API spec (see `spec`): wrong token → 401,
+  unknown method → 404, unknown/missing/mistyped parameter → 400, Telegram's limits on text,
+  captions and inline keyboards → 400. Method names are case-insensitive.
+- Implemented methods answer like Telegram (see `methods`); other methods returning True answer
+  `true`; the rest answer 501 naming the method.
+- Checks run in this order: validation, injected faults, blocked chats, flood limits, the method.
+  A request refused at any step changes nothing: it is not recorded as a sent message.
+- `requests` records every call with its status; `sent(chat_id)` the bot's messages as they look
+  now; `callback_answers` every answered callback query; `stats` counts refusals.
+- `stop()` returns promptly even with long polls or held ("timeout") requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.emulator.errors import ApiError, bad_request, not_found_error, unauthorized_error
+from bot.emulator.files import FileStore
+from bot.emulator.methods import HANDLERS
+from bot.emulator.ratelimit import FloodControl
+from bot.emulator.spec import ApiSpec, UploadedFile, load_spec
+from bot.emulator.store import MessageStore
+from bot.emulator.updates import UpdateQueue
+from bot.emulator.users import FakeGroup, FakeUser
+from bot.emulator.webhook import WebhookSender
+
+log = logging.getLogger(__name__)
+
+FAULT_KINDS = ("429", "5xx", "timeout", "403")
+_RECHECK_INTERVAL = 0.05
+_MAX_UPLOAD = 60 * 1024 * 1024  # above Telegram's 50 MB for documents
+
+
+@dataclass
+class RecordedRequest:
+    """One call to the emulated API.
+
+    `status` is the HTTP status answered, or None while the request is in flight (and for a
+    request held by a "timeout" fault, whose client gave up). `fault` names the injected fault
+    or refusal ("429", "5xx", "timeout", "403", "blocked", "flood") that answered it, if any.
+    """
+
+    method: str
+    params: dict[str, Any]
+    status: int | None = None
+    result: Any = None
+    description: str | None = None
+    fault: str | None = None
+    source: str = "http"
+    at: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class Fault:
+    """A fault to inject into matching requests; see `BotApiEmulator.inject`."""
+
+    kind: str
+    method: str | None = None
+    chat_id: int | str | None = None
+    times: int | None = 1
+    retry_after: int = 1
+    delay: float = 30.0
+    fired: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.times is not None and self.fired >= self.times
+
+
+class BotApiEmulator:
+    """A loopback Bot API server for one bot. See the module docstring."""
+
+    def __init__(
+        self,
+        token: str = "123456:TEST",
+        *,
+        bot_username: str = "onegrid_test_bot",
+        bot_first_name: str = "OneGrid",
+        limits: bool = True,
+        now: Callable[[], float] = time.monotonic,
+        wall_time: Callable[[], float] = time.time,
+        strict_chats: bool = False,
+        webhook_retry_delay: float = 0.05,
+        spec: ApiSpec | None = None,
+    ) -> None:
+        """
+        `limits` turns Telegram's flood limits on; `now` is the clock they use (seconds,
+        monotonic). `wall_time` gives message dates (Unix seconds). With `strict_chats`,
+        sending to a chat no user or group was created for answers "chat not found".
+        """
+        bot_id, _, secret = token.partition(":")
+        if not bot_id.isdigit() or not secret:
+            raise ValueError("a bot token looks like '123456:secret'")
+        self.token = token
+        self.bot_id = int(bot_id)
+        self.bot_username = bot_username
+        self.bot_user: dict[str, Any] = {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": bot_first_name,
+            "username": bot_username,
+        }
+        self.limits = limits
+        self.spec = spec or load_spec()
+        self.store = MessageStore(wall_time, strict_chats=strict_chats)
+        self.files = FileStore(salt=token)
+        self.queue = UpdateQueue()
+        self.flood = FloodControl(now)
+        self.webhook = WebhookSender(self.queue, self._webhook_reply, wall_time, retry_delay=webhook_retry_delay)
+
+        self.requests: list[RecordedRequest] = []
+        self.callback_answers: list[dict[str, Any]] = []
+        self.callback_queries: dict[str, dict[str, Any]] = {}
+        self.stats: Counter[str] = Counter()
+        self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}
+        self.stopped_live_locations: set[tuple[int, int]] = set()
+
+        self._users: dict[int, FakeUser] = {}
+        self._groups: dict[int, FakeGroup] = {}
+        self._faults: list[Fault] = []
+        self._blocked: set[int | str] = set()
+        self._changed = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """E.g. "http://127.0.0.1:40123"; for `TelegramAPIServer.from_base`."""
+        if self._base_url is None:
+            raise RuntimeError("the emulator is not started")
+        return self._base_url
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> BotApiEmulator:
+        """Listen on host:port (port 0: any free port) and return self."""
+        app = web.Application(client_max_size=_MAX_UPLOAD)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
+        app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
+        self._closing.clear()
+        self.queue.reopen()
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self._base_url = f"http://{bound_host}:{bound_port}"
+        return self
+
+    async def stop(self) -> None:
+        """Stop serving; in-flight long polls and held requests end at once."""
+        self._closing.set()
+        self.queue.close()
+        await self.webhook.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._base_url = None
+
+    async def __aenter__(self) -> BotApiEmulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- actors ------------------------------------------------------------------------------
+
+    def user(
+        self,
+        user_id: int,
+        first_name: str | None = None,
+        *,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = None,
+        is_premium: bool | None = None,
+    ) -> FakeUser:
+        """The fake user with this id, created on first call; later calls update given fields."""
+        existing = self._users.get(user_id)
+        if existing is None:
+            existing = self._users[user_id] = FakeUser(
+                self,
+                user_id,
+                first_name or f"User{user_id}",
+                last_name=last_name,
+                username=username,
+                language_code=language_code,
+                is_premium=is_premium,
+            )
+            return existing
+        for key, value in (
+            ("first_name", first_name),
+            ("last_name", last_name),
+            ("username", username),
+            ("language_code", language_code),
+            ("is_premium", is_premium),
+        ):
+            if value is not None:
+                setattr(existing, key, value)
+        existing.register()
+        return existing
+
+    def group(
+        self,
+        chat_id: int,
+        title: str = "Test group",
+        *,
+        chat_type: str | None = None,
+        is_forum: bool = False,
+        username: str | None = None,
+    ) -> FakeGroup:
+        """The group (chat_id < 0) with this id, created on first call."""
+        if chat_id not in self._groups:
+            self._groups[chat_id] = FakeGroup(
+                self, chat_id, title, chat_type=chat_type, is_forum=is_forum, username=username
+            )
+        return self._groups[chat_id]
+
+    def queue_update(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Queue an update for the bot (what users' actions do); returns a copy of it."""
+        update = self.queue.put(kind, payload)
+        self._signal_change()
+        return copy.deepcopy(update)
+
+    # -- observation -------------------------------------------------------------------------
+
+    def sent(self, chat_id: int, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """The bot's messages in a chat, oldest first, as they look now (after edits).
+
+        Deleted messages are left out, or with `include_deleted` flagged `"deleted": True`.
+        """
+        return self.store.messages(chat_id, sender_id=self.bot_id, include_deleted=include_deleted)
+
+    def history(self, chat_id: int) -> list[dict[str, Any]]:
+        """Every live message in a chat (the users' and the bot's), oldest first."""
+        return self.store.messages(chat_id)
+
+    def reply_keyboard(self, chat_id: int) -> dict[str, Any] | None:
+        """The custom reply keyboard the chat shows now (ReplyKeyboardMarkup), if any."""
+        state = self.store.chats.get(chat_id)
+        return None if state is None else state.reply_keyboard
+
+    def calls(self, method: str) -> list[RecordedRequest]:
+        """Recorded requests of one method (any letter case)."""
+        return [r for r in self.requests if r.method.lower() == method.lower()]
+
+    @property
+    def updates(self) -> list[dict[str, Any]]:
+        """Every update queued so far, delivered or not."""
+        return list(self.queue.history)
+
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 5.0, *, chat_id: int | None = None
+    ) -> Any:
+        """Wait until `predicate()` is truthy and return its value.
+
+        Re-checked whenever a request is recorded or an update queued, and at least every
+        50 ms for conditions on state outside the emulator. On timeout raises TimeoutError
+        listing what `chat_id` (or every chat) got.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._changed.clear()
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(self._describe_timeout(timeout, chat_id))
+            try:
+                # woken by every request; the short cap also catches state the predicate reads
+                # from elsewhere (e.g. a database row committed just after the last request)
+                await asyncio.wait_for(self._changed.wait(), min(remaining, _RECHECK_INTERVAL))
+            except TimeoutError:
+                pass
+
+    def _describe_timeout(self, timeout: float, chat_id: int | None) -> str:
+        chats = [chat_id] if chat_id is not None else sorted(self.store.chats)
+        lines = [f"condition not met within {timeout} s."]
+        for cid in chats:
+            got = [_summary(m) for m in self.sent(cid)]
+            lines.append(f"chat {cid} got {len(got)} message(s) from the bot: {got}")
+        recent = [f"{r.method}->{r.status}" + (f" ({r.description})" if r.description else "")
+                  for r in self.requests[-10:]]
+        lines.append(f"last requests: {recent}")
+        return "\n".join(lines)
+
+    def _signal_change(self) -> None:
+        self._changed.set()
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def inject(
+        self,
+        method: str | None = None,
+        *,
+        chat_id: int | str | None = None,
+        kind: str = "429",
+        times: int | None = 1,
+        retry_after: int = 1,
+        delay: float = 30.0,
+    ) -> Fault:
+        """Make the next `times` matching requests fail (None: until `clear_faults()`).
+
+        `method` (any case; None for any) and `chat_id` (None for any) select requests. Kinds:
+        "429" Too Many Requests with `retry_after`; "5xx" 502 Bad Gateway; "403" bot blocked;
+        "timeout" holds the request `delay` seconds (longer than the client waits) and then
+        answers 504; the method is not executed.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}")
+        canonical = None if method is None else self.spec.canonical_method(method)
+        if method is not None and canonical is None:
+            raise ValueError(f"no Bot API method {method!r}")
+        fault = Fault(kind, canonical, chat_id, times, retry_after, delay)
+        self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def block(self, chat_id: int | str) -> None:
+        """Every send to this chat answers 403 (the user blocked the bot) until `unblock`."""
+        self._blocked.add(self.store.resolve(chat_id))
+
+    def unblock(self, chat_id: int | str) -> None:
+        self._blocked.discard(self.store.resolve(chat_id))
+
+    # -- the API -----------------------------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        files: dict[str, UploadedFile] | None = None,
+        *,
+        source: str = "local",
+    ) -> tuple[int, dict[str, Any]]:
+        """Run one Bot API call in-process, exactly as over HTTP; returns (status, body)."""
+        canonical = self.spec.canonical_method(method)
+        record = RecordedRequest(canonical or method, dict(params or {}), source=source)
+        self.requests.append(record)
+        self._signal_change()
+        try:
+            if canonical is None:
+                raise not_found_error()
+            parsed = self.spec.validate(canonical, params or {}, files or {})
+            record.params = parsed
+            await self._apply_faults(canonical, parsed, record)
+            self._check_blocked(canonical, parsed, record)
+            self._check_flood(canonical, parsed, record)
+            result = await self._dispatch(canonical, parsed)
+            record.status, record.result = 200, result
+            return 200, {"ok": True, "result": result}
+        except ApiError as error:
+            record.status, record.description = error.status, error.description
+            return error.status, error.body()
+        except Exception:
+            log.exception("emulator failed on %s", method)
+            record.status, record.description = 500, "Internal Server Error"
+            return 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+        finally:
+            self._signal_change()
+
+    async def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
+        handler = HANDLERS.get(method)
+        if handler is None:
+            if self.spec.returns(method) == ["Boolean"]:
+                return True
+            raise ApiError(501, f"Not Implemented: the emulator does not implement {method}")
+        result = handler(self, params)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _chat_of(self, params: dict[str, Any]) -> int | str | None:
+        chat_id = params.get("chat_id")
+        return None if chat_id is None else self.store.resolve(chat_id)
+
+    async def _apply_faults(self, method: str, params: dict[str, Any], record: RecordedRequest) -> None:
+        chat = self._chat_of(params)
+        for fault in list(self._faults):
+            if fault.method not in (None, method):
+                continue
+            if fault.chat_id is not None and self.store.resolve(fault.chat_id) != chat:
+                continue
+            fault.fired += 1
+            if fault.exhausted:
+                self._faults.remove(fault)
+            record.fault = fault.kind
+            self.stats[f"{fault.kind}_injected"] += 1
+            if fault.kind == "429":
+                raise _too_many_requests(fault.retry_after)
+            if fault.kind == "5xx":
+                raise ApiError(502, "Bad Gateway")
+            if fault.kind == "403":
+                raise ApiError(403, "Forbidden: bot was blocked by the user")
+            try:  # "timeout": hold until the client gives up (or the emulator stops)
+                await asyncio.wait_for(self._closing.wait(), fault.delay)
+            except TimeoutError:
+                pass
+            raise ApiError(504, "Gateway Timeout")
+
+    def _check_blocked(self, method: str, params: dict[str, Any], record: RecordedRequest) -> None:
+        chat = self._chat_of(params)
+        if chat not in self._blocked:
+            return
+        if not (self.spec.sends_messages(method) or method == "sendChatAction"):
+            return
+        record.fault = "blocked"
+        self.stats["403_blocked"] += 1
+        if isinstance(chat, int) and chat < 0:
+            raise ApiError(403, "Forbidden: bot was kicked from the group chat")
+        raise ApiError(403, "Forbidden: bot was blocked by the user")
+
+    def _check_flood(self, method: str, params: dict[str, Any], record: RecordedRequest) -> None:
+        if not self.limits or not self.spec.sends_messages(method):
+            return
+        chat = self._chat_of(params)
+        retry_after = self.flood.acquire(chat if chat is not None else "")
+        if retry_after is not None:
+            record.fault = "flood"
+            self.stats["429"] += 1
+            raise _too_many_requests(retry_after)
+
+    async def _webhook_reply(self, method: str, params: dict[str, Any]) -> None:
+        await self.call(method, params, source="webhook-reply")
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.match_info["token"] != self.token:
+            self.requests.append(RecordedRequest(method, {}, status=401, description="Unauthorized"))
+            self._signal_change()
+            return _json(unauthorized_error().body(), 401)
+        try:
+            params, files = await _read_params(request)
+        except ApiError as error:
+            self.requests.append(RecordedRequest(method, {}, status=error.status, description=error.description))
+            self._signal_change()
+            return _json(error.body(), error.status)
+        status, body = await self.call(method, params, files, source="http")
+        return _json(body, status)
+
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return _json(unauthorized_error().body(), 401)
+        stored = self.files.by_path(request.match_info["file_path"])
+        if stored is None or stored.data is None:
+            return _json(not_found_error().body(), 404)
+        self.stats["downloads"] += 1
+        return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
+
+
+def _too_many_requests(retry_after: int) -> ApiError:
+    return ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+
+
+def _json(body: dict[str, Any], status: int) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, UploadedFile]]:
+    """Query string plus a JSON, urlencoded or multipart body; file parts separately."""
+    params: dict[str, Any] = dict(request.query)
+    files: dict[str, UploadedFile] = {}
+    if request.method != "POST" or not request.body_exists:
+        return params, files
+    content_type = request.content_type
+    if content_type == "application/json":
+        try:
+            body = await request.json()
+        except ValueError:
+            raise bad_request("can't parse JSON request body") from None
+        if not isinstance(body, dict):
+            raise bad_request("JSON request body must be an object")
+        params.update(body)
+    elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, "Request Entity Too Large") from None
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                files[key] = UploadedFile(value.filename, value.content_type, value.file.read())
+            else:
+                params.setdefault(key, value)
+    else:
+        raise bad_request(f"unsupported Content-Type {content_type}")
+    return params, files
+
+
+def _summary(message: dict[str, Any]) -> str:
+    for key in ("text", "caption"):
+        if key in message:
+            return f"#{message['message_id']} {message[key]!r}"
+    kind = next((k for k in ("photo", "document", "location", "venue") if k in message), "message")
+    return f"#{message['message_id']} <{kind}>"
