@@ -7,5 +7,5 @@ def build_router() -> Router:
     from handlers import common
 
     root = Router(name="onegrid")
-    root.include_router(common.router)
+    root.include_router(common.build_router())
     return root

@@ -14,10 +14,14 @@ from models.tables import Person
 from services.context import ServiceContext
 from services.notify import send_reply
 
-router = Router(name="common")
+def build_router() -> Router:
+    """A fresh Router each call, so every Dispatcher (and every test) gets its own."""
+    router = Router(name="common")
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    return router
 
 
-@router.message(CommandStart())
 async def start(message: Message, ctx: ServiceContext, person: Person | None) -> None:
     name = html.escape(message.from_user.first_name if message.from_user else "")
     text = _("Hello, {name}! This is OneGrid, the city's grid service. "
@@ -27,7 +31,6 @@ async def start(message: Message, ctx: ServiceContext, person: Person | None) ->
                             person_id=person.id if person else None)
 
 
-@router.message(Command("help"))
 async def help_(message: Message, ctx: ServiceContext, person: Person | None) -> None:
     await asyncio.to_thread(send_reply, ctx, chat_id=message.chat.id, text=_help_text(),
                             person_id=person.id if person else None)
