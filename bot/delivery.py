@@ -52,7 +52,7 @@ _TRANSIENT = (TelegramNetworkError, TelegramServerError)
 
 @dataclass(frozen=True)
 class DeliveryLimits:
-    global_per_second: float = 29.5
+    global_per_second: float = 29.8
     chat_interval_s: float = 1.02
     group_interval_s: float = 3.05
     max_attempts: int = 20

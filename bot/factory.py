@@ -9,6 +9,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
 
+from bot.storage import create_storage
 from bot.middlewares import PersonI18nMiddleware, PersonMiddleware
 from handlers import build_router
 from onegrid.i18n import DOMAIN, LOCALES_DIR
@@ -21,9 +22,13 @@ def create_bot(token: str, *, api_url: str, timeout: float = 30.0) -> Bot:
     return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
-def create_dispatcher(ctx: ServiceContext, *, default_locale: str = "zh_CN") -> Dispatcher:
-    """A Dispatcher with OneGrid's routers; services reach handlers as the `ctx` parameter."""
-    dp = Dispatcher(ctx=ctx)
+def create_dispatcher(ctx: ServiceContext, *, default_locale: str = "zh_CN",
+                      redis_url: str | None = None) -> Dispatcher:
+    """A Dispatcher with OneGrid's routers; services reach handlers as the `ctx` parameter.
+
+    Conversation state lives in the case store (or Redis), so a restart mid-conversation loses nothing.
+    """
+    dp = Dispatcher(storage=create_storage(ctx.sessions, redis_url), ctx=ctx)
     dp.update.outer_middleware(PersonMiddleware())
     i18n = I18n(path=LOCALES_DIR, default_locale=default_locale, domain=DOMAIN)
     PersonI18nMiddleware(i18n, default_locale).setup(dp)

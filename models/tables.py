@@ -122,7 +122,11 @@ class Person(SQLModel, table=True):
     roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     area_code: str | None = Field(default=None, max_length=64, index=True)  # scope for staff
     department_code: str | None = Field(default=None, max_length=64)
+    username: str | None = Field(default=None, max_length=64)
     locale: str = Field(default="zh_CN", max_length=16)
+    locale_chosen: bool = False  # set by /lang; otherwise the Telegram language is followed
+    consented_at: datetime | None = _ts(nullable=True)  # PIPL consent to store reports (photo, location)
+    deleted_at: datetime | None = _ts(nullable=True)  # personal data removed; cases stay anonymised
     on_duty: bool = False
     active: bool = True
     blocked_bot_at: datetime | None = _ts(nullable=True)
@@ -142,6 +146,8 @@ class Case(SQLModel, table=True):
     lat: float
     lon: float
     address: str | None = Field(default=None, max_length=500)
+    media_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    external_id: str | None = Field(default=None, max_length=200, index=True)  # id at the platform of record
     grid_code: str | None = Field(default=None, max_length=64, index=True)
     status: Status = Field(sa_column=Column(sa.String(32), nullable=False, index=True))
     reporter_id: int | None = Field(default=None, foreign_key="person.id", index=True)
@@ -272,3 +278,14 @@ class CaseCounter(SQLModel, table=True):
 
     day: str = Field(primary_key=True, max_length=8)  # YYYYMMDD in the city's timezone
     value: int = 0
+
+
+class FsmState(SQLModel, table=True):
+    """aiogram conversation state kept in the store, so a restart mid-conversation loses nothing."""
+
+    __tablename__ = "fsm_state"
+
+    key: str = Field(primary_key=True, max_length=200)
+    state: str | None = Field(default=None, max_length=200)
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime | None = _ts()

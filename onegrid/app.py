@@ -91,7 +91,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     scheduler.add_job(app._tick, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
     if settings.bot_token is not None:
         app.bot = create_bot(settings.bot_token.get_secret_value(), api_url=settings.telegram_api_url)
-        app.dispatcher = create_dispatcher(ctx, default_locale=settings.default_locale)
+        app.dispatcher = create_dispatcher(ctx, default_locale=settings.default_locale,
+                                           redis_url=settings.redis_url)
         app.sender = NotificationSender(
             bot=app.bot, sessions=sessions, clock=ctx.clock, data_dir=settings.data_dir,
             limits=delivery_limits(settings),

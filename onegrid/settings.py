@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Local files: SQLite database, photos")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in DATA_DIR")
     bot_token: SecretStr | None = None
+    redis_url: str | None = Field(default=None, description="Conversation state in Redis instead of the store")
     telegram_api_url: str = OFFICIAL_TELEGRAM_API_URL
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -24,7 +25,7 @@ class Settings(BaseSettings):
     case_number_prefix: str = "SH"
 
     # Delivery limits (Telegram: ~30 messages/s per bot, 1/s per chat, 20/min per group).
-    delivery_global_per_second: float = 29.5
+    delivery_global_per_second: float = 29.8
     delivery_chat_interval_s: float = 1.02
     delivery_group_interval_s: float = 3.05
     delivery_max_attempts: int = 20

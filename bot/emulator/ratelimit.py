@@ -1,7 +1,8 @@
 """Telegram's flood limits for message-sending methods, as sliding windows over a clock.
 
 What callers may rely on (all times from the injected `now` callable, in seconds):
-- per bot: at most 30 accepted messages in any sliding 1 s window;
+- per bot: at most 30 accepted messages in any sliding 1 s window (less the same 30 ms of
+  jitter tolerance as per chat: two messages Telegram sees 0.99 s apart count as a second apart);
 - per chat: a message is refused when the previous accepted one to that chat is less than
   `0.97` s old (1 s, less 30 ms of tolerance for timing jitter);
 - per group (chat_id < 0): at most 20 accepted messages in any sliding 60 s window.
@@ -45,9 +46,10 @@ class FloodControl:
         lim = self.limits
         free_at: list[float] = []
 
-        _forget_before(self._bot, now - lim.per_bot_window)
+        bot_window = lim.per_bot_window - lim.jitter_tolerance
+        _forget_before(self._bot, now - bot_window)
         if len(self._bot) >= lim.per_bot:
-            free_at.append(self._bot[-lim.per_bot] + lim.per_bot_window)
+            free_at.append(self._bot[-lim.per_bot] + bot_window)
 
         last = self._last_by_chat.get(chat_id)
         interval = lim.per_chat_interval - lim.jitter_tolerance
