@@ -29,11 +29,12 @@ run: setup
 test: venv locales
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Re-extract user-facing strings after changing them, then translate the new entries in both .po files.
+# Re-extract user-facing strings after changing them; new zh_CN text can come from locales/incoming/*.json.
 messages: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k __ -k N_ --no-location --sort-output \
 	  --project onegrid -o locales/messages.pot .
-	$(VENV)/bin/pybabel update --no-fuzzy-matching -i locales/messages.pot -d locales -D messages
+	$(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-obsolete -i locales/messages.pot -d locales -D messages
+	$(PY) tools/i18n_fill.py
 
 bench: venv
 	$(PY) bench/grid_lookup.py --grids 50000

@@ -4,8 +4,12 @@ from aiogram import Router
 
 
 def build_router() -> Router:
-    from handlers import common
+    from handlers import common, resident, supervisor, worker
 
     root = Router(name="onegrid")
+    # Staff routers first: their filters claim staff updates; the resident router takes the rest.
+    root.include_router(supervisor.build_router())
+    root.include_router(worker.build_router())
     root.include_router(common.build_router())
+    root.include_router(resident.build_router())
     return root

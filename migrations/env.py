@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import models.registry  # noqa: F401  (registers every table on SQLModel.metadata)
 from sqlmodel import SQLModel
 
 config = context.config

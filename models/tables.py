@@ -124,7 +124,8 @@ class Person(SQLModel, table=True):
     department_code: str | None = Field(default=None, max_length=64)
     username: str | None = Field(default=None, max_length=64)
     locale: str = Field(default="zh_CN", max_length=16)
-    locale_chosen: bool = False  # set by /lang; otherwise the Telegram language is followed
+    # Set by /lang; otherwise the Telegram language is followed.
+    locale_chosen: bool = False
     consented_at: datetime | None = _ts(nullable=True)  # PIPL consent to store reports (photo, location)
     deleted_at: datetime | None = _ts(nullable=True)  # personal data removed; cases stay anonymised
     on_duty: bool = False

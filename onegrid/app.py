@@ -85,6 +85,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
         grid_map=GridMap(),
         case_prefix=settings.case_number_prefix,
         timezone=settings.timezone,
+        settings=settings,
     )
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler)

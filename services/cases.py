@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition, open_case, transition
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem
+from services import dispatch, followers
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -95,8 +96,8 @@ def facts_of(case: Case) -> CaseFacts:
     )
 
 
-def _change_status(session: Session, case: Case, tr: Transition) -> None:
-    """Persist `tr` on `case` with a conditional update on its version."""
+def _change_status(session: Session, ctx: ServiceContext, case: Case, tr: Transition) -> None:
+    """Persist `tr` on `case` with a conditional update on its version, its event, outbox and notifications."""
     values = {
         "status": tr.to_status.value,
         "handler_id": tr.facts.handler_id,
@@ -115,6 +116,8 @@ def _change_status(session: Session, case: Case, tr: Transition) -> None:
         raise StaleCase(case.number)
     session.expire(case)
     _record(session, case, tr)
+    session.refresh(case)
+    followers.on_status_change(session, ctx, case, tr)
 
 
 def report_case(
@@ -161,7 +164,7 @@ def report_case(
         session.flush()
         _record(session, case, open_case(actor, at=now))
         registered = transition(facts_of(case), Action.REGISTER, Actor(Role.SYSTEM), at=now)
-        _change_status(session, case, registered)
+        _change_status(session, ctx, case, registered)
         session.execute(
             sa.update(Case)
             .where(Case.id == case.id)
@@ -171,7 +174,10 @@ def report_case(
             )
         )
         session.refresh(case)
-        return case
+        dispatch.dispatch_new_case(session, ctx, case)
+        session.refresh(case)
+    ctx.on_notifications()  # after the commit: wake the sender for what this change queued
+    return case
 
 
 def apply_action(
@@ -198,9 +204,9 @@ def apply_action(
         # The lifecycle never sees a time before the case's last event, even if clocks of two
         # processes disagree slightly: it refuses such an event rather than reorder history.
         tr = transition(facts_of(case), action, actor, at=ctx.clock.now(), note=note)
-        _change_status(session, case, tr)
-        session.refresh(case)
-        return case
+        _change_status(session, ctx, case, tr)
+    ctx.on_notifications()
+    return case
 
 
 def case_timeline(ctx: ServiceContext, *, case_id: int) -> list[dict]:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from onegrid.clock import Clock
+from onegrid.settings import Settings
 
 if TYPE_CHECKING:
     from services.gridmap import GridMap
@@ -24,3 +25,4 @@ class ServiceContext:
     timezone: str = "Asia/Shanghai"
     # Called after a commit that queued notifications, so the sender wakes at once instead of polling.
     on_notifications: Callable[[], None] = field(default=lambda: None)
+    settings: Settings = field(default_factory=lambda: Settings(_env_file=None))

@@ -76,7 +76,7 @@ def postgres_database() -> Iterator[str]:
 
 
 def _truncate_all(engine: Engine) -> None:
-    import models.tables  # noqa: F401
+    import models.registry  # noqa: F401
 
     names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:

@@ -1,10 +1,10 @@
 """Telegram's flood limits for message-sending methods, as sliding windows over a clock.
 
 What callers may rely on (all times from the injected `now` callable, in seconds):
-- per bot: at most 30 accepted messages in any sliding 1 s window (less the same 30 ms of
+- per bot: at most 30 accepted messages in any sliding 1 s window (less the same 60 ms of
   jitter tolerance as per chat: two messages Telegram sees 0.99 s apart count as a second apart);
 - per chat: a message is refused when the previous accepted one to that chat is less than
-  `0.97` s old (1 s, less 30 ms of tolerance for timing jitter);
+  `0.94` s old (1 s, less 60 ms of tolerance for timing jitter);
 - per group (chat_id < 0): at most 20 accepted messages in any sliding 60 s window.
 `acquire(chat_id)` either records the message and returns None, or records nothing and
 returns `retry_after`: whole seconds (at least 1) until every violated window frees.
@@ -25,7 +25,7 @@ class Limits:
     per_bot: int = 30
     per_bot_window: float = 1.0
     per_chat_interval: float = 1.0
-    jitter_tolerance: float = 0.03
+    jitter_tolerance: float = 0.06
     per_group: int = 20
     per_group_window: float = 60.0
 

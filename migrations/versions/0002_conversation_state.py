@@ -26,12 +26,17 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('media_urls', sa.JSON(), nullable=False, server_default='[]'))
         batch_op.add_column(sa.Column('external_id', sa.String(length=200), nullable=True))
         batch_op.create_index(batch_op.f('ix_case_external_id'), ['external_id'], unique=False)
+    with op.batch_alter_table('case', schema=None) as batch_op:
+        # The default only fills existing rows; new rows always get the value from the application.
+        batch_op.alter_column('media_urls', server_default=None)
 
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.add_column(sa.Column('username', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('locale_chosen', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('consented_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table('person', schema=None) as batch_op:
+        batch_op.alter_column('locale_chosen', server_default=None)
 
 
 

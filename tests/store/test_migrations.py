@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
-import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import models.registry  # noqa: F401  (registers every table on SQLModel.metadata)
 from services.db import alembic_config, downgrade, upgrade
 from tests.conftest import POSTGRES_ADMIN_URL, Store, _postgres_reason
 
