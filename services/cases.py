@@ -156,7 +156,7 @@ def report_case(
             address=address,
             grid_code=grid_code,
             status=Status.REPORTED,
-            reporter_id=actor.person_id if actor.role is Role.RESIDENT else None,
+            reporter_id=actor.person_id,  # a resident, or the worker who found it on patrol
             created_at=now,
             updated_at=now,
         )
