@@ -4,10 +4,11 @@ from aiogram import Router
 
 
 def build_router() -> Router:
-    from handlers import common, resident, supervisor, worker
+    from handlers import common, resident, supervision, supervisor, worker
 
     root = Router(name="onegrid")
     # Staff routers first: their filters claim staff updates; the resident router takes the rest.
+    root.include_router(supervision.build_router())
     root.include_router(supervisor.build_router())
     root.include_router(worker.build_router())
     root.include_router(common.build_router())

@@ -2,5 +2,6 @@
 
 import models.api  # noqa: F401
 import models.resident  # noqa: F401
+import models.supervision  # noqa: F401
 import models.tables  # noqa: F401
 import models.work  # noqa: F401

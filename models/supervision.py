@@ -1,0 +1,1 @@
+"""Tables for supervision (escalation steps, extensions, shelving, spot checks). Filled in by the supervisors issue."""
