@@ -1,25 +1,132 @@
-"""The HTTP API. Built by `create_api(container)`; no module-level app or settings."""
+"""The HTTP API. Built by `create_api(container)`; no module-level app or settings.
+
+Routers: /health and /metrics (ops), /open311/v2 (GeoReport v2), /api/v1 (management, machine
+intake, sync), /telegram/webhook. Bodies over the configured size are refused with 413 before
+they are read in full; every request's latency goes to the /metrics histogram.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import open311, v1, webhook
+from api.deps import ApiError, error_response
+from api.metrics import make_registry
+from services.api_keys import RateLimiter
 from services.health import store_health
 
 if TYPE_CHECKING:
     from onegrid.app import OneGrid
 
+DESCRIPTION = """Case store API of OneGrid, the chat front end for city grid management (一网统管).
+
+* **Open311 GeoReport v2** under `/open311/v2/` (JSON and XML; `api_key` as a query parameter or form field).
+* **Management and machine intake** under `/api/v1/` with `Authorization: Bearer og_<key_id>_<secret>`.
+  Keys carry scopes (read, write, intake, admin, pii) and an area: anything outside the key's area
+  answers 404, as if it did not exist.
+* **Idempotency-Key** (IETF draft) on unsafe `/api/v1` requests: keys expire 24 hours after first use
+  (setting `ONEGRID_IDEMPOTENCY_TTL_HOURS`; the `Idempotency-Expires` header gives the lifetime in seconds).
+* Rate limits per key answer 429 with `Retry-After`; bodies are limited in size (413).
+"""
+
+
+class BodyLimit:
+    """Refuse request bodies over a limit with 413, by Content-Length and while streaming."""
+
+    def __init__(self, app: ASGIApp, *, default: int, overrides: dict[str, int]) -> None:
+        self.app, self.default, self.overrides = app, default, overrides
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.overrides.get(scope["path"], self.default)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await _too_large(scope, receive, send, limit)
+                    return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(scope, receive, send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = JSONResponse({"detail": f"request body over {limit} bytes", "code": "too_large"}, status_code=413)
+    await response(scope, receive, send)
+
 
 def create_api(app: OneGrid) -> FastAPI:
-    api = FastAPI(
-        title="OneGrid",
-        version="0.1.0",
-        description="Case store API of OneGrid, the chat front end for city grid management.",
-    )
+    settings = app.settings
+    api = FastAPI(title="OneGrid", version="0.2.0", description=DESCRIPTION)
     api.state.onegrid = app
+    api.state.rate_limiter = RateLimiter()
+    registry, latency = make_registry(app)
+    api.state.metrics_registry = registry
+
+    @api.middleware("http")
+    async def observe_latency(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        latency.labels(request.method, template, str(response.status_code)).observe(time.perf_counter() - started)
+        return response
+
+    body_limits = {"/api/v1/areas/import": settings.api_max_import_bytes}
+    if app.sandbox is not None:  # photo uploads of the sandbox console
+        from api.console import BODY_LIMITS as console_limits
+
+        body_limits.update(console_limits)
+    api.add_middleware(BodyLimit, default=settings.api_max_body_bytes, overrides=body_limits)
+
+    @api.exception_handler(ApiError)
+    async def on_api_error(request: Request, exc: ApiError) -> Response:
+        if request.url.path.startswith(open311.PREFIX):
+            return open311.error_response(open311.fmt_of(request), exc.status, exc.message, exc.headers)
+        return error_response(exc)
+
+    @api.exception_handler(open311.Open311Error)
+    async def on_open311_error(request: Request, exc: open311.Open311Error) -> Response:
+        return open311.error_response(open311.fmt_of(request), exc.code, exc.description, exc.headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith(open311.PREFIX):
+            path_problem = any(err.get("loc", [None])[0] == "path" for err in exc.errors())
+            code = 404 if path_problem else 400
+            first = exc.errors()[0] if exc.errors() else {}
+            where = ".".join(str(p) for p in first.get("loc", []))
+            return open311.error_response(open311.fmt_of(request), code, f"{where}: {first.get('msg', 'invalid')}")
+        return JSONResponse({"detail": _plain(exc.errors()), "code": "invalid"}, status_code=422)
 
     @api.get("/health", tags=["ops"], summary="Database, scheduler and delivery status")
     def health() -> JSONResponse:
@@ -32,4 +139,25 @@ def create_api(app: OneGrid) -> FastAPI:
         body["status"] = "ok" if ok else "degraded"
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @api.get("/metrics", tags=["ops"], summary="Prometheus metrics (text format)",
+             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Metrics"}})
+    async def metrics() -> Response:
+        body = await asyncio.to_thread(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    api.include_router(open311.build_router())
+    api.include_router(v1.build_router())
+    api.include_router(webhook.build_router())
+    if app.sandbox is not None:  # sandbox mode only: with a bot token, nothing of /console exists
+        from api import console
+
+        api.include_router(console.build_router(app.sandbox))
     return api
+
+
+def _plain(errors: Any) -> Any:
+    """Validation errors without the raw input echoed back (it may be large or binary)."""
+    out = []
+    for err in errors:
+        out.append({"loc": list(err.get("loc", [])), "msg": str(err.get("msg", "")), "type": err.get("type")})
+    return out

@@ -72,6 +72,7 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    DEAD = "dead"  # tries exhausted or refused for good; kept, and blocks later events of its case
 
 
 class Area(SQLModel, table=True):
@@ -110,6 +111,12 @@ class Category(SQLModel, table=True):
     duplicate_radius_m: int = Field(default=50, ge=1)
     photo_required: bool = True
     active: bool = True
+    # Unit of accept_sla_minutes / handle_sla_minutes (the names predate units): "minutes" and "hours"
+    # count working time; "days" counts working days (services/working_time.py).
+    accept_sla_unit: str = Field(default="minutes", sa_column=Column(sa.String(8), nullable=False,
+                                                                     server_default="minutes"))
+    handle_sla_unit: str = Field(default="minutes", sa_column=Column(sa.String(8), nullable=False,
+                                                                     server_default="minutes"))
 
 
 class Person(SQLModel, table=True):
@@ -163,6 +170,10 @@ class Case(SQLModel, table=True):
     updated_at: datetime | None = _ts()
     closed_at: datetime | None = _ts(nullable=True)
     version: int = 1  # optimistic concurrency: every status change bumps it
+    # Escalation bookkeeping (services/escalation.py): when the sweep must next look at this case
+    # (NULL: never), and the deadline round steps belong to (bumped when a deadline is reset).
+    next_escalation_at: datetime | None = _ts(nullable=True, index=True)
+    escalation_round: int = Field(default=0, sa_column=Column(sa.Integer, nullable=False, server_default="0"))
 
 
 class CaseEvent(SQLModel, table=True):

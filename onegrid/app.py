@@ -24,6 +24,7 @@ from onegrid.settings import Settings
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
 from services.gridmap import GridMap
+from services.reporting import sweep as resident_sweep
 
 log = logging.getLogger("onegrid")
 
@@ -41,6 +42,12 @@ class OneGrid:
     last_tick: datetime | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # The case-store API's background parts (services/upstream.py, services/telegram_webhook.py).
+    relay: Any = None
+    upstream_client: Any = None
+    webhook_processor: Any = None
+    # Sandbox mode (bot/sandbox.py): no bot token, the bot talks to the built-in Bot API emulator.
+    sandbox: Any = None
 
     def scheduler_status(self) -> dict[str, Any]:
         return {
@@ -50,6 +57,10 @@ class OneGrid:
         }
 
     def bot_status(self) -> dict[str, Any]:
+        if self.sandbox is not None:  # a bot runs, but nothing reaches Telegram
+            stats = self.sender.stats if self.sender else None
+            return {"enabled": False, "hint": "set ONEGRID_BOT_TOKEN to enable the Telegram bot",
+                    "sandbox": {**self.sandbox.status(), "delivery": vars(stats) if stats else None}}
         if self.bot is None:
             return {"enabled": False, "hint": "set ONEGRID_BOT_TOKEN to enable the Telegram bot"}
         stats = self.sender.stats if self.sender else None
@@ -72,10 +83,30 @@ def delivery_limits(settings: Settings) -> DeliveryLimits:
     )
 
 
+class ConfigurationError(ValueError):
+    """Settings that OneGrid refuses to start with; the message says what to set."""
+
+
+_WEBHOOK_SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def check_webhook_settings(settings: Settings) -> None:
+    """Webhook mode needs a secret Telegram will echo (1-256 of A-Z a-z 0-9 _ -); refuse it otherwise."""
+    if not settings.webhook_url:
+        return
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    if not secret:
+        raise ConfigurationError("ONEGRID_WEBHOOK_URL is set but ONEGRID_WEBHOOK_SECRET is not: webhook mode "
+                                 "refuses to run without a secret token")
+    if len(secret) > 256 or not set(secret) <= _WEBHOOK_SECRET_CHARS:
+        raise ConfigurationError("ONEGRID_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+
+
 def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     """Wire every part of OneGrid from `settings`. Does not start anything or touch the network."""
     from api.app import create_api
 
+    check_webhook_settings(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
@@ -90,8 +121,16 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler)
     scheduler.add_job(app._tick, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
-    if settings.bot_token is not None:
-        app.bot = create_bot(settings.bot_token.get_secret_value(), api_url=settings.telegram_api_url)
+    # Residents: expire quiet report drafts, purge photo originals past retention (services/reporting.py).
+    scheduler.add_job(resident_sweep, "interval", minutes=1, args=[ctx], id="resident_sweep", coalesce=True,
+                      max_instances=1)
+    if settings.sandbox_active:
+        from bot.sandbox import Sandbox
+
+        app.sandbox = Sandbox(settings, ctx)  # the bot below is pointed at its emulator on start
+    if settings.bot_token is not None or app.sandbox is not None:
+        token = app.sandbox.token if app.sandbox is not None else settings.bot_token.get_secret_value()
+        app.bot = create_bot(token, api_url=app.sandbox.api_url if app.sandbox else settings.telegram_api_url)
         app.dispatcher = create_dispatcher(ctx, default_locale=settings.default_locale,
                                            redis_url=settings.redis_url)
         app.sender = NotificationSender(
@@ -99,23 +138,117 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
             limits=delivery_limits(settings),
         )
         ctx.on_notifications = app.sender.wake
+        if settings.webhook_url and app.sandbox is None:
+            from services.telegram_webhook import WebhookProcessor
+
+            bot, dispatcher = app.bot, app.dispatcher
+            app.webhook_processor = WebhookProcessor(ctx, lambda update: dispatcher.feed_raw_update(bot, update))
+    if settings.upstream_url:
+        from services.upstream import UpstreamRelay, make_client
+
+        app.upstream_client = make_client(settings)
+        key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
+        app.relay = UpstreamRelay(ctx, app.upstream_client, base_url=settings.upstream_url, api_key=key)
+        wake_sender = ctx.on_notifications
+
+        def _wake_both() -> None:  # a committed change may have queued both messages and outbox rows
+            wake_sender()
+            app.relay.wake_threadsafe()
+
+        ctx.on_notifications = _wake_both
+    _add_api_jobs(app)
+    _add_supervision_jobs(app)
     app.api = create_api(app)
     return app
 
 
+def _add_api_jobs(app: OneGrid) -> None:
+    """Housekeeping of the case-store API: expired idempotency keys, machine clears that had to wait."""
+    from services.idempotency import purge_expired
+    from services.intake import apply_pending_clears
+
+    def guarded(fn: Any) -> Any:
+        def run() -> None:
+            try:
+                fn(app.ctx)
+            except Exception:  # noqa: BLE001 - a job failing once must not stop the scheduler
+                log.exception("job %s failed", fn.__name__)
+        return run
+
+    app.scheduler.add_job(guarded(purge_expired), "interval", minutes=10, id="idempotency_purge",
+                          coalesce=True, max_instances=1)
+    app.scheduler.add_job(guarded(apply_pending_clears), "interval", seconds=30, id="pending_clears",
+                          coalesce=True, max_instances=1)
+
+
+def _add_supervision_jobs(app: OneGrid) -> None:
+    """Supervision: ONE interval job runs the escalation sweep for every case (services/escalation.py)."""
+    from services.escalation import sweep as escalation_sweep
+
+    def run_sweep() -> None:
+        try:
+            escalation_sweep(app.ctx)
+        except Exception:  # noqa: BLE001 - the next tick retries; nothing was committed for a failed batch
+            log.exception("escalation sweep failed")
+
+    app.scheduler.add_job(run_sweep, "interval", seconds=app.settings.escalation_sweep_interval_s,
+                          id="escalation_sweep", coalesce=True, max_instances=1)
+
+
+async def _poll_upstream(app: OneGrid) -> None:
+    from services.upstream import poll_upstream_once
+
+    settings = app.settings
+    key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
+    while not app.stop_event.is_set():
+        try:
+            counts = await poll_upstream_once(app.ctx, app.upstream_client, base_url=settings.upstream_url,
+                                              api_key=key)
+            if counts:
+                log.info("upstream poll: %s", counts)
+        except Exception as exc:  # noqa: BLE001 - the upstream may be down; the cursor has not moved
+            log.warning("upstream poll failed, will retry: %s", exc)
+        try:
+            await asyncio.wait_for(app.stop_event.wait(), timeout=settings.upstream_poll_interval_s)
+        except TimeoutError:
+            pass
+
+
 async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
     """Start the scheduler and, when a token is set, long polling and the sender (as tasks)."""
+    if app.sandbox is not None:
+        app.sandbox.check_binding()  # a non-loopback API host is refused before anything starts
     await asyncio.to_thread(app.ctx.grid_map.rebuild, app.ctx.sessions)
+    if app.sandbox is not None and not app.sandbox.running:
+        await app.sandbox.start(app.bot)
     app._tick()
     if not app.scheduler.running:
         app.scheduler.start()
     if app.bot is not None and app.dispatcher is not None and app.sender is not None:
-        log.info("Telegram bot: long polling %s", app.settings.telegram_api_url)
-        app.tasks.append(asyncio.create_task(
-            app.dispatcher.start_polling(app.bot, handle_signals=False, polling_timeout=polling_timeout)))
+        if app.webhook_processor is not None:
+            log.info("Telegram bot: webhook mode at %s", app.settings.webhook_url)
+            await app.bot.set_webhook(app.settings.webhook_url,
+                                      secret_token=app.settings.webhook_secret.get_secret_value())
+            # Updates stored before a crash or restart are processed first, then new ones as they come.
+            app.tasks.append(asyncio.create_task(app.webhook_processor.run(app.stop_event)))
+        else:
+            log.info("Telegram bot: long polling %s",
+                     app.sandbox.api_url if app.sandbox else app.settings.telegram_api_url)
+            app.tasks.append(asyncio.create_task(
+                app.dispatcher.start_polling(app.bot, handle_signals=False, polling_timeout=polling_timeout)))
         app.tasks.append(asyncio.create_task(app.sender.run(app.stop_event,
                                                             poll_interval=app.settings.delivery_poll_interval_s)))
-    else:
+    if app.relay is not None:
+        log.info("Upstream sync: relaying the outbox to %s", app.settings.upstream_url)
+        app.tasks.append(asyncio.create_task(app.relay.run(app.stop_event)))
+        if app.settings.upstream_poll:
+            app.tasks.append(asyncio.create_task(_poll_upstream(app)))
+    if app.sandbox is not None:
+        log.warning("No ONEGRID_BOT_TOKEN set: sandbox mode. The bot talks to the built-in Bot API emulator "
+                    "on %s instead of Telegram; try OneGrid in your browser at http://%s:%s/console . "
+                    "Set ONEGRID_BOT_TOKEN to use Telegram, or ONEGRID_SANDBOX=off to run without a bot.",
+                    app.sandbox.api_url, app.settings.api_host, app.settings.api_port)
+    elif app.bot is None:
         log.warning("No ONEGRID_BOT_TOKEN set: the Telegram bot is off. To enable it, set "
                     "ONEGRID_BOT_TOKEN=<token from @BotFather> (and ONEGRID_TELEGRAM_API_URL for a "
                     "city's own Bot API server) and restart.")
@@ -137,6 +270,10 @@ async def stop_background(app: OneGrid) -> None:
         app.scheduler.shutdown(wait=False)
     if app.bot is not None:
         await app.bot.session.close()
+    if app.sandbox is not None:
+        await app.sandbox.stop()
+    if app.upstream_client is not None:
+        await app.upstream_client.aclose()
 
 
 async def serve(app: OneGrid) -> None:
@@ -145,7 +282,19 @@ async def serve(app: OneGrid) -> None:
 
     server = uvicorn.Server(uvicorn.Config(app.api, host=app.settings.api_host, port=app.settings.api_port,
                                            log_level="info"))
-    await start_background(app)
+    if app.sandbox is not None:
+        from bot.sandbox import SandboxRefused
+
+        app.sandbox.shutting_down = lambda: server.should_exit  # so live console streams let a stop through
+        try:
+            await start_background(app)
+        except SandboxRefused as exc:
+            log.error("%s", exc)
+            await stop_background(app)
+            app.engine.dispose()
+            raise SystemExit(2) from None
+    else:
+        await start_background(app)
     log.info("API on http://%s:%s (docs at /docs, health at /health)", app.settings.api_host, app.settings.api_port)
     try:
         await server.serve()

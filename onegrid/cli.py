@@ -22,6 +22,11 @@ grids_cli = typer.Typer(help="The grid map: import areas from GeoJSON.", no_args
 categories_cli = typer.Typer(help="The category catalogue.", no_args_is_help=True)
 cli.add_typer(grids_cli, name="grids")
 cli.add_typer(categories_cli, name="categories")
+apikey_cli = typer.Typer(help="API keys: create, revoke, list (secrets are shown once, stored hashed).",
+                         no_args_is_help=True)
+outbox_cli = typer.Typer(help="The outbox to the upstream platform: dead letters.", no_args_is_help=True)
+cli.add_typer(apikey_cli, name="apikey")
+cli.add_typer(outbox_cli, name="outbox")
 
 
 def _settings() -> Settings:
@@ -110,6 +115,127 @@ def categories_set(
     except CatalogueError as exc:
         _fail(str(exc))
     typer.echo(f"updated {code}")
+
+
+def _bot_username(settings: Settings) -> str:
+    """ONEGRID_BOT_USERNAME, else the bot's own answer to getMe (needs ONEGRID_BOT_TOKEN)."""
+    if settings.bot_username:
+        return settings.bot_username.lstrip("@")
+    if settings.bot_token is None:
+        _fail("Set ONEGRID_BOT_USERNAME (or ONEGRID_BOT_TOKEN, to ask Telegram) so the link can name the bot.")
+    from bot.factory import create_bot
+
+    async def ask() -> str | None:
+        bot = create_bot(settings.bot_token.get_secret_value(), api_url=settings.telegram_api_url, timeout=15)
+        try:
+            return (await bot.get_me()).username
+        finally:
+            await bot.session.close()
+
+    try:
+        username = asyncio.run(ask())
+    except Exception as exc:  # noqa: BLE001 - any failure: say what to do instead
+        _fail(f"Could not ask Telegram for the bot's username ({type(exc).__name__}: {exc}); "
+              "set ONEGRID_BOT_USERNAME instead.")
+    if not username:
+        _fail("The bot has no username; set ONEGRID_BOT_USERNAME.")
+    return username
+
+
+@cli.command()
+def invite(
+    role: Annotated[str, typer.Option(help="worker or supervisor")],
+    area: Annotated[str, typer.Option(help="Area code (grid, street, district), e.g. SH-HP-01-001")],
+    department: Annotated[str | None, typer.Option(help="Department code; required for workers")] = None,
+    hours: Annotated[int | None, typer.Option(help="Hours the link stays valid (default ONEGRID_INVITATION_TTL_HOURS)")] = None,
+) -> None:
+    """Print a one-time, expiring invitation link that binds a Telegram account to a staff role."""
+    from datetime import timedelta
+
+    from services.invitations import InvitationError, create_invitation, invitation_link
+
+    settings = _settings()
+    username = _bot_username(settings)  # before issuing, so a failure leaves no unusable invitation
+    ctx = _ctx()
+    try:
+        issued = create_invitation(ctx, role=role, area_code=area, department_code=department,
+                                   ttl=timedelta(hours=hours) if hours else None)
+    except InvitationError as exc:
+        _fail(str(exc))
+    typer.echo(invitation_link(username, issued.token))
+    typer.echo(f"{issued.role.value} of {issued.area_code}"
+               + (f" ({issued.department_code})" if issued.department_code else "")
+               + f"; works once, until {issued.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
+
+
+@apikey_cli.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="Who uses the key, e.g. 'Huangpu camera platform'")],
+    scope: Annotated[list[str], typer.Option(help="read, write, intake, admin or pii; repeat for several")],
+    area: Annotated[str | None, typer.Option(help="Area code the key is limited to (default: everywhere)")] = None,
+    acts_as: Annotated[str, typer.Option(help="Lifecycle role of the key's actions")] = "dispatcher",
+    rate: Annotated[int | None, typer.Option(help="Requests per minute (default: the setting)")] = None,
+) -> None:
+    """Create an API key and print its token once."""
+    from services.api_keys import ApiKeyError, create_key
+
+    try:
+        row, token = create_key(_ctx(), name=name, scopes=scope, area_code=area, acts_as=acts_as,
+                                rate_per_minute=rate)
+    except ApiKeyError as exc:
+        _fail(str(exc))
+    typer.echo(f"key {row.key_id} ({', '.join(row.scopes)}; area {row.area_code or 'all'})")
+    typer.echo(token)
+    typer.echo("Store the token now: it is not shown again.", err=True)
+
+
+@apikey_cli.command("revoke")
+def apikey_revoke(key_id: str) -> None:
+    """Revoke a key by its id (the part after og_)."""
+    from services.api_keys import ApiKeyError, revoke_key
+
+    try:
+        revoke_key(_ctx(), key_id=key_id)
+    except ApiKeyError as exc:
+        _fail(str(exc))
+    typer.echo(f"revoked {key_id}")
+
+
+@apikey_cli.command("list")
+def apikey_list() -> None:
+    """List keys (never their secrets)."""
+    from services.api_keys import list_keys
+
+    for row in list_keys(_ctx()):
+        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+        used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+        typer.echo(f"{row.key_id}  {row.name[:40]:40} {','.join(row.scopes):24} area={row.area_code or 'all':12} "
+                   f"{row.acts_as:10} {state}, last used {used}")
+
+
+@outbox_cli.command("dead-letters")
+def outbox_dead_letters(limit: Annotated[int, typer.Option(help="At most this many")] = 100) -> None:
+    """List events the relay gave up on (oldest first), with their last error."""
+    from services.upstream import dead_letters
+
+    rows = dead_letters(_ctx(), limit=limit)
+    for row in rows:
+        typer.echo(f"{row.id}\t{row.topic}\tcase {row.case_id}\t{row.attempts} tries\t{(row.last_error or '')[:120]}")
+    typer.echo(f"{len(rows)} dead letter(s)", err=True)
+
+
+@outbox_cli.command("retry")
+def outbox_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Outbox ids; none with --all")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter")] = False,
+) -> None:
+    """Queue dead letters again with a fresh try budget."""
+    from services.upstream import retry_dead_letters
+
+    if not ids and not all_:
+        _fail("give outbox ids, or --all")
+    n = retry_dead_letters(_ctx(), ids=None if all_ else list(ids or []))
+    typer.echo(f"{n} dead letter(s) queued again")
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,80 @@ class Settings(BaseSettings):
     delivery_group_interval_s: float = 3.05
     delivery_max_attempts: int = 20
     delivery_poll_interval_s: float = 0.5
+
+    # --- Work orders (handlers/worker.py, handlers/supervisor.py, services/{dispatch,work,verification,invitations}.py).
+    bot_username: str | None = Field(default=None, description="For invitation links; else asked from Telegram (getMe)")
+    invitation_ttl_hours: int = 72  # a staff invitation link works once, until then
+    dispatch_offer_limit: int = 3  # workers offered one task at once, least loaded first; the first Accept wins
+    proof_max_photos: int = 3
+    proof_location_max_age_s: int = 180  # a location proof must have been sent within this of the clock
+    proof_location_max_accuracy_m: float = 100.0  # a fix vaguer than this proves nothing about being on site
+
+    # --- The case-store API (api/, services/{api_keys,idempotency,intake,upstream,telegram_webhook}.py).
+    # Bodies larger than this are refused with 413 before they are read; area import has its own cap.
+    api_max_body_bytes: int = 256 * 1024
+    api_max_import_bytes: int = 32 * 1024 * 1024
+    api_default_rate_per_minute: int = 600  # per API key unless the key says otherwise
+    idempotency_ttl_hours: int = 24  # published in the OpenAPI description and the Idempotency-Expires header
+    idempotency_lock_s: int = 60  # a request that died in flight stops blocking its key after this
+    intake_fold_window_s: int = 3600  # default for categories without an intake rule
+    intake_default_clear_rule: str = "verify"  # ignore | verify | close
+    open311_jurisdiction_id: str | None = None  # when set, other jurisdiction_id values are refused
+    open311_default_window_days: int = 90  # GET requests without dates: the last 90 days
+    open311_max_results: int = 1000
+    # Telegram webhook mode: set both; startup refuses a webhook URL without a secret.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    # Upstream platform of record: outbox relay and polling of its Open311 requests.json.
+    instance_id: str = Field(default="onegrid", description="Names this OneGrid in event ids sent upstream")
+    upstream_url: str | None = None
+    upstream_api_key: SecretStr | None = None
+    upstream_push_secret: SecretStr | None = None  # HMAC-SHA256 key of pushes from the upstream
+    upstream_push_tolerance_s: int = 300  # signed pushes older or newer than this are refused
+    upstream_poll: bool = False  # poll the upstream's requests.json by updated_datetime
+    upstream_poll_interval_s: float = 60.0
+    upstream_connect_timeout_s: float = 3.0
+    upstream_read_timeout_s: float = 10.0
+    upstream_max_attempts: int = 12  # then the event is a dead letter (`onegrid outbox dead-letters`)
+    upstream_backoff_initial_s: float = 2.0
+    upstream_backoff_max_s: float = 900.0
+    upstream_batch: int = 200
+    upstream_concurrency: int = 8
+
+    # Residents: reporting limits, the draft timeout, 回访 window, photo retention, flood shedding.
+    report_limit_per_hour: int = Field(default=5, ge=1, description="Reports one resident may make per hour")
+    report_description_max: int = Field(default=1000, ge=50, le=4000, description="Characters in a description")
+    report_draft_timeout_minutes: int = Field(default=30, ge=1, description="An untouched report draft expires")
+    feedback_reopen_days: int = Field(default=7, ge=0, description="Days after closure a resident may reopen")
+    photo_original_retention_days: int = Field(default=0, ge=0, description="Keep photo originals (0: never)")
+    max_pending_updates_per_user: int = Field(default=10, ge=1, description="Updates queued per user before shedding")
+
+    # --- Supervision (services/{working_time,escalation,extensions,kpi,digest,spotcheck}.py, handlers/supervision.py).
+    calendar_overrides_path: Path | None = Field(default=None, description="Working calendar overrides; default data/calendar_overrides.json")
+    escalation_policy_path: Path | None = Field(default=None, description="Escalation ladder; default data/escalation_policy.json")
+    escalation_sweep_interval_s: float = 5.0  # one scheduler job runs the sweep this often
+    escalation_batch: int = 500  # cases claimed per sweep transaction
+    escalation_group_batch: int = 10  # pings about several cases to one group go as one message of up to this many
+    digest_time: str = "08:00"  # local time of the daily digest to each supervisor (HH:MM)
+    digest_days: int = 7  # days shown on the digest chart
+    spotcheck_enabled: bool = True
+    spotcheck_sample: int = 3  # silent grids checked per run
+    spotcheck_silent_days: int = 7  # a grid with no case in this many days is "silent"
+    spotcheck_answer_minutes: int = 30  # the on-duty worker must answer within this
+    spotcheck_interval_minutes: int = 120  # on average one run per this many working minutes
+    spotcheck_seed: str | None = None  # fixed seed (tests, replays); otherwise drawn per run and stored
+
+    # --- Sandbox mode (bot/sandbox.py, api/console.py). Without BOT_TOKEN, "auto" runs the bot
+    # against the built-in Bot API emulator and serves the web console at /console; "off" leaves
+    # the bot off instead (a production host that has no token yet should say "off").
+    sandbox: Literal["auto", "off"] = "auto"
+    # The sandbox refuses an API_HOST that is not a loopback address unless this is set.
+    allow_non_loopback_sandbox: bool = False
+
+    @property
+    def sandbox_active(self) -> bool:
+        """True when OneGrid should run in sandbox mode: no bot token and the sandbox not turned off."""
+        return self.bot_token is None and self.sandbox == "auto"
 
     @property
     def effective_database_url(self) -> str:

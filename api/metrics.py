@@ -1,0 +1,94 @@
+"""Prometheus metrics for /metrics (prometheus-client), one registry per OneGrid (no global state).
+
+Gauges are read from the store at scrape time (cases by status, notification queue, outbox depth
+and age, webhook updates waiting); counters come from the sender's and the relay's statistics;
+request latency is a histogram observed by the API's middleware, labelled by route template.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlmodel import func, select
+
+from models.api import WebhookUpdate
+from models.tables import Case, Notification
+from services.upstream import outbox_health
+
+if TYPE_CHECKING:
+    from onegrid.app import OneGrid
+
+log = logging.getLogger(__name__)
+
+
+class StoreCollector(Collector):
+    def __init__(self, app: OneGrid) -> None:
+        self.app = app
+
+    def collect(self) -> Any:
+        ctx = self.app.ctx
+        try:
+            with ctx.sessions() as session:
+                cases = session.exec(select(Case.status, func.count()).group_by(Case.status)).all()
+                notes = session.exec(select(Notification.status, func.count()).group_by(Notification.status)).all()
+                webhook = session.exec(select(WebhookUpdate.state, func.count()).group_by(WebhookUpdate.state)).all()
+            outbox = outbox_health(ctx)
+        except Exception:  # noqa: BLE001 - a scrape must answer; the up metric says the store is down
+            log.exception("metrics: the store did not answer")
+            up = GaugeMetricFamily("onegrid_store_up", "1 when the case store answered this scrape")
+            up.add_metric([], 0)
+            yield up
+            return
+        up = GaugeMetricFamily("onegrid_store_up", "1 when the case store answered this scrape")
+        up.add_metric([], 1)
+        yield up
+        g = GaugeMetricFamily("onegrid_cases", "Cases by status", labels=["status"])
+        for status, n in cases:
+            g.add_metric([str(status)], n)
+        yield g
+        g = GaugeMetricFamily("onegrid_notifications", "Notification rows by status (queue depth: pending)",
+                              labels=["status"])
+        for status, n in notes:
+            g.add_metric([str(status)], n)
+        yield g
+        g = GaugeMetricFamily("onegrid_outbox_events", "Outbox rows by status (depth: pending; dead letters: dead)",
+                              labels=["status"])
+        for status, n in outbox["by_status"].items():
+            g.add_metric([status], n)
+        yield g
+        g = GaugeMetricFamily("onegrid_outbox_oldest_pending_age_seconds", "Age of the oldest unsent outbox row")
+        g.add_metric([], outbox["oldest_pending_age_s"])
+        yield g
+        g = GaugeMetricFamily("onegrid_webhook_updates", "Stored Telegram updates by state", labels=["state"])
+        for state, n in webhook:
+            g.add_metric([str(state)], n)
+        yield g
+        sender = self.app.sender
+        c = CounterMetricFamily("onegrid_telegram_errors", "Bot API errors met by the sender, by kind",
+                                labels=["kind"])
+        if sender is not None:
+            for kind, n in sorted(sender.stats.by_error.items()):
+                c.add_metric([kind], n)
+        yield c
+        c = CounterMetricFamily("onegrid_telegram_sent", "Messages the sender delivered")
+        c.add_metric([], sender.stats.sent if sender is not None else 0)
+        yield c
+        relay = getattr(self.app, "relay", None)
+        c = CounterMetricFamily("onegrid_upstream_relay_outcomes", "Outbox sends by outcome", labels=["outcome"])
+        if relay is not None:
+            for outcome, n in sorted(relay.stats.by_outcome.items()):
+                c.add_metric([outcome], n)
+        yield c
+
+
+def make_registry(app: OneGrid) -> tuple[CollectorRegistry, Histogram]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(app))
+    latency = Histogram("onegrid_http_request_duration_seconds", "API request latency by route",
+                        labelnames=("method", "route", "status"), registry=registry,
+                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+    return registry, latency

@@ -1,0 +1,148 @@
+"""Idempotency keys for unsafe requests, after the IETF draft "The Idempotency-Key HTTP Header Field".
+
+What callers may rely on, per API key and key value:
+- The first request with a key runs; its response (any status below 500) is stored and replayed
+  to every later request with the same key and the same fingerprint (method, path, body).
+- The same key with a different fingerprint → `KeyReused` (answer 422).
+- The same key while the first request is still running → `KeyInFlight` (answer 409). A request
+  that died in flight stops blocking its key after `idempotency_lock_s`.
+- A response of 500 or more is not stored (`abandon`): the client may retry with the same key.
+- Keys expire `idempotency_ttl_hours` after first use; after that the key is new again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from models.api import IdempotencyRecord
+from services.context import ServiceContext
+from services.db import transaction
+
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyError(Exception):
+    pass
+
+
+class KeyInFlight(IdempotencyError):
+    """A request with this key is still being processed."""
+
+
+class KeyReused(IdempotencyError):
+    """This key was first used with a different request."""
+
+
+class BadKey(IdempotencyError):
+    """The key is empty, too long, or not printable ASCII."""
+
+
+@dataclass(frozen=True)
+class Started:
+    record_id: int
+
+
+@dataclass(frozen=True)
+class Replay:
+    status_code: int
+    body: str
+    content_type: str
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), b"\0", path.encode(), b"\0", body):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _check_key(key: str) -> str:
+    # The draft makes the value a structured-field string: printable ASCII.
+    if not key or len(key) > MAX_KEY_LENGTH or not all(0x20 <= ord(c) < 0x7F for c in key):
+        raise BadKey(key[:40])
+    return key
+
+
+def begin(ctx: ServiceContext, *, api_key_id: int, key: str, fingerprint: str) -> Started | Replay:
+    """Claim `key` for a request, or return the stored response to replay.
+
+    Raises KeyInFlight, KeyReused or BadKey (nothing changes then).
+    """
+    _check_key(key)
+    now = ctx.clock.now()
+    settings = ctx.settings
+    expires = now + timedelta(hours=settings.idempotency_ttl_hours)
+    locked = now + timedelta(seconds=settings.idempotency_lock_s)
+    where = (IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.idem_key == key)
+    for _ in range(3):  # a concurrent first use may win the insert; then read what it wrote
+        try:
+            with transaction(ctx.sessions) as session:
+                row = session.exec(select(IdempotencyRecord).where(*where)).first()
+                if row is not None and row.expires_at <= now:
+                    session.delete(row)
+                    session.flush()
+                    row = None
+                if row is None:
+                    row = IdempotencyRecord(api_key_id=api_key_id, idem_key=key, fingerprint=fingerprint,
+                                            state="in_flight", created_at=now, expires_at=expires,
+                                            locked_until=locked)
+                    session.add(row)
+                    session.flush()
+                    return Started(row.id)
+                if row.fingerprint != fingerprint:
+                    raise KeyReused(key)
+                if row.state == "done":
+                    return Replay(row.status_code, row.response_body or "", row.content_type or "application/json")
+                if row.locked_until is not None and row.locked_until > now:
+                    raise KeyInFlight(key)
+                # The first request died without an answer: this one takes over.
+                row.locked_until = locked
+                session.add(row)
+                return Started(row.id)
+        except IntegrityError:
+            continue
+    raise KeyInFlight(key)
+
+
+def finish(ctx: ServiceContext, *, record_id: int, status_code: int, body: str, content_type: str) -> None:
+    """Store the response of a started request for replay."""
+    with transaction(ctx.sessions) as session:
+        session.execute(
+            sa.update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(
+                state="done", status_code=status_code, response_body=body, content_type=content_type,
+                locked_until=None)
+        )
+
+
+def abandon(ctx: ServiceContext, *, record_id: int) -> None:
+    """Forget a started request that failed on our side, so the client can retry with the same key."""
+    with transaction(ctx.sessions) as session:
+        session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id,
+                                                           IdempotencyRecord.state == "in_flight"))
+
+
+def purge_expired(ctx: ServiceContext) -> int:
+    """Delete expired records; returns how many."""
+    with transaction(ctx.sessions) as session:
+        result = session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= ctx.clock.now()))
+    return result.rowcount or 0
+
+
+__all__ = [
+    "BadKey",
+    "KeyInFlight",
+    "KeyReused",
+    "Replay",
+    "Started",
+    "abandon",
+    "begin",
+    "finish",
+    "fingerprint",
+    "purge_expired",
+]

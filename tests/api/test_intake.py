@@ -1,0 +1,176 @@
+"""Machine intake through POST /api/v1/cases: new cases, repeats, folding, clears (自动结案)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlmodel import func, select
+
+from models.api import MachineCase
+from models.lifecycle import Action, Actor, Role, Status
+from models.tables import Case, CaseEvent, OutboxItem
+from services.cases import apply_action
+from tests.api.conftest import STREET_A, STREET_B
+
+
+def count(api, model, *where) -> int:
+    with api.ctx.sessions() as s:
+        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+async def test_a_camera_event_opens_a_registered_case_with_its_media(api) -> None:
+    r = await api.intake("street_a", media_urls=["https://cam.example/1.jpg"])
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["outcome"] == "created"
+    case = body["case"]
+    assert case["status"] == "registered" and case["source"] == "camera"
+    assert case["media_urls"] == ["https://cam.example/1.jpg"]
+    assert case["grid_code"].startswith(STREET_A)
+    with api.ctx.sessions() as s:
+        row = s.get(Case, case["id"])
+        events = s.exec(select(CaseEvent.action).where(CaseEvent.case_id == row.id).order_by(CaseEvent.id)).all()
+        topics = s.exec(select(OutboxItem.topic).where(OutboxItem.case_id == row.id).order_by(OutboxItem.id)).all()
+    assert row.source_event_id == "cam-1/e1" and row.reporter_id is None
+    assert events[:2] == ["report", "register"] and topics[:2] == ["case.report", "case.register"]
+
+
+async def test_the_same_event_twice_opens_one_case(api) -> None:
+    first = await api.intake("street_a", event="same")
+    again = await api.intake("street_a", event="same")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["outcome"] == "duplicate"
+    assert again.json()["case"]["id"] == first.json()["case"]["id"]
+    assert count(api, Case) == 1
+
+
+async def test_repeats_of_one_camera_fold_into_the_open_case_within_the_window(api) -> None:
+    first = await api.intake("street_a", event="m1", media_urls=["https://cam.example/1.jpg"])
+    api.clock.advance(minutes=1)
+    second = await api.intake("street_a", event="m2", media_urls=["https://cam.example/2.jpg"])
+    api.clock.advance(minutes=59)  # the window slides with each repeat
+    third = await api.intake("street_a", event="m3")
+    assert [second.json()["outcome"], third.json()["outcome"]] == ["folded", "folded"]
+    case = third.json()["case"]
+    assert case["id"] == first.json()["case"]["id"] and case["report_count"] == 3
+    assert case["media_urls"] == ["https://cam.example/1.jpg", "https://cam.example/2.jpg"]
+    assert count(api, Case) == 1
+    with api.ctx.sessions() as s:
+        assert s.get(MachineCase, case["id"]).events == 3
+    assert count(api, OutboxItem, OutboxItem.topic == "case.repeated") == 2
+
+
+async def test_no_fold_after_the_window_or_from_another_device_place_or_category(api) -> None:
+    first = (await api.intake("street_a", event="w1")).json()["case"]["id"]
+    other_device = await api.intake("street_a", event="w2", device="cam-2")
+    other_place = await api.intake("street_a", event="w3", n=1)
+    other_category = await api.intake("street_a", event="w4", category="illegal_posting")
+    api.clock.advance(minutes=61)
+    late = await api.intake("street_a", event="w5")
+    outcomes = [r.json()["outcome"] for r in (other_device, other_place, other_category, late)]
+    assert outcomes == ["created"] * 4
+    assert first not in {r.json()["case"]["id"] for r in (other_device, other_place, other_category, late)}
+    assert count(api, Case) == 5
+
+
+async def test_no_fold_into_a_closed_case(api) -> None:
+    case_id = (await api.intake("street_a", event="c1")).json()["case"]["id"]
+    apply_action(api.ctx, case_id=case_id, action=Action.CANCEL, actor=Actor(Role.SUPERVISOR, None), note="dup")
+    again = await api.intake("street_a", event="c2")
+    assert again.json()["outcome"] == "created" and again.json()["case"]["id"] != case_id
+
+
+async def test_bad_input_is_refused_with_a_clear_reason_and_nothing_stored(api) -> None:
+    lat, lon = api.point(STREET_A)
+    cases = [
+        ({"category_code": "no_such_category"}, 422, "unknown_category"),
+        ({"lat": 0.0, "lon": 0.0}, 422, "outside_grid"),
+        ({"status": "closed"}, 422, "invalid"),  # clients can never write a status
+        ({"grid_code": "SH-HP-01-001"}, 422, "invalid"),
+        ({"assignee_id": 3}, 422, "invalid"),
+        ({"id": 99}, 422, "invalid"),
+        ({"lat": 91}, 422, "invalid"),
+        ({"source": "resident"}, 422, "invalid"),
+    ]
+    for override, status, code in cases:
+        body = {"source": "camera", "source_event_id": "x", "category_code": "exposed_garbage", "lat": lat,
+                "lon": lon, **override}
+        r = await api.client.post("/api/v1/cases", json=body, headers=api.auth("street_a"))
+        assert (r.status_code, r.json()["code"]) == (status, code), (override, r.text)
+    assert count(api, Case) == 0
+
+
+async def test_a_point_outside_the_keys_area_is_refused(api) -> None:
+    r = await api.intake("street_a", street=STREET_B)
+    assert r.status_code == 422 and r.json()["code"] == "outside_area"
+    assert count(api, Case) == 0
+
+
+async def test_intake_needs_the_intake_scope(api) -> None:
+    api.key("reader", ["read"])
+    r = await api.intake("reader")
+    assert r.status_code == 403
+    r = await api.client.post("/api/v1/cases", json={})
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_clear_verifies_a_handled_case_per_the_default_rule(api) -> None:
+    case_id = (await api.intake("street_a", event="v1")).json()["case"]["id"]
+    pending = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"))
+    assert pending.status_code == 200 and pending.json()["outcome"] == "pending"
+    assert pending.json()["case"]["status"] == "registered"  # nobody handled it yet: people decide
+    # A worker handles it; the clear that waited now verifies the fix.
+    for action, actor in ((Action.DISPATCH, Actor(Role.DISPATCHER)), (Action.ACCEPT, Actor(Role.SUPERVISOR)),
+                          (Action.COMPLETE, Actor(Role.SUPERVISOR))):
+        api.clock.advance(minutes=1)
+        apply_action(api.ctx, case_id=case_id, action=action, actor=actor)
+    from services.intake import apply_pending_clears
+
+    assert apply_pending_clears(api.ctx) == 1
+    with api.ctx.sessions() as s:
+        case = s.get(Case, case_id)
+        last = s.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id.desc())).first()
+    assert case.status == Status.CLOSED
+    assert (last.action, last.actor_role, last.note) == ("approve", "system", "Cleared at source")
+
+
+async def test_clear_closes_an_unstarted_case_when_the_category_says_close(api) -> None:
+    r = await api.client.put("/api/v1/categories/exposed_garbage/intake-rule", headers=api.auth("admin"),
+                             json={"on_clear": "close", "fold_window_s": 600})
+    assert r.status_code == 200
+    case_id = (await api.intake("street_a", event="k1")).json()["case"]["id"]
+    r = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"),
+                              json={"note": "bin emptied"})
+    assert r.json()["outcome"] == "closed" and r.json()["case"]["status"] == "cancelled"
+    timeline = (await api.client.get(f"/api/v1/cases/{case_id}", headers=api.auth("street_a"))).json()["timeline"]
+    assert timeline[-1]["note"] == "Cleared at source: bin emptied" and timeline[-1]["actor_role"] == "system"
+    again = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"))
+    assert again.json()["outcome"] == "already_closed"
+
+
+async def test_clear_with_the_ignore_rule_only_records(api) -> None:
+    await api.client.put("/api/v1/categories/exposed_garbage/intake-rule", headers=api.auth("admin"),
+                         json={"on_clear": "ignore", "fold_window_s": 600})
+    case_id = (await api.intake("street_a", event="i1")).json()["case"]["id"]
+    r = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"))
+    assert r.json()["outcome"] == "recorded" and r.json()["case"]["status"] == "registered"
+    with api.ctx.sessions() as s:
+        assert s.get(MachineCase, case_id).cleared_at == api.clock.now()
+
+
+async def test_only_machine_cases_can_be_cleared(api) -> None:
+    from models.tables import CaseSource
+    from services.cases import report_case
+
+    lat, lon = api.point(STREET_A)
+    case = report_case(api.ctx, actor=Actor(Role.RESIDENT), source=CaseSource.RESIDENT,
+                       category_code="exposed_garbage", lat=lat, lon=lon)
+    r = await api.client.post(f"/api/v1/cases/{case.id}/clear", headers=api.auth("street_a"))
+    assert r.status_code == 409 and r.json()["code"] == "not_machine_case"
+
+
+async def test_concurrent_deliveries_of_one_event_open_one_case(api) -> None:
+    results = await asyncio.gather(*(api.intake("street_a", event="burst") for _ in range(6)))
+    codes = sorted(r.status_code for r in results)
+    assert codes.count(201) == 1 and set(codes) <= {200, 201, 409}
+    assert count(api, Case) == 1
