@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= -n auto
 
-.PHONY: run test setup venv locales messages bench clean
+.PHONY: run test setup venv locales messages bench clean chromium
 
 venv: $(STAMP)
 
@@ -35,6 +35,16 @@ messages: $(STAMP)
 	  --project onegrid -o locales/messages.pot .
 	$(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-obsolete -i locales/messages.pot -d locales -D messages
 	$(PY) tools/i18n_fill.py
+
+# Debian's Chromium for the sandbox console's browser test (tests/console/test_browser.py), with fonts
+# for Chinese text and emoji in its screenshots. Installs only what is missing; needs root (CI is).
+BROWSER_PACKAGES := chromium fonts-wqy-microhei fonts-noto-color-emoji
+chromium:
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	  else echo "note: not root, so $(BROWSER_PACKAGES) are not installed; the browser test will be skipped"; fi; }
 
 bench: venv
 	$(PY) bench/grid_lookup.py --grids 50000

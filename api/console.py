@@ -32,7 +32,6 @@ from pydantic import BaseModel, Field
 from api.deps import ApiError
 from bot.sandbox import (
     BOT_USERNAME,
-    DEMO_STREET,
     MAX_UPLOAD_BYTES,
     PersonaError,
     PersonaNotFound,
@@ -316,8 +315,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     @router.get("/api/session")
     async def session() -> dict[str, Any]:
         people = await asyncio.to_thread(sandbox.people)
-        return {"bot": {"username": BOT_USERNAME}, "people": people, "strings": catalogues(),
-                "map_focus": DEMO_STREET}
+        return {"bot": {"username": BOT_USERNAME}, "people": people, "strings": catalogues()}
 
     @router.get("/api/personas/{persona_id}/chat")
     async def chat(persona_id: int) -> Response:

@@ -245,9 +245,9 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
             app.tasks.append(asyncio.create_task(_poll_upstream(app)))
     if app.sandbox is not None:
         log.warning("No ONEGRID_BOT_TOKEN set: sandbox mode. The bot talks to the built-in Bot API emulator "
-                    "on %s instead of Telegram; try OneGrid in your browser at http://%s:%s/console . "
+                    "on %s instead of Telegram; try OneGrid in your browser at %s . "
                     "Set ONEGRID_BOT_TOKEN to use Telegram, or ONEGRID_SANDBOX=off to run without a bot.",
-                    app.sandbox.api_url, app.settings.api_host, app.settings.api_port)
+                    app.sandbox.api_url, app.sandbox.console_url)
     elif app.bot is None:
         log.warning("No ONEGRID_BOT_TOKEN set: the Telegram bot is off. To enable it, set "
                     "ONEGRID_BOT_TOKEN=<token from @BotFather> (and ONEGRID_TELEGRAM_API_URL for a "
@@ -293,6 +293,7 @@ async def serve(app: OneGrid) -> None:
             await stop_background(app)
             app.engine.dispose()
             raise SystemExit(2) from None
+        app.tasks.append(asyncio.create_task(app.sandbox.announce(lambda: server.started)))
     else:
         await start_background(app)
     log.info("API on http://%s:%s (docs at /docs, health at /health)", app.settings.api_host, app.settings.api_port)

@@ -79,20 +79,12 @@ class Settings(BaseSettings):
     photo_original_retention_days: int = Field(default=0, ge=0, description="Keep photo originals (0: never)")
     max_pending_updates_per_user: int = Field(default=10, ge=1, description="Updates queued per user before shedding")
 
-    # --- Supervision (services/{working_time,escalation,extensions,kpi,digest,spotcheck}.py, handlers/supervision.py).
+    # --- Supervision (services/{working_time,escalation,extensions,kpi}.py, handlers/supervision.py).
     calendar_overrides_path: Path | None = Field(default=None, description="Working calendar overrides; default data/calendar_overrides.json")
     escalation_policy_path: Path | None = Field(default=None, description="Escalation ladder; default data/escalation_policy.json")
     escalation_sweep_interval_s: float = 5.0  # one scheduler job runs the sweep this often
     escalation_batch: int = 500  # cases claimed per sweep transaction
     escalation_group_batch: int = 10  # pings about several cases to one group go as one message of up to this many
-    digest_time: str = "08:00"  # local time of the daily digest to each supervisor (HH:MM)
-    digest_days: int = 7  # days shown on the digest chart
-    spotcheck_enabled: bool = True
-    spotcheck_sample: int = 3  # silent grids checked per run
-    spotcheck_silent_days: int = 7  # a grid with no case in this many days is "silent"
-    spotcheck_answer_minutes: int = 30  # the on-duty worker must answer within this
-    spotcheck_interval_minutes: int = 120  # on average one run per this many working minutes
-    spotcheck_seed: str | None = None  # fixed seed (tests, replays); otherwise drawn per run and stored
 
     # --- Sandbox mode (bot/sandbox.py, api/console.py). Without BOT_TOKEN, "auto" runs the bot
     # against the built-in Bot API emulator and serves the web console at /console; "off" leaves

@@ -5,6 +5,7 @@ it validates every call against the bundled Bot API spec, enforces Telegram's fl
 records what the bot sent, and injects faults. See `server.BotApiEmulator`.
 """
 
+from bot.emulator.changes import ChangeFeed
 from bot.emulator.errors import ApiError
 from bot.emulator.ratelimit import Limits
 from bot.emulator.server import BotApiEmulator, Fault, RecordedRequest
@@ -15,6 +16,7 @@ __all__ = [
     "ApiError",
     "ApiSpec",
     "BotApiEmulator",
+    "ChangeFeed",
     "FakeGroup",
     "FakeUser",
     "Fault",

@@ -20,6 +20,7 @@ What callers may rely on:
 - `requests` records every call with its status; `sent(chat_id)` the bot's messages as they look
   now; `callback_answers` every answered callback query; `stats` counts refusals.
 - `stop()` returns promptly even with long polls or held ("timeout") requests in flight.
+- `watch()` gives a `ChangeFeed` naming the chats that changed (see `changes`), for live views.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.emulator.changes import ChangeFeed
 from bot.emulator.errors import ApiError, bad_request, not_found_error, unauthorized_error
 from bot.emulator.files import FileStore
 from bot.emulator.methods import HANDLERS
@@ -148,6 +150,7 @@ class BotApiEmulator:
         self._blocked: set[int | str] = set()
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
+        self._feeds: set[ChangeFeed] = set()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
 
@@ -179,6 +182,8 @@ class BotApiEmulator:
         """Stop serving; in-flight long polls and held requests end at once."""
         self._closing.set()
         self.queue.close()
+        for feed in list(self._feeds):
+            feed.close()
         await self.webhook.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -248,6 +253,10 @@ class BotApiEmulator:
         """Queue an update for the bot (what users' actions do); returns a copy of it."""
         update = self.queue.put(kind, payload)
         self._signal_change()
+        message = payload.get("message", payload)  # a callback query carries its message
+        chat_id = message.get("chat", {}).get("id") if isinstance(message, dict) else None
+        if isinstance(chat_id, int):
+            self._publish(chat_id)
         return copy.deepcopy(update)
 
     # -- observation -------------------------------------------------------------------------
@@ -317,6 +326,30 @@ class BotApiEmulator:
     def _signal_change(self) -> None:
         self._changed.set()
 
+    # -- watching ----------------------------------------------------------------------------
+
+    def watch(self) -> ChangeFeed:
+        """A feed of the chats that change from now on; close it (or use `with`) when done."""
+        feed = ChangeFeed(self._feeds.discard)
+        if self._closing.is_set():
+            feed.close()
+        else:
+            self._feeds.add(feed)
+        return feed
+
+    def _publish(self, chat_id: int | str | None) -> None:
+        if isinstance(chat_id, int):
+            for feed in list(self._feeds):
+                feed.mark(chat_id)
+
+    def _publish_call(self, method: str, params: dict[str, Any]) -> None:
+        """Tell watchers which chat a successful call changed, if any."""
+        if method == "answerCallbackQuery":
+            query = self.callback_queries.get(params.get("callback_query_id", ""))
+            self._publish(query["chat_id"] if query else None)
+        elif method not in ("sendChatAction", "getChat", "getChatMember", "getChatMenuButton"):
+            self._publish(self._chat_of(params))
+
     # -- faults ------------------------------------------------------------------------------
 
     def inject(
@@ -380,6 +413,7 @@ class BotApiEmulator:
             self._check_flood(canonical, parsed, record)
             result = await self._dispatch(canonical, parsed)
             record.status, record.result = 200, result
+            self._publish_call(canonical, parsed)
             return 200, {"ok": True, "result": result}
         except ApiError as error:
             record.status, record.description = error.status, error.description
