@@ -264,6 +264,8 @@ def serve() -> None:
     from onegrid.app import build, serve as serve_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Every scheduler tick would otherwise log a line and bury the addresses printed at start-up.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     # uvicorn re-raises the signal that stopped it; treat SIGTERM like Ctrl-C so a stop is a clean exit.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
