@@ -10,6 +10,7 @@ from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
 
 from bot.storage import create_storage
+from bot.throttle import SheddingEventIsolation
 from bot.middlewares import PersonI18nMiddleware, PersonMiddleware
 from handlers import build_router
 from onegrid.i18n import DOMAIN, LOCALES_DIR
@@ -28,7 +29,9 @@ def create_dispatcher(ctx: ServiceContext, *, default_locale: str = "zh_CN",
 
     Conversation state lives in the case store (or Redis), so a restart mid-conversation loses nothing.
     """
-    dp = Dispatcher(storage=create_storage(ctx.sessions, redis_url), ctx=ctx)
+    # One update at a time per conversation (albums, double taps), a flood shed (bot/throttle.py).
+    isolation = SheddingEventIsolation(max_pending=ctx.settings.max_pending_updates_per_user)
+    dp = Dispatcher(storage=create_storage(ctx.sessions, redis_url), events_isolation=isolation, ctx=ctx)
     dp.update.outer_middleware(PersonMiddleware())
     i18n = I18n(path=LOCALES_DIR, default_locale=default_locale, domain=DOMAIN)
     PersonI18nMiddleware(i18n, default_locale).setup(dp)

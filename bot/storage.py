@@ -33,7 +33,11 @@ class SqlStorage(BaseStorage):
                 setattr(row, name, value)
             row.updated_at = datetime.now(UTC)
             if row.state is None and not row.data:
-                session.delete(row)  # nothing left to remember
+                # Nothing left to remember; a row never stored (clearing an empty state) is just dropped.
+                if row in session.new:
+                    session.expunge(row)
+                else:
+                    session.delete(row)
 
     def _read(self, key: str) -> FsmState | None:
         with self.sessions() as session:
