@@ -112,11 +112,12 @@ class Category(SQLModel, table=True):
     photo_required: bool = True
     active: bool = True
     # Unit of accept_sla_minutes / handle_sla_minutes (the names predate units): "minutes" and "hours"
-    # count working time; "days" counts working days (services/working_time.py).
-    accept_sla_unit: str = Field(default="minutes", sa_column=Column(sa.String(8), nullable=False,
-                                                                     server_default="minutes"))
-    handle_sla_unit: str = Field(default="minutes", sa_column=Column(sa.String(8), nullable=False,
-                                                                     server_default="minutes"))
+    # count working time, "days" working days (services/working_time.py); "clock_minutes", the default
+    # for a catalogue that does not say, counts around the clock as before units existed.
+    accept_sla_unit: str = Field(default="clock_minutes", sa_column=Column(sa.String(16), nullable=False,
+                                                                           server_default="clock_minutes"))
+    handle_sla_unit: str = Field(default="clock_minutes", sa_column=Column(sa.String(16), nullable=False,
+                                                                           server_default="clock_minutes"))
 
 
 class Person(SQLModel, table=True):

@@ -7,6 +7,7 @@ outbox row for the upstream platform.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem
 from services import dispatch, followers
 from services.context import ServiceContext
 from services.db import transaction
+from services.working_time import registration_deadlines
 
 
 class CaseError(Exception):
@@ -131,11 +133,15 @@ def report_case(
     description: str = "",
     address: str | None = None,
     source_event_id: str | None = None,
+    before_dispatch: Callable[[Session, Case], None] | None = None,
 ) -> Case:
     """Open a case and register it (立案). Returns the stored case, status REGISTERED.
 
     Refuses (nothing stored) an unknown or inactive category, or a point outside every grid.
     Deadlines are set from the category's SLA, counted from registration.
+    `before_dispatch(session, case)` runs inside the transaction once the case is registered
+    with its deadlines, before dispatch: rows it adds (photos, followers) commit with the case,
+    and an exception it raises rolls everything back.
     """
     now = ctx.clock.now()
     grid_code = ctx.grid_map.lookup(lon, lat) if ctx.grid_map is not None else None
@@ -165,15 +171,18 @@ def report_case(
         _record(session, case, open_case(actor, at=now))
         registered = transition(facts_of(case), Action.REGISTER, Actor(Role.SYSTEM), at=now)
         _change_status(session, ctx, case, registered)
-        session.execute(
-            sa.update(Case)
-            .where(Case.id == case.id)
-            .values(
-                accept_due_at=now + timedelta(minutes=category.accept_sla_minutes),
-                handle_due_at=now + timedelta(minutes=category.handle_sla_minutes),
-            )
-        )
+        if grid_code is not None:
+            # Working time of the grid's calendar (services/working_time.py); also arms the escalation sweep.
+            deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
+        else:
+            # No map, so no area and no working hours to count in: the clock runs around the clock.
+            accept = now + timedelta(minutes=category.accept_sla_minutes)
+            handle = now + timedelta(minutes=category.handle_sla_minutes)
+            deadlines = {"accept_due_at": accept, "handle_due_at": handle, "next_escalation_at": min(accept, handle)}
+        session.execute(sa.update(Case).where(Case.id == case.id).values(**deadlines))
         session.refresh(case)
+        if before_dispatch is not None:
+            before_dispatch(session, case)
         dispatch.dispatch_new_case(session, ctx, case)
         session.refresh(case)
     ctx.on_notifications()  # after the commit: wake the sender for what this change queued
@@ -209,6 +218,19 @@ def apply_action(
     return case
 
 
+def apply_action_in(session: Session, ctx: ServiceContext, case: Case, *, action: Action, actor: Actor,
+                    note: str | None = None) -> Transition:
+    """`apply_action` inside the caller's transaction (dispatch during registration, a worker's accept).
+
+    Same guarantees: lifecycle checks, a conditional update on `case.version` (StaleCase when another
+    writer got there first), one audit event and one outbox row. It raises instead of writing; the
+    caller's transaction decides what commits. `case` is refreshed.
+    """
+    tr = transition(facts_of(case), action, actor, at=ctx.clock.now(), note=note)
+    _change_status(session, ctx, case, tr)
+    return tr
+
+
 def case_timeline(ctx: ServiceContext, *, case_id: int) -> list[dict]:
     """The case's audit events, oldest first, as plain dicts."""
     with ctx.sessions() as session:
@@ -223,6 +245,7 @@ __all__ = [
     "StaleCase",
     "UnknownCategory",
     "apply_action",
+    "apply_action_in",
     "case_timeline",
     "next_case_number",
     "report_case",

@@ -1,0 +1,318 @@
+"""Staff onboarding by one-time invitation links, and deactivation.
+
+What callers may rely on:
+- `create_invitation` returns the token once; the store keeps only its SHA-256 hash (a token
+  carries 192 random bits, so a plain hash is enough: nothing to brute-force). Tokens look like
+  `inv_` + 32 URL-safe characters, fit Telegram's 64-character `start` parameter, and expire
+  after `settings.invitation_ttl_hours`.
+- `redeem_invitation` binds a Telegram account to the invitation's role, area and department,
+  exactly once: a forged, reused or expired token raises `InvalidInvitation` and binds nothing,
+  and two people redeeming one token at the same moment cannot both succeed (conditional update).
+- `deactivate_worker` (a supervisor of the worker's area) stops a worker: no new orders, open
+  offers withdrawn, held orders sent back to dispatch; work already submitted stays for verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from models.lifecycle import Action, Actor, Role, Status
+from models.tables import Area, Case, Department, Invitation, Person
+from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
+from onegrid.i18n import gettext_for, normalize_locale
+from services import dispatch
+from services.areas import area_chain
+from services.cases import StaleCase, apply_action_in
+from services.context import ServiceContext
+from services.db import transaction
+from services.notify import enqueue
+from services.work import abandon_drafts, note_event
+
+INVITE_PREFIX = "inv_"
+TOKEN_PATTERN = re.compile(r"^inv_[A-Za-z0-9_-]{32}$")
+STAFF_ROLES = (Role.WORKER, Role.SUPERVISOR)
+
+
+class InvitationError(Exception):
+    """A request that cannot be met; nothing was written."""
+
+
+class InvitationProblem(StrEnum):
+    FORGED = "forged"  # no such invitation (or not even the shape of one)
+    REUSED = "reused"
+    EXPIRED = "expired"
+
+
+class InvalidInvitation(InvitationError):
+    def __init__(self, problem: InvitationProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+class BadInvitationRequest(InvitationError):
+    """Wrong role, unknown area or department: said in plain words for the command line."""
+
+
+class NotAllowed(InvitationError):
+    """The acting person may not do this (not a supervisor of that area, or acting on themselves)."""
+
+
+class AlreadyInactive(InvitationError):
+    pass
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_link(bot_username: str, token: str) -> str:
+    return f"https://t.me/{bot_username.lstrip('@')}?start={token}"
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    token: str  # shown once; only its hash is stored
+    invitation_id: int
+    role: Role
+    area_code: str
+    department_code: str | None
+    expires_at: datetime
+
+
+def create_invitation(ctx: ServiceContext, *, role: Role | str, area_code: str, department_code: str | None = None,
+                      created_by_id: int | None = None, ttl: timedelta | None = None) -> IssuedInvitation:
+    """Issue a one-time invitation for a worker (department required) or a supervisor of `area_code`."""
+    try:
+        role = Role(role)
+    except ValueError:
+        raise BadInvitationRequest(f"role must be one of: {', '.join(r.value for r in STAFF_ROLES)}") from None
+    if role not in STAFF_ROLES:
+        raise BadInvitationRequest(f"role must be one of: {', '.join(r.value for r in STAFF_ROLES)}")
+    if role is Role.WORKER and not department_code:
+        raise BadInvitationRequest("a worker needs --department: orders are dispatched by department")
+    now = ctx.clock.now()
+    ttl = ttl or timedelta(hours=ctx.settings.invitation_ttl_hours)
+    if ttl <= timedelta(0):
+        raise BadInvitationRequest("an invitation must be valid for some time")
+    token = INVITE_PREFIX + secrets.token_urlsafe(24)
+    with transaction(ctx.sessions) as session:
+        if session.exec(select(Area.id).where(Area.code == area_code)).first() is None:
+            raise BadInvitationRequest(f"unknown area {area_code!r}; import the map first (onegrid grids import)")
+        if department_code and session.exec(
+                select(Department.id).where(Department.code == department_code)).first() is None:
+            raise BadInvitationRequest(f"unknown department {department_code!r}; see data/categories.json")
+        row = Invitation(token_hash=token_hash(token), role=role, area_code=area_code,
+                         department_code=department_code or None, created_by_id=created_by_id,
+                         expires_at=now + ttl)
+        session.add(row)
+        session.flush()
+        return IssuedInvitation(token, row.id, role, area_code, department_code or None, row.expires_at)
+
+
+@dataclass(frozen=True)
+class Binding:
+    person_id: int
+    role: Role
+    area_code: str
+    area_name: str
+    department_name: str | None
+    on_duty: bool
+
+
+def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int, display_name: str,
+                      username: str | None = None, language_code: str | None = None) -> Binding:
+    """Bind the Telegram account to the invitation's role and area (creating the person if new)."""
+    if not TOKEN_PATTERN.fullmatch(token or ""):
+        raise InvalidInvitation(InvitationProblem.FORGED)
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        invitation = session.exec(select(Invitation).where(Invitation.token_hash == token_hash(token))).first()
+        if invitation is None:
+            raise InvalidInvitation(InvitationProblem.FORGED)
+        if invitation.used_at is not None:
+            raise InvalidInvitation(InvitationProblem.REUSED)
+        if invitation.expires_at <= now:
+            raise InvalidInvitation(InvitationProblem.EXPIRED)
+        person = session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id)).first()
+        if person is None:
+            person = Person(telegram_user_id=telegram_user_id, display_name=display_name[:200],
+                            username=(username or None), roles=[],
+                            locale=normalize_locale(language_code, ctx.settings.default_locale), created_at=now)
+            session.add(person)
+            session.flush()
+        # One use: of two people redeeming at once, only the first conditional update counts.
+        claimed = session.execute(
+            sa.update(Invitation).where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+            .values(used_at=now, used_by_id=person.id)
+        ).rowcount
+        if claimed != 1:
+            raise InvalidInvitation(InvitationProblem.REUSED)
+        role = Role(invitation.role)
+        person.roles = sorted({*person.roles, role.value})
+        person.area_code = invitation.area_code
+        if invitation.department_code:
+            person.department_code = invitation.department_code
+        person.active = True
+        person.display_name = person.display_name or display_name[:200]
+        session.add(person)
+        area = session.exec(select(Area).where(Area.code == invitation.area_code)).first()
+        department = (session.exec(select(Department).where(Department.code == person.department_code)).first()
+                      if person.department_code else None)
+        locale = person.locale
+        return Binding(person.id, role, invitation.area_code, dispatch.localized(area, locale, invitation.area_code),
+                       dispatch.localized(department, locale, person.department_code or "") if department else None,
+                       person.on_duty)
+
+
+# -- the supervisor's staff ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    person_id: int
+    name: str
+    area_code: str
+    department_code: str | None
+    on_duty: bool
+
+
+@dataclass(frozen=True)
+class StaffPage:
+    members: list[StaffMember]
+    page: int
+    has_more: bool
+
+
+def _supervisor(session, supervisor_id: int) -> Person:  # noqa: ANN001
+    supervisor = session.get(Person, supervisor_id)
+    if supervisor is None or not supervisor.has_role(Role.SUPERVISOR) or not supervisor.active \
+            or supervisor.area_code is None:
+        raise NotAllowed("not an active supervisor")
+    return supervisor
+
+
+def staff_in_scope(ctx: ServiceContext, *, supervisor_id: int, page: int = 0, page_size: int = 10) -> StaffPage:
+    """Active workers in the supervisor's area (and the areas below it), by area then name."""
+    with ctx.sessions() as session:
+        supervisor = _supervisor(session, supervisor_id)
+        people = session.exec(select(Person).where(Person.active.is_(True), Person.area_code.is_not(None),
+                                                   Person.id != supervisor.id)).all()
+        inside: dict[str, bool] = {}
+        members = []
+        for person in people:
+            if not person.has_role(Role.WORKER):
+                continue
+            if person.area_code not in inside:
+                inside[person.area_code] = any(a.code == supervisor.area_code
+                                               for a in area_chain(session, person.area_code))
+            if inside[person.area_code]:
+                members.append(StaffMember(person.id, person.display_name or str(person.id), person.area_code,
+                                           person.department_code, person.on_duty))
+        members.sort(key=lambda m: (m.area_code, m.name, m.person_id))
+        start = max(page, 0) * page_size
+        return StaffPage(members[start:start + page_size], max(page, 0), len(members) > start + page_size)
+
+
+@dataclass(frozen=True)
+class Deactivation:
+    name: str
+    returned: int  # held orders sent back to dispatch
+    withdrawn: int  # open offers taken back
+
+
+def deactivate_worker(ctx: ServiceContext, *, worker_id: int, supervisor_id: int) -> Deactivation:
+    """Deactivate a worker of the supervisor's area; their open work goes back to dispatch."""
+    for attempt in range(3):
+        try:
+            result = _deactivate_once(ctx, worker_id, supervisor_id)
+        except StaleCase:
+            if attempt == 2:
+                raise
+            continue
+        ctx.on_notifications()
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _deactivate_once(ctx: ServiceContext, worker_id: int, supervisor_id: int) -> Deactivation:
+    with transaction(ctx.sessions) as session:
+        supervisor = _supervisor(session, supervisor_id)
+        worker = session.get(Person, worker_id)
+        if worker is None or not worker.has_role(Role.WORKER) or worker.id == supervisor.id:
+            raise NotAllowed("not a worker")
+        if not dispatch.supervises(session, supervisor, worker.area_code):
+            raise NotAllowed("outside the supervisor's area")
+        if not worker.active:
+            raise AlreadyInactive(worker.display_name)
+        now = ctx.clock.now()
+        worker.active, worker.on_duty = False, False
+        session.add(worker)
+        session.flush()
+        withdrawn = returned = 0
+        for offer in session.exec(select(WorkOffer).where(WorkOffer.worker_id == worker.id,
+                                                          WorkOffer.status == OfferStatus.OPEN)).all():
+            case = session.get(Case, offer.case_id)
+            dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, notice=lambda _, n=case.number: _(
+                "Work order {number} was withdrawn.").format(number=n))
+            withdrawn += 1
+            task = session.get(CaseTask, offer.task_id)
+            if task.status == TaskStatus.OFFERED and not dispatch.open_offers(session, task.id):
+                dispatch.offer_task(session, ctx, case, task)
+                dispatch.ensure_dispatched(session, ctx, case)
+        held = session.exec(select(CaseTask).where(CaseTask.assignee_id == worker.id,
+                                                   CaseTask.status == TaskStatus.ACCEPTED)).all()
+        actor = Actor(Role.SUPERVISOR, supervisor.id)
+        for task in held:
+            case = session.get(Case, task.case_id)
+            task.status, task.assignee_id, task.accepted_at, task.updated_at = TaskStatus.WAITING, None, None, now
+            task.version += 1
+            session.add(task)
+            session.execute(sa.update(WorkOffer).where(
+                WorkOffer.task_id == task.id, WorkOffer.worker_id == worker.id,
+                WorkOffer.status == OfferStatus.ACCEPTED).values(status=OfferStatus.WITHDRAWN, closed_at=now))
+            abandon_drafts(session, task.id, worker.id, now)
+            session.flush()
+            others = session.exec(select(CaseTask.id).where(
+                CaseTask.case_id == case.id, CaseTask.id != task.id,
+                CaseTask.status.in_([TaskStatus.ACCEPTED, TaskStatus.DONE]))).first()
+            note = f"{task.department_code}: worker deactivated"
+            if others is None and Status(case.status) in (Status.IN_PROGRESS, Status.REWORK):
+                apply_action_in(session, ctx, case, action=Action.REASSIGN, actor=actor, note=note)
+                session.execute(sa.update(Case).where(Case.id == case.id).values(assignee_id=None))
+            else:
+                note_event(session, ctx, case, Action.REASSIGN, actor, note)
+            dispatch.offer_task(session, ctx, case, task)
+            returned += 1
+        if worker.telegram_user_id is not None:
+            _ = gettext_for(worker.locale)
+            text = _("Your worker account was deactivated by {name}. Your open orders went back to dispatch.").format(
+                name=html.escape(supervisor.display_name))
+            enqueue(session, chat_id=worker.telegram_user_id, method="sendMessage", now=now, person_id=worker.id,
+                    payload={"text": text, "parse_mode": "HTML"})
+        return Deactivation(worker.display_name, returned, withdrawn)
+
+
+__all__ = [
+    "INVITE_PREFIX",
+    "AlreadyInactive",
+    "BadInvitationRequest",
+    "InvalidInvitation",
+    "InvitationError",
+    "InvitationProblem",
+    "NotAllowed",
+    "create_invitation",
+    "deactivate_worker",
+    "invitation_link",
+    "redeem_invitation",
+    "staff_in_scope",
+    "token_hash",
+]
