@@ -123,6 +123,8 @@ class NotificationSender:
         """Deliver until `stop` is set; between batches wait for a wake-up or the poll interval."""
         self._loop = asyncio.get_running_loop()
         while not stop.is_set():
+            # Clear before claiming: a wake-up from a commit that lands during the claim must not be lost.
+            self._wake.clear()
             try:
                 handled = await self.run_once()
             except asyncio.CancelledError:
@@ -132,7 +134,6 @@ class NotificationSender:
                 handled = 0
             if handled:
                 continue
-            self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             _, pending = await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
             for w in waiters:
