@@ -53,7 +53,7 @@ _TRANSIENT = (TelegramNetworkError, TelegramServerError)
 @dataclass(frozen=True)
 class DeliveryLimits:
     global_per_second: float = 29.8
-    chat_interval_s: float = 1.02
+    chat_interval_s: float = 1.05
     group_interval_s: float = 3.05
     max_attempts: int = 20
     quick_retries: int = 3

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
 
     # Delivery limits (Telegram: ~30 messages/s per bot, 1/s per chat, 20/min per group).
     delivery_global_per_second: float = 29.8
-    delivery_chat_interval_s: float = 1.02
+    delivery_chat_interval_s: float = 1.05  # 50 ms above the 1 s limit: room for timing jitter
     delivery_group_interval_s: float = 3.05
     delivery_max_attempts: int = 20
     delivery_poll_interval_s: float = 0.5
