@@ -4,8 +4,8 @@ What callers may rely on:
 - Messages to one chat go out in the order they were queued; a chat waiting out a retry holds
   back only its own later messages.
 - Telegram's limits are respected before Telegram has to say so: evenly spaced sends under
-  `global_per_second` per bot, one message per `chat_interval_s` per chat, one per
-  `group_interval_s` per group (aiolimiter). A 429 is waited out for its `retry_after`.
+  `global_per_second` per bot (aiolimiter), and at least `chat_interval_s` (groups:
+  `group_interval_s`) between two requests leaving for one chat. A 429 is waited out for its `retry_after`.
 - Network errors and 5xx are retried a few times at once (tenacity), then rescheduled in the
   store with exponential backoff; after `max_attempts` the row is marked failed and logged.
 - A 403 (bot blocked) marks the row and the person as blocked instead of retrying forever.
@@ -106,7 +106,7 @@ class NotificationSender:
         self.stats = DeliveryStats()
         # Evenly spaced (capacity 1) so no sliding one-second window ever sees a burst.
         self._global = AsyncLimiter(1, 1.0 / self.limits.global_per_second)
-        self._chat_limiters: OrderedDict[int, AsyncLimiter] = OrderedDict()
+        self._chat_last_sent: OrderedDict[int, float] = OrderedDict()  # loop time of each chat's last send
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Future[str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -233,17 +233,27 @@ class NotificationSender:
             )
 
     # -- Telegram side ---------------------------------------------------------------------
-    def _limiter_for(self, chat_id: int) -> AsyncLimiter:
-        limiter = self._chat_limiters.get(chat_id)
-        if limiter is None:
-            interval = self.limits.group_interval_s if chat_id < 0 else self.limits.chat_interval_s
-            limiter = AsyncLimiter(1, interval)
-            self._chat_limiters[chat_id] = limiter
-            if len(self._chat_limiters) > 10_000:  # forget the least recently used chats
-                self._chat_limiters.popitem(last=False)
-        else:
-            self._chat_limiters.move_to_end(chat_id)
-        return limiter
+    async def _pace_chat(self, chat_id: int) -> None:
+        """Wait until this chat's previous message left at least one chat interval ago.
+
+        Measured from when the previous request actually left (after the bot-wide limiter), not
+        from when it asked to go: a wait for a bot-wide slot must not shorten the gap Telegram sees.
+        Messages to one chat are sent one after another, so no lock is needed.
+        """
+        last = self._chat_last_sent.get(chat_id)
+        if last is None:
+            return
+        self._chat_last_sent.move_to_end(chat_id)
+        interval = self.limits.group_interval_s if chat_id < 0 else self.limits.chat_interval_s
+        delay = last + interval - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _mark_chat_sent(self, chat_id: int) -> None:
+        self._chat_last_sent[chat_id] = asyncio.get_running_loop().time()
+        self._chat_last_sent.move_to_end(chat_id)
+        if len(self._chat_last_sent) > 10_000:  # forget the least recently used chats
+            self._chat_last_sent.popitem(last=False)
 
     async def _deliver_chat(self, rows: list[dict[str, Any]]) -> None:
         done = 0
@@ -321,14 +331,15 @@ class NotificationSender:
         )
         async for attempt in retrying:
             with attempt:
-                async with self._limiter_for(chat_id):
-                    async with self._global:
-                        try:
-                            return await self.bot(method)
-                        except _TRANSIENT as exc:
-                            self.stats.transient_errors += 1
-                            self.stats.count_error(exc)
-                            raise
+                await self._pace_chat(chat_id)
+                async with self._global:
+                    self._mark_chat_sent(chat_id)
+                    try:
+                        return await self.bot(method)
+                    except _TRANSIENT as exc:
+                        self.stats.transient_errors += 1
+                        self.stats.count_error(exc)
+                        raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _build_method(self, row: dict[str, Any]) -> aiogram.methods.TelegramMethod:
