@@ -4,12 +4,13 @@ from aiogram import Router
 
 
 def build_router() -> Router:
-    from handlers import common, resident, supervision, supervisor, worker
+    from handlers import common, resident, spot_check, supervision, supervisor, worker
 
     root = Router(name="onegrid")
     # Staff routers first: their filters claim staff updates; the resident router takes the rest.
     root.include_router(supervision.build_router())
     root.include_router(supervisor.build_router())
+    root.include_router(spot_check.build_router())  # before worker: a pending check claims its photo/location
     root.include_router(worker.build_router())
     root.include_router(common.build_router())
     root.include_router(resident.build_router())

@@ -194,6 +194,27 @@ def _add_supervision_jobs(app: OneGrid) -> None:
     app.scheduler.add_job(run_sweep, "interval", seconds=app.settings.escalation_sweep_interval_s,
                           id="escalation_sweep", coalesce=True, max_instances=1)
 
+    # The daily digest and spot checks are due at city-local times; one job per minute asks each
+    # service whether something is due now (the services keep their own once-per-day bookkeeping in
+    # the store, so a restart or a second process neither repeats nor skips a day).
+    from services.digest import run_due as run_due_digest
+    from services.spot_checks import tick as spot_check_tick
+
+    def guarded(fn: Any, what: str) -> Any:
+        def run() -> None:
+            try:
+                fn(app.ctx)
+            except Exception:  # noqa: BLE001 - the next tick retries
+                log.exception("%s failed", what)
+        return run
+
+    if app.settings.digest_enabled:
+        app.scheduler.add_job(guarded(run_due_digest, "daily digest"), "interval", minutes=1, id="daily_digest",
+                              coalesce=True, max_instances=1)
+    if app.settings.spot_check_enabled:
+        app.scheduler.add_job(guarded(spot_check_tick, "spot checks"), "interval", minutes=1, id="spot_checks",
+                              coalesce=True, max_instances=1)
+
 
 async def _poll_upstream(app: OneGrid) -> None:
     from services.upstream import poll_upstream_once

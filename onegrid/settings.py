@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     escalation_sweep_interval_s: float = 5.0  # one scheduler job runs the sweep this often
     escalation_batch: int = 500  # cases claimed per sweep transaction
     escalation_group_batch: int = 10  # pings about several cases to one group go as one message of up to this many
+    # Daily digest (services/digest.py): each supervisor gets a chart and the top overdue cases at this local time.
+    digest_enabled: bool = True
+    digest_time: str = Field(default="18:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Local time (HH:MM) of the daily digest")
+    digest_days: int = Field(default=14, ge=2, le=60, description="Days the digest chart covers")
+    # Spot checks of silent grids (services/spot_checks.py, 不定时抽查).
+    spot_check_enabled: bool = True
+    spot_check_sample: int = Field(default=3, ge=0, description="Silent grids checked per round")
+    spot_check_silent_days: int = Field(default=7, ge=1, description="A grid is silent after this many days without cases")
+    spot_check_answer_minutes: int = Field(default=30, ge=1, description="Minutes a worker has to answer a spot check")
+    spot_check_rounds_per_day: int = Field(default=1, ge=0, le=10, description="Spot-check rounds per working day")
+    spot_check_seed: str | None = Field(default=None, description="Seed for the random choice (tests, replays); default random")
 
     # --- Sandbox mode (bot/sandbox.py, api/console.py). Without BOT_TOKEN, "auto" runs the bot
     # against the built-in Bot API emulator and serves the web console at /console; "off" leaves
