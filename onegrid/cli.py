@@ -93,13 +93,20 @@ def categories_list() -> None:
         for c in session.exec(select(Category).order_by(Category.kind, Category.code)):
             flag = "" if c.active else " (inactive)"
             typer.echo(f"{c.code:32} {c.name} / {c.name_en} → {c.department_code} "
-                       f"accept {c.accept_sla_minutes}m handle {c.handle_sla_minutes}m{flag}")
+                       f"accept {_sla(c.accept_sla_minutes, c.accept_sla_unit)} "
+                       f"handle {_sla(c.handle_sla_minutes, c.handle_sla_unit)}{flag}")
+
+
+def _sla(amount: int, unit: str) -> str:
+    """30 clock minutes → "30m", 2 working hours → "2 working h", 3 working days → "3 working d"."""
+    return {"clock_minutes": f"{amount}m", "minutes": f"{amount} working min",
+            "hours": f"{amount} working h", "days": f"{amount} working d"}.get(unit, f"{amount} {unit}")
 
 
 @categories_cli.command("set")
 def categories_set(
     code: str,
-    assignments: Annotated[list[str], typer.Argument(help="FIELD=VALUE pairs, e.g. handle_sla_minutes=120")],
+    assignments: Annotated[list[str], typer.Argument(help="FIELD=VALUE pairs, e.g. handle_sla_minutes=3 handle_sla_unit=days")],
 ) -> None:
     """Change fields of one category, e.g. `onegrid categories set exposed_garbage handle_sla_minutes=120`."""
     from services.catalogue import CatalogueError, set_category_fields

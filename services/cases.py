@@ -8,7 +8,7 @@ outbox row for the upstream platform.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -171,14 +171,9 @@ def report_case(
         _record(session, case, open_case(actor, at=now))
         registered = transition(facts_of(case), Action.REGISTER, Actor(Role.SYSTEM), at=now)
         _change_status(session, ctx, case, registered)
-        if grid_code is not None:
-            # Working time of the grid's calendar (services/working_time.py); also arms the escalation sweep.
-            deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
-        else:
-            # No map, so no area and no working hours to count in: the clock runs around the clock.
-            accept = now + timedelta(minutes=category.accept_sla_minutes)
-            handle = now + timedelta(minutes=category.handle_sla_minutes)
-            deadlines = {"accept_due_at": accept, "handle_due_at": handle, "next_escalation_at": min(accept, handle)}
+        # Working time of the grid's calendar (services/working_time.py; without a grid, the city's default
+        # hours and holidays); this also arms the escalation sweep.
+        deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
         session.execute(sa.update(Case).where(Case.id == case.id).values(**deadlines))
         session.refresh(case)
         if before_dispatch is not None:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -47,6 +47,11 @@ _Code = Annotated[str, StringConstraints(pattern=_CODE_PATTERN, max_length=64)]
 _CategoryCode = Annotated[str, StringConstraints(pattern=_CODE_PATTERN, max_length=CATEGORY_CODE_MAX)]
 _Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 _Positive = Annotated[int, Field(gt=0)]
+# How a deadline counts (services/working_time.py): working minutes, working hours, working days, or
+# minutes around the clock (the default, which is how a catalogue that names no unit has always counted).
+SlaUnit = Literal["minutes", "hours", "days", "clock_minutes"]
+# Rough length of one unit in clock minutes, only to compare an entry's two deadlines with each other.
+_UNIT_SCALE = {"minutes": 1, "clock_minutes": 1, "hours": 60, "days": 8 * 60}
 
 
 class CatalogueError(ValueError):
@@ -88,8 +93,11 @@ class CategoryEntry(BaseModel):
     department_code: _Code
     # Further departments for joint handling (联勤联动), besides `department_code`.
     extra_departments: list[_Code] = Field(default_factory=list)
+    # The names predate units: the amount counts in `accept_sla_unit` / `handle_sla_unit`.
     accept_sla_minutes: _Positive
     handle_sla_minutes: _Positive
+    accept_sla_unit: SlaUnit = "clock_minutes"
+    handle_sla_unit: SlaUnit = "clock_minutes"
     proof_radius_m: _Positive
     duplicate_radius_m: _Positive = 50
     photo_required: bool = True
@@ -111,9 +119,11 @@ class CategoryEntry(BaseModel):
             raise ValueError("extra_departments lists a department twice")
         if self.department_code in self.extra_departments:
             raise ValueError("extra_departments repeats the main department_code")
-        if self.handle_sla_minutes < self.accept_sla_minutes:
+        if (self.handle_sla_minutes * _UNIT_SCALE[self.handle_sla_unit]
+                < self.accept_sla_minutes * _UNIT_SCALE[self.accept_sla_unit]):
             raise ValueError(
-                "handle_sla_minutes is shorter than accept_sla_minutes (both count from registration)"
+                "handle_sla_minutes (in handle_sla_unit) is shorter than accept_sla_minutes (in accept_sla_unit); "
+                "both count from registration"
             )
         return self
 

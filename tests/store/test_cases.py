@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -53,6 +54,22 @@ def test_report_registers_with_number_deadlines_events_and_outbox(ctx, db, clock
     assert [(e.action, e.from_status, e.to_status) for e in events] == [
         ("report", None, "reported"), ("register", "reported", "registered")]
     assert topics == ["case.report", "case.register"]
+
+
+def test_working_hour_and_working_day_deadlines_skip_the_weekend(ctx, db, clock) -> None:
+    # Two working hours to accept, three working days to handle; reported on Friday 16:00 in Shanghai.
+    with transaction(db.sessions) as s:
+        s.add(Category(code="street_light_out", kind="roads", name="路灯不亮", name_en="Street light out",
+                       department_code="roads", accept_sla_minutes=2, accept_sla_unit="hours",
+                       handle_sla_minutes=3, handle_sla_unit="days"))
+    clock.set(datetime(2026, 11, 20, 8, 0, tzinfo=UTC))  # Fri 16:00 +08:00
+    case = report_case(ctx, actor=RESIDENT, source=CaseSource.RESIDENT, category_code="street_light_out",
+                       lat=31.2243, lon=121.4368, description="路灯坏了")
+    # 1.5 h left on Friday (until 17:30), the other half hour on Monday from 08:30.
+    assert case.accept_due_at == datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Mon 09:00 +08:00
+    # Monday, Tuesday, Wednesday: the end of Wednesday's working day.
+    assert case.handle_due_at == datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # Wed 17:30 +08:00
+    assert case.next_escalation_at == case.accept_due_at
 
 
 def test_case_numbers_follow_the_city_day(ctx, clock) -> None:

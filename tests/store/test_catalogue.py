@@ -76,6 +76,11 @@ def test_default_catalogue_routing_and_slas_make_sense() -> None:
         assert by[code].handle_sla_minutes > by["fire_lane_blocked"].handle_sla_minutes
     for code in NOISE:
         assert not by[code].photo_required, "noise cannot be photographed"
+    # Emergencies count around the clock; slow structural work counts in working hours and days (调休 aware).
+    for code in ("fire_lane_blocked", "curtain_wall_broken", "elderly_door_sensor_alarm", "road_waterlogging"):
+        assert (by[code].accept_sla_unit, by[code].handle_sla_unit) == ("clock_minutes", "clock_minutes"), code
+    for code in ("illegal_construction", "road_surface_damaged"):
+        assert by[code].handle_sla_unit == "days" and by[code].accept_sla_unit == "hours", code
     assert all(c.duplicate_radius_m > 0 and c.proof_radius_m > 0 for c in cat.categories)
 
 
@@ -103,6 +108,13 @@ BAD: list[tuple[str, Any, str]] = [
         "handle_sla_minutes",
     ),
     ("string sla", lambda d: _set(d, 0, accept_sla_minutes="30"), "accept_sla_minutes"),
+    ("unknown sla unit", lambda d: _set(d, 0, handle_sla_unit="weeks"), "handle_sla_unit"),
+    (
+        "two working days to accept, ten hours to handle",
+        lambda d: _set(d, 0, accept_sla_minutes=2, accept_sla_unit="days", handle_sla_minutes=600,
+                       handle_sla_unit="minutes"),
+        "handle_sla_minutes",
+    ),
     ("bool radius", lambda d: _set(d, 0, proof_radius_m=True), "proof_radius_m"),
     ("blank name", lambda d: _set(d, 0, name="  "), "name"),
     ("unknown field", lambda d: _set(d, 0, colour="red"), "colour"),
@@ -250,6 +262,25 @@ def test_set_category_fields(db: Store) -> None:
     assert cats["road_icing"].handle_sla_minutes == load_catalogue().category("road_icing").handle_sla_minutes
 
 
+def test_sla_units_are_stored_and_edited(db: Store, raw: dict[str, Any]) -> None:
+    # Four working hours to accept and three working days to handle is consistent; the store keeps the units.
+    data = _set(raw, 0, accept_sla_minutes=4, accept_sla_unit="hours", handle_sla_minutes=3, handle_sla_unit="days")
+    apply_catalogue(db.sessions, parse_catalogue(data))
+    code = raw["categories"][0]["code"]
+    row = _rows(db)[1][code]
+    assert (row.accept_sla_minutes, row.accept_sla_unit, row.handle_sla_minutes, row.handle_sla_unit) == (
+        4, "hours", 3, "days")
+    # A catalogue entry that names no unit counts around the clock, as before units existed.
+    other = _rows(db)[1][raw["categories"][1]["code"]]
+    assert (other.accept_sla_unit, other.handle_sla_unit) == ("clock_minutes", "clock_minutes")
+    set_category_fields(db.sessions, code, handle_sla_minutes="5")
+    assert _rows(db)[1][code].handle_sla_minutes == 5 and _rows(db)[1][code].handle_sla_unit == "days"
+    with pytest.raises(CatalogueError) as exc:
+        set_category_fields(db.sessions, code, handle_sla_unit="minutes")  # 5 working minutes < 4 hours
+    assert "handle_sla_minutes" in str(exc.value)
+    assert _rows(db)[1][code].handle_sla_unit == "days"
+
+
 @pytest.mark.parametrize(
     ("code", "fields", "needle"),
     [
@@ -264,6 +295,7 @@ def test_set_category_fields(db: Store) -> None:
         ("road_icing", {"department_code": "nowhere"}, "nowhere"),
         ("road_icing", {"extra_departments": ["fire_rescue", "ghost"]}, "ghost"),
         ("road_icing", {"kind": "Bad Kind"}, "kind"),
+        ("road_icing", {"accept_sla_unit": "fortnights"}, "accept_sla_unit"),
         ("road_icing", {"photo_required": "perhaps"}, "photo_required"),
         ("road_icing", {"name": " "}, "name"),
     ],
