@@ -5,7 +5,8 @@ What callers may rely on:
   back only its own later messages.
 - Telegram's limits are respected before Telegram has to say so: evenly spaced sends under
   `global_per_second` per bot (aiolimiter), and at least `chat_interval_s` (groups:
-  `group_interval_s`) between two requests leaving for one chat. A 429 is waited out for its `retry_after`.
+  `group_interval_s`) between two messages posted to one chat (edits are not paced per chat).
+  A 429 is waited out for its `retry_after`.
 - Network errors and 5xx are retried a few times at once (tenacity), then rescheduled in the
   store with exponential backoff; after `max_attempts` the row is marked failed and logged.
 - A 403 (bot blocked) marks the row and the person as blocked instead of retrying forever.
@@ -329,11 +330,16 @@ class NotificationSender:
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
             reraise=True,
         )
+        # Telegram's one-message-a-second-per-chat limit is about messages posted into the chat; edits,
+        # deletions and menu updates are not messages, so they only take a bot-wide slot.
+        posts = _posts_message(method)
         async for attempt in retrying:
             with attempt:
-                await self._pace_chat(chat_id)
+                if posts:
+                    await self._pace_chat(chat_id)
                 async with self._global:
-                    self._mark_chat_sent(chat_id)
+                    if posts:
+                        self._mark_chat_sent(chat_id)
                     try:
                         return await self.bot(method)
                     except _TRANSIENT as exc:
@@ -354,3 +360,8 @@ class NotificationSender:
         if "chat_id" in cls.model_fields:
             params["chat_id"] = row["chat_id"]
         return cls(**params)
+
+
+def _posts_message(method: aiogram.methods.TelegramMethod) -> bool:
+    """True for calls that post a new message into a chat (sendMessage, sendPhoto, copyMessage...)."""
+    return method.__api_method__.startswith(("send", "copy", "forward"))
