@@ -50,6 +50,7 @@ from onegrid.i18n import gettext_for
 from services.areas import area_chain
 from services.context import ServiceContext
 from services.notify import enqueue
+from services.privacy import mask_name, mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -84,26 +85,6 @@ def local_time(at: datetime | None, timezone: str) -> str:
 
 
 # -- masking ------------------------------------------------------------------------------------
-
-
-def mask_name(name: str | None) -> str:
-    """First character, then one star per further character (at most two): 王小明 → 王**."""
-    name = (name or "").strip()
-    if not name:
-        return "—"
-    return name[0] + "*" * min(len(name) - 1, 2) if len(name) > 1 else name[0] + "*"
-
-
-def mask_phone(phone: str | None) -> str:
-    """First three and last four digits of a long number, the rest as stars: 138****5678."""
-    digits = "".join(ch for ch in (phone or "") if ch.isdigit())
-    if len(digits) == 13 and digits.startswith("86"):  # +86 138…: mask the national number
-        digits = digits[2:]
-    if not digits:
-        return "—"
-    if len(digits) < 8:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
 # -- links --------------------------------------------------------------------------------------
@@ -171,7 +152,7 @@ def _reporter_line(session: Session, case: Case, _: Gettext) -> str:
     reporter = session.get(Person, case.reporter_id) if case.reporter_id else None
     if reporter is None or reporter.deleted_at is not None:
         return _("Reporter: anonymous")
-    details = mask_name(reporter.display_name)
+    details = mask_name(reporter.display_name) or "—"
     if reporter.phone:
         details += " · " + mask_phone(reporter.phone)
     return _("Reporter: {reporter}").format(reporter=html.escape(details))
@@ -565,8 +546,6 @@ __all__ = [
     "ensure_dispatched",
     "escalate",
     "find_workers",
-    "mask_name",
-    "mask_phone",
     "offer_task",
     "order_text",
     "pick_up_waiting",

@@ -15,7 +15,6 @@ What callers may rely on:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from onegrid.i18n import normalize_locale
 from services.context import ServiceContext
 from services.db import transaction
 from services.notify import enqueue, enqueue_text
+from services.privacy import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -237,26 +237,6 @@ def report_allowed(ctx: ServiceContext, *, person_id: int) -> None:
 
 # -- masking --------------------------------------------------------------------------------------
 
-_DIGITS = re.compile(r"\D+")
-
-
-def mask_phone(phone: str | None) -> str:
-    """`13812341234` (or `+86 138 1234 1234`) → `138****1234`; shorter numbers keep at most their last two digits."""
-    digits = _DIGITS.sub("", phone or "")
-    if len(digits) == 13 and digits.startswith("86"):  # +86 country code before a mainland mobile number
-        digits = digits[2:]
-    if not digits:
-        return ""
-    if len(digits) >= 11:
-        return digits[:3] + "****" + digits[-4:]
-    keep = min(2, len(digits) // 3)
-    return "*" * (len(digits) - keep) + digits[len(digits) - keep:]
-
-
-def mask_name(name: str | None) -> str:
-    """`李雷` → `李*`, `Alice` → `A****`: the first character only."""
-    name = (name or "").strip()
-    return name[:1] + "*" * (len(name) - 1) if name else ""
 
 
 def reporter_label(person: Person | None, gettext: Callable[[str], str]) -> str:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.worker_ui import CancelCb, OfferCb, ProofCb, StaffCb, TaskCb, VerifyCb
-from services.dispatch import mask_name, mask_phone
+from services.privacy import mask_name, mask_phone
 from services.work import REFUSING, LocationFix, LocationProblem, judge_location
 
 NOW = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
@@ -78,7 +78,7 @@ def test_masked_phones_hide_the_middle_digits(number: str, prefix: str) -> None:
 
 
 def test_short_or_missing_phones_show_nothing() -> None:
-    assert mask_phone("110") == "***" and mask_phone(None) == "—" and mask_name("  ") == "—"
+    assert mask_phone("110") == "***" and mask_phone(None) == "" and mask_name("  ") == ""
 
 
 def test_callback_data_fits_telegrams_64_bytes_even_for_huge_ids() -> None:
