@@ -598,14 +598,10 @@ async def text_during_evidence(message: Message, state: FSMContext, ctx: Service
                                person: Person | None) -> None:
     """Words typed before the location: keep them as the description rather than refuse them."""
     chat_id = message.chat.id
-    draft = await _draft(state, ctx, chat_id, person)
-    if draft is None:
+    got = await _draft_and_description(message, state, ctx, person)
+    if got is None:
         return
-    try:
-        text = reporting.clean_description(message.text, limit=ctx.settings.report_description_max)
-    except reporting.DescriptionTooLong as exc:
-        await _send(ctx, chat_id, person, Outgoing(_too_long_text(exc)))
-        return
+    draft, text = got
     if text:
         draft.description = text
         await _save(state, ctx, draft)
@@ -614,22 +610,31 @@ async def text_during_evidence(message: Message, state: FSMContext, ctx: Service
     await _send(ctx, chat_id, person, Outgoing(_("📝 Noted as the description.") + "\n" + hint))
 
 
-def _too_long_text(exc: reporting.DescriptionTooLong) -> str:
-    return _("Your text is {length} characters long; please keep it within {limit} characters.").format(
-        length=exc.length, limit=exc.limit)
+async def _draft_and_description(message: Message, state: FSMContext, ctx: ServiceContext,
+                                 person: Person | None) -> tuple[ReportDraft, str] | None:
+    """The chat's draft and the message text cleaned as a description; None (after telling the
+    resident why, when it is the text) if there is no draft or the text is too long."""
+    chat_id = message.chat.id
+    draft = await _draft(state, ctx, chat_id, person)
+    if draft is None:
+        return None
+    try:
+        text = reporting.clean_description(message.text, limit=ctx.settings.report_description_max)
+    except reporting.DescriptionTooLong as exc:
+        await _send(ctx, chat_id, person, Outgoing(
+            _("Your text is {length} characters long; please keep it within {limit} characters.").format(
+                length=exc.length, limit=exc.limit)))
+        return None
+    return draft, text
 
 
 async def description_received(message: Message, state: FSMContext, ctx: ServiceContext,
                                person: Person | None) -> None:
     chat_id = message.chat.id
-    draft = await _draft(state, ctx, chat_id, person)
-    if draft is None:
+    got = await _draft_and_description(message, state, ctx, person)
+    if got is None:
         return
-    try:
-        text = reporting.clean_description(message.text, limit=ctx.settings.report_description_max)
-    except reporting.DescriptionTooLong as exc:
-        await _send(ctx, chat_id, person, Outgoing(_too_long_text(exc)))
-        return
+    draft, text = got
     if not text:
         await _send(ctx, chat_id, person, Outgoing(_("Please describe the problem in a few words.")))
         return
