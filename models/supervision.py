@@ -110,6 +110,30 @@ class SpotCheck(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True)
     escalated_at: datetime | None = _ts(nullable=True)
     note: str | None = Field(default=None, max_length=500)
+    # Added by 0007 (services/spot_checks.py). lat/lon/live/accuracy_m are the last location received,
+    # accepted or not; location_at is set only for an accepted one (live, inside the grid).
+    accuracy_m: float | None = None
+    location_message_id: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
+    photo_phash: str | None = Field(default=None, max_length=64)
+    photo_problem: str | None = Field(default=None, max_length=64)  # why the last photo was refused
+    location_problem: str | None = Field(default=None, max_length=200)  # why the last location was refused
+
+
+class SpotCheckRound(SQLModel, table=True):
+    """One spot-check round of a city day, planned at the day's first tick and started exactly once.
+
+    The primary key (day, round) makes a second process (or a restart) find the plan instead of
+    drawing another; `started_at` is set by a conditional update, so only one process starts a round.
+    """
+
+    __tablename__ = "spot_check_round"
+
+    day: str = Field(primary_key=True, max_length=8)  # YYYYMMDD in the city's timezone
+    round: int = Field(primary_key=True)
+    seed: str = Field(max_length=64)  # the day's seed: round times and samples are drawn from it
+    due_at: datetime | None = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+    checks: int = 0  # spot checks the round made (0: no silent grid was staffed)
 
 
 class SupervisorTopic(SQLModel, table=True):
