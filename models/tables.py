@@ -89,6 +89,17 @@ class Area(SQLModel, table=True):
     created_at: datetime | None = _ts()
 
 
+class MapRevision(SQLModel, table=True):
+    """One row: goes up by one whenever an import changes grids, so every process can tell its
+    in-memory grid index is stale (services/areas.refresh_grid_map) and rebuild it."""
+
+    __tablename__ = "map_revision"
+
+    id: int = Field(default=1, primary_key=True)
+    revision: int = 0
+    changed_at: datetime | None = _ts(nullable=True)
+
+
 class Department(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=64, unique=True, index=True)

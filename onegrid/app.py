@@ -156,10 +156,26 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
             app.relay.wake_threadsafe()
 
         ctx.on_notifications = _wake_both
+    _add_map_refresh_job(app)
     _add_api_jobs(app)
     _add_supervision_jobs(app)
     app.api = create_api(app)
     return app
+
+
+def _add_map_refresh_job(app: OneGrid) -> None:
+    """Pick up grid imports made by another process (the CLI, another OneGrid) without a restart."""
+    from services.areas import refresh_grid_map
+
+    def refresh() -> None:
+        try:
+            if refresh_grid_map(app.ctx.sessions, app.ctx.grid_map):
+                log.info("grid map rebuilt after an import elsewhere (version %s)", app.ctx.grid_map.version)
+        except Exception:  # noqa: BLE001 - the next tick retries; lookups keep the current index
+            log.exception("grid map refresh failed")
+
+    app.scheduler.add_job(refresh, "interval", seconds=app.settings.grid_map_refresh_s, id="grid_map_refresh",
+                          coalesce=True, max_instances=1)
 
 
 def _add_api_jobs(app: OneGrid) -> None:

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     default_locale: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     case_number_prefix: str = "SH"
+    # Another process's grid import is picked up this often (one primary-key read when nothing changed).
+    grid_map_refresh_s: float = Field(default=15.0, gt=0)
 
     # Delivery limits (Telegram: ~30 messages/s per bot, 1/s per chat, 20/min per group).
     delivery_global_per_second: float = 29.8

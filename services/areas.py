@@ -25,7 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
-from models.tables import AREA_LEVEL_ORDER, Area, AreaLevel
+from models.tables import AREA_LEVEL_ORDER, Area, AreaLevel, MapRevision
 from services.db import transaction
 
 if TYPE_CHECKING:
@@ -388,11 +388,38 @@ def import_geojson(
                 setattr(row, key, value)
             report.updated += 1
             report.grids_changed |= was_grid or f.level is AreaLevel.GRID
-    if grid_map is not None:
         if report.grids_changed:
+            _bump_map_revision(session, now)
+    if grid_map is not None:
+        if report.grids_changed:  # this process at once; others when refresh_grid_map sees the revision
             grid_map.rebuild(session_factory)
         report.grid_map_version = grid_map.version
     return report
+
+
+def _bump_map_revision(session: Session, now: datetime) -> None:
+    stamp = session.get(MapRevision, 1, with_for_update=True)
+    if stamp is None:
+        session.add(MapRevision(id=1, revision=1, changed_at=now))
+    else:
+        stamp.revision += 1
+        stamp.changed_at = now
+        session.add(stamp)
+    session.flush()
+
+
+def refresh_grid_map(session_factory: sessionmaker[Session], grid_map: GridMap) -> bool:
+    """Rebuild `grid_map` if another process changed the grids since it was built; True if rebuilt.
+
+    One primary-key read when nothing changed, so a scheduler job can ask every few seconds.
+    """
+    with session_factory() as session:
+        stamp = session.get(MapRevision, 1)
+    revision = stamp.revision if stamp is not None else 0
+    if grid_map.store_revision == revision:
+        return False
+    grid_map.rebuild(session_factory)
+    return True
 
 
 # ---------------------------------------------------------------------------- reading the hierarchy

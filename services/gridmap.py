@@ -406,12 +406,15 @@ class GridMap:
     `grid_map.index` once sees one consistent map. `version` goes up by one on every swap.
     The index only changes through `rebuild`/`replace`: after grids change in the store,
     call `rebuild` (`services.areas.import_geojson` does when given the map). Another
-    process's import is not seen until this process rebuilds.
+    process's import is seen when `services.areas.refresh_grid_map` notices the store's map
+    revision moved (a scheduler job asks every few seconds); `store_revision` is the revision
+    the current index was built from.
     """
 
     def __init__(self, index: GridIndex | None = None) -> None:
         self._index = index if index is not None else GridIndex.build([])
         self._version = 0
+        self.store_revision: int | None = None  # the store's map revision this index was built from
         self._lock = threading.Lock()  # guards the swap
         # Serialises whole rebuilds, so a slow rebuild that read the store earlier can never
         # swap in its older index after a later one. Readers never take either lock.
@@ -445,7 +448,12 @@ class GridMap:
 
         Lookups keep using the old index until the new one is complete.
         """
+        from models.tables import MapRevision
+
         with self._rebuild_lock:
             with session_factory() as session:
+                stamp = session.get(MapRevision, 1)  # read before the grids: a later import only makes it stale
                 index = load_grid_index(session)
-            return self.replace(index)
+            version = self.replace(index)
+            self.store_revision = stamp.revision if stamp is not None else 0
+            return version

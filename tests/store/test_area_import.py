@@ -16,7 +16,7 @@ from shapely.geometry import shape
 from sqlmodel import select
 
 from models.tables import Area, AreaLevel
-from services.areas import AreaImportError, area_chain, get_area, grid_at, import_geojson
+from services.areas import AreaImportError, area_chain, get_area, grid_at, import_geojson, refresh_grid_map
 from services.gridmap import GridIndex, GridMap, load_grid_index
 
 DEMO = Path(__file__).resolve().parents[2] / "data" / "shanghai-demo-grids.geojson"
@@ -140,6 +140,29 @@ def test_grid_map_follows_the_store(db, clock, demo) -> None:
     moved = copy.deepcopy(demo)
     next(f for f in moved["features"] if f["properties"]["level"] == "grid")["properties"]["name"] = "改名"
     assert import_geojson(db.sessions, moved, now=clock.now(), grid_map=grid_map).grid_map_version == 2
+
+
+def test_another_process_sees_an_import_on_its_next_refresh(db, clock, demo) -> None:
+    # Two OneGrid processes on one store: `here` imports (the CLI), `there` keeps serving lookups.
+    here, there = GridMap(), GridMap()
+    there.rebuild(db.sessions)
+    assert refresh_grid_map(db.sessions, there) is False  # nothing changed since it was built
+    assert there.lookup(121.4737, 31.2304) is None
+
+    import_geojson(db.sessions, demo, now=clock.now(), grid_map=here)
+    assert there.lookup(121.4737, 31.2304) is None  # stale until it refreshes
+    assert refresh_grid_map(db.sessions, there) is True
+    assert there.lookup(121.4737, 31.2304) == here.lookup(121.4737, 31.2304) is not None
+    assert refresh_grid_map(db.sessions, there) is False  # one rebuild per change, not per tick
+
+    # A re-import that changes nothing leaves every process's index alone; a changed grid does not.
+    import_geojson(db.sessions, demo, now=clock.now(), grid_map=here)
+    assert refresh_grid_map(db.sessions, there) is False
+    renamed = copy.deepcopy(demo)
+    next(f for f in renamed["features"] if f["properties"]["level"] == "grid")["properties"]["name"] = "改名"
+    import_geojson(db.sessions, renamed, now=clock.now(), grid_map=here)
+    version = there.version
+    assert refresh_grid_map(db.sessions, there) is True and there.version == version + 1
 
 
 def test_parent_may_already_be_stored(db, clock) -> None:
