@@ -1,4 +1,5 @@
-"""Supervision handlers: /verify, /stats, the buttons of escalation pings, and the worker's /extend.
+"""Supervision handlers: /verify, /stats, /topic (a forum topic of the supervisor group per area), the buttons
+of escalation pings, and the worker's /extend; at startup, the staff's command menus are queued.
 
 Each handler parses the update, calls one service in a worker thread and renders the reply through
 the notification queue. Every service called here checks the case lies in the supervisor's area
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -35,11 +37,14 @@ from bot.supervision_ui import (
 from handlers.worker import NOT_A_COMMAND, HasRole
 from models.lifecycle import LifecycleError, Role
 from models.tables import Person
-from services import escalation, extensions, kpi
+from services import escalation, extensions, kpi, staff_menus, topics
 from services.cases import CaseNotFound
 from services.context import ServiceContext
 from services.dispatch import local_time
 from services.notify import send_reply
+
+
+log = logging.getLogger("onegrid.supervision")
 
 
 class ShelveFlow(StatesGroup):
@@ -62,6 +67,7 @@ def build_router() -> Router:
         observer.filter(HasRole(Role.SUPERVISOR))
     sup.message.register(verify_queue, Command("verify"))
     sup.message.register(stats, Command("stats"))
+    sup.message.register(topic, Command("topic"))
     sup.callback_query.register(stats_period, StatsCb.filter())
     sup.callback_query.register(open_card, QueueCb.filter())
     sup.callback_query.register(acknowledge, PingCb.filter(F.action == "a"))
@@ -83,7 +89,18 @@ def build_router() -> Router:
     worker.message.register(extend, Command("extend"))
     worker.callback_query.register(extend_duration, ExtendCb.filter())
     router.include_router(worker)
+    router.startup.register(queue_staff_menus)
     return router
+
+
+async def queue_staff_menus(ctx: ServiceContext) -> None:
+    """At startup: every staff member's command menu, through the queue (so failures are retried)."""
+    try:
+        count = await asyncio.to_thread(staff_menus.queue_all, ctx)
+    except Exception:  # noqa: BLE001 - menus are a convenience; the bot must start without them
+        log.warning("could not queue the staff command menus", exc_info=True)
+        return
+    log.info("queued %s staff command menus", count)
 
 
 def _refusal(exc: Exception) -> str:
@@ -158,6 +175,55 @@ async def open_card(query: CallbackQuery, callback_data: QueueCb, ctx: ServiceCo
         await query.answer(_refusal(exc), show_alert=True)
         return
     await query.answer()
+
+
+# -- /topic ---------------------------------------------------------------------------------------------
+
+
+def _topic_refusal(exc: Exception) -> str:
+    if isinstance(exc, topics.NotInATopic):
+        return _("Send /topic inside a forum topic of your supervisors' group: escalation pings about your area "
+                 "then come to that topic. /topic AREA-CODE binds an area of your subtree; /topic off stops it.")
+    if isinstance(exc, topics.UnknownArea):
+        return _("There is no area {code}.").format(code=html.escape(exc.code))
+    if isinstance(exc, topics.NotTheSupervisorGroup):
+        return _("This group is not the supervisors' group of {area}: its pings go to another group.").format(
+            area=html.escape(exc.area_name))
+    if isinstance(exc, escalation.OutsideYourArea):
+        return _("Area {code} is not in your area's subtree.").format(code=html.escape(str(exc)))
+    return _refusal(exc)
+
+
+async def topic(message: Message, command: CommandObject, ctx: ServiceContext, person: Person) -> None:
+    args = (command.args or "").split()
+    off = bool(args) and args[0].lower() == "off"
+    area_code = (args[1] if off and len(args) > 1 else args[0] if args and not off else None)
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    try:
+        if off:
+            names = await asyncio.to_thread(topics.unbind_topic, ctx, supervisor_id=person.id,
+                                            chat_id=message.chat.id, message_thread_id=thread_id,
+                                            area_code=area_code)
+        else:
+            binding = await asyncio.to_thread(topics.bind_topic, ctx, supervisor_id=person.id,
+                                              chat_id=message.chat.id, message_thread_id=thread_id,
+                                              area_code=area_code)
+    except (topics.TopicError, *REFUSALS) as exc:
+        text = _topic_refusal(exc)
+    else:
+        if off:
+            text = (_("Escalation pings about {areas} no longer come to this topic.").format(
+                areas=html.escape(", ".join(names))) if names
+                else _("No area of yours sends its escalation pings to this topic."))
+        else:
+            text = _("📌 Escalation pings about {area} now come to this topic.").format(
+                area=html.escape(binding.area_name))
+            if binding.claimed_for is not None:
+                text += "\n" + _("This group is now the supervisors' group of {area}.").format(
+                    area=html.escape(binding.claimed_for))
+    # No person on a group message: a bot removed from the group must not mark the supervisor as blocked.
+    await asyncio.to_thread(topics.reply_in_topic, ctx, chat_id=message.chat.id, message_thread_id=thread_id,
+                            text=text, person_id=person.id if message.chat.id > 0 else None)
 
 
 # -- /stats ---------------------------------------------------------------------------------------------

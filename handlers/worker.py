@@ -32,7 +32,7 @@ from bot.worker_ui import (
 )
 from models.lifecycle import Role, Status
 from models.tables import Person
-from services import work
+from services import staff_menus, work
 from services.context import ServiceContext
 from services.dispatch import local_time
 from services.invitations import INVITE_PREFIX, InvalidInvitation, InvitationProblem, redeem_invitation
@@ -52,13 +52,13 @@ class CompletionFlow(StatesGroup):
 
 
 class HasRole(Filter):
-    """Passes for a known person holding `role` (active or not: deactivated people are told so)."""
+    """Passes for a known person holding one of `roles` (active or not: deactivated people are told so)."""
 
-    def __init__(self, role: Role) -> None:
-        self.role = role
+    def __init__(self, *roles: Role) -> None:
+        self.roles = roles
 
     async def __call__(self, event: TelegramObject, person: Person | None = None) -> bool:
-        return person is not None and person.has_role(self.role)
+        return person is not None and any(person.has_role(role) for role in self.roles)
 
 
 NOT_A_COMMAND = ~F.text.startswith("/")
@@ -74,24 +74,31 @@ def build_router() -> Router:
         observer.filter(HasRole(Role.WORKER))
     staff.message.register(show_tasks, Command("tasks"))
     staff.message.register(toggle_duty, Command("duty"))
-    staff.message.register(cancel_command, Command("cancel"), StateFilter(ReturnFlow, CompletionFlow))
     staff.callback_query.register(accept, OfferCb.filter(F.action == "a"))
     staff.callback_query.register(ask_return_reason, OfferCb.filter(F.action == "r"))
     staff.callback_query.register(ask_return_reason, TaskCb.filter(F.action == "r"))
     staff.callback_query.register(cancel_return, CancelCb.filter(F.flow == "ret"))
     staff.message.register(return_with_reason, ReturnFlow.reason, F.text, NOT_A_COMMAND)
     staff.message.register(reason_needed, ReturnFlow.reason, NOT_A_COMMAND)
-    staff.callback_query.register(start_complete, TaskCb.filter(F.action == "c"))
-    staff.message.register(proof_photo, StateFilter(CompletionFlow), F.photo | F.document)
-    staff.message.register(proof_location, StateFilter(CompletionFlow), F.location)
-    staff.callback_query.register(photos_done, ProofCb.filter(F.action == "d"))
-    staff.callback_query.register(retake_photos, ProofCb.filter(F.action == "p"))
-    staff.callback_query.register(submit_flagged, ProofCb.filter(F.action == "f"))
-    staff.callback_query.register(finish_later, ProofCb.filter(F.action == "x"))
-    staff.message.register(photo_step_hint, CompletionFlow.photos, NOT_A_COMMAND)
-    staff.message.register(location_step_hint, CompletionFlow.location, NOT_A_COMMAND)
-    staff.edited_message.register(live_location_moved, F.location)
     router.include_router(staff)
+
+    # Completing with proof: workers, and a supervisor who took a case over (the services let anyone
+    # complete only a task they hold).
+    holder = Router(name="worker-holder")
+    for observer in (holder.message, holder.callback_query, holder.edited_message):
+        observer.filter(HasRole(Role.WORKER, Role.SUPERVISOR))
+    holder.message.register(cancel_command, Command("cancel"), StateFilter(ReturnFlow, CompletionFlow))
+    holder.callback_query.register(start_complete, TaskCb.filter(F.action == "c"))
+    holder.message.register(proof_photo, StateFilter(CompletionFlow), F.photo | F.document)
+    holder.message.register(proof_location, StateFilter(CompletionFlow), F.location)
+    holder.callback_query.register(photos_done, ProofCb.filter(F.action == "d"))
+    holder.callback_query.register(retake_photos, ProofCb.filter(F.action == "p"))
+    holder.callback_query.register(submit_flagged, ProofCb.filter(F.action == "f"))
+    holder.callback_query.register(finish_later, ProofCb.filter(F.action == "x"))
+    holder.message.register(photo_step_hint, CompletionFlow.photos, NOT_A_COMMAND)
+    holder.message.register(location_step_hint, CompletionFlow.location, NOT_A_COMMAND)
+    holder.edited_message.register(live_location_moved, F.location)
+    router.include_router(holder)
     return router
 
 
@@ -170,6 +177,8 @@ async def bind_invitation(message: Message, command: CommandObject, ctx: Service
         text = _("Welcome, {name}! You are now a supervisor of {area}.").format(name=name, area=area)
         text += "\n" + _("You will receive proof cards to verify; /workers lists the workers of your area.")
     await asyncio.to_thread(send_reply, ctx, chat_id=message.chat.id, text=text, person_id=binding.person_id)
+    # After the welcome (one chat's messages go in order): the command menu of their new role.
+    await asyncio.to_thread(staff_menus.queue_menu_for, ctx, person_id=binding.person_id)
 
 
 # -- duty and the list ------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.supervision_ui import ping_keyboard
-from bot.worker_ui import verify_keyboard
+from bot.worker_ui import tasks_list_keyboard, verify_keyboard
 from models.lifecycle import TERMINAL, Action, Actor, Role, Status
 from models.supervision import EscalationStep, Shelving, SupervisorTopic
 from models.tables import Area, Case, CaseEvent, Category, Person
@@ -630,7 +630,9 @@ def reassign(ctx: ServiceContext, *, case_id: int, supervisor_id: int, worker_id
 
 
 def take_over(ctx: ServiceContext, *, case_id: int, supervisor_id: int) -> str:
-    """The supervisor takes the case on themself (they become its handler, so someone else verifies it)."""
+    """The supervisor takes the case on themself: they hold its tasks and become its handler, so someone
+    else verifies it. They are sent the Complete button(s): they finish it with proof as a worker does
+    (services/work.py lets a supervisor complete only the tasks they hold)."""
     with transaction(ctx.sessions) as session:
         supervisor, case = supervisor_and_case(session, supervisor_id, case_id)
         if Status(case.status) not in _MOVABLE:
@@ -652,6 +654,15 @@ def take_over(ctx: ServiceContext, *, case_id: int, supervisor_id: int) -> str:
         session.execute(sa.update(EscalationStep).where(
             EscalationStep.case_id == case.id, EscalationStep.acknowledged_at.is_(None)).values(
             acknowledged_at=now, acknowledged_by_id=supervisor.id, next_repeat_at=None))
+        if supervisor.telegram_user_id is not None and tasks:
+            _ = gettext_for(supervisor.locale)
+            text = _("🙋 You hold case {number} now. When the work is done, press Complete and send photos and "
+                     "your location on site, as a worker does; another supervisor will verify it.").format(
+                number=case.number)
+            enqueue(session, chat_id=supervisor.telegram_user_id, method="sendMessage", now=now,
+                    person_id=supervisor.id, case_id=case.id,
+                    payload={"text": text, "parse_mode": "HTML",
+                             "reply_markup": tasks_list_keyboard(_, [(t.id, case.number, False) for t in tasks])})
         number = case.number
     ctx.on_notifications()
     return number

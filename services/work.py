@@ -302,6 +302,21 @@ def _worker(session: Session, worker_id: int) -> Person:
     return person
 
 
+def _holder(session: Session, person_id: int) -> Person:
+    """Who may complete a task: an active worker, or an active supervisor (only a task they hold, which
+    they get by taking the case over: `_task_for_completion` checks the task's assignee for everyone)."""
+    person = session.get(Person, person_id)
+    if person is None or not (person.has_role(Role.WORKER) or person.has_role(Role.SUPERVISOR)):
+        raise NotAWorker(str(person_id))
+    if not person.active:
+        raise WorkerInactive(str(person_id))
+    return person
+
+
+def _completing_role(person: Person) -> Role:
+    return Role.WORKER if person.has_role(Role.WORKER) else Role.SUPERVISOR
+
+
 def _clean_reason(reason: str | None) -> str:
     text = " ".join((reason or "").split())
     if not text:
@@ -622,7 +637,7 @@ def _view(case: Case, draft: Completion, ctx: ServiceContext) -> CompletionView:
 def start_completion(ctx: ServiceContext, *, task_id: int, worker_id: int) -> CompletionView:
     """Open (or resume: nothing sent before is lost) the worker's proof for a task they hold."""
     with transaction(ctx.sessions) as session:
-        worker = _worker(session, worker_id)
+        worker = _holder(session, worker_id)
         task, case = _task_for_completion(session, task_id, worker)
         draft = session.exec(select(Completion).where(
             Completion.task_id == task.id, Completion.worker_id == worker.id,
@@ -647,7 +662,7 @@ def _draft(session: Session, completion_id: int, worker: Person) -> tuple[Comple
 
 def completion_view(ctx: ServiceContext, *, completion_id: int, worker_id: int) -> CompletionView:
     with ctx.sessions() as session:
-        worker = _worker(session, worker_id)
+        worker = _holder(session, worker_id)
         draft, _task, case = _draft(session, completion_id, worker)
         return _view(case, draft, ctx)
 
@@ -663,7 +678,7 @@ def add_proof_photo(ctx: ServiceContext, *, completion_id: int, worker_id: int, 
     # Content-addressed, so writing before the commit is harmless: a refused photo's file is just unused.
     path, _original = save_photo(ctx.settings.data_dir, clean)
     with transaction(ctx.sessions) as session:
-        worker = _worker(session, worker_id)
+        worker = _holder(session, worker_id)
         draft, _task, case = _draft(session, completion_id, worker)
         if len(draft.photo_ids) >= ctx.settings.proof_max_photos:
             raise TooManyPhotos(ctx.settings.proof_max_photos)
@@ -696,7 +711,7 @@ def _refuse_repeats(session: Session, ctx: ServiceContext, case: Case, worker: P
 def clear_proof_photos(ctx: ServiceContext, *, completion_id: int, worker_id: int) -> CompletionView:
     """Drop the draft's photos so the worker can take them again."""
     with transaction(ctx.sessions) as session:
-        worker = _worker(session, worker_id)
+        worker = _holder(session, worker_id)
         draft, _task, case = _draft(session, completion_id, worker)
         if draft.photo_ids:
             session.execute(sa.delete(Photo).where(Photo.id.in_(draft.photo_ids), Photo.uploader_id == worker.id,
@@ -714,7 +729,7 @@ def submit_location(ctx: ServiceContext, *, completion_id: int, worker_id: int, 
     returned as NEEDS_DECISION (send again, or `submit_flagged`).
     """
     with transaction(ctx.sessions) as session:
-        worker = _worker(session, worker_id)
+        worker = _holder(session, worker_id)
         draft, task, case = _draft(session, completion_id, worker)
         if not draft.photo_ids:
             raise PhotosMissing()
@@ -733,7 +748,7 @@ def submit_location(ctx: ServiceContext, *, completion_id: int, worker_id: int, 
 def submit_flagged(ctx: ServiceContext, *, completion_id: int, worker_id: int) -> LocationResult:
     """Submit with the last location kept, although it was outside what is accepted; the supervisor judges."""
     with transaction(ctx.sessions) as session:
-        worker = _worker(session, worker_id)
+        worker = _holder(session, worker_id)
         draft, task, case = _draft(session, completion_id, worker)
         if not draft.photo_ids:
             raise PhotosMissing()
@@ -816,11 +831,11 @@ def _submit(session: Session, ctx: ServiceContext, draft: Completion, task: Case
         CaseTask.case_id == case.id, CaseTask.id != task.id,
         CaseTask.status.not_in([TaskStatus.DONE, TaskStatus.CANCELLED]))).all()
     if pending:
-        note_event(session, ctx, case, Action.COMPLETE, Actor(Role.WORKER, worker.id),
+        note_event(session, ctx, case, Action.COMPLETE, Actor(_completing_role(worker), worker.id),
                    f"{task.department_code}: done" + (" (flagged)" if flagged else ""))
         names = [dispatch.department_name(session, t.department_code, worker.locale) for t in pending]
         return LocationResult(LocationOutcome.SUBMITTED, case.number, judgement, draft.live, case.status, names)
-    apply_action_in(session, ctx, case, action=Action.COMPLETE, actor=Actor(Role.WORKER, worker.id),
+    apply_action_in(session, ctx, case, action=Action.COMPLETE, actor=Actor(_completing_role(worker), worker.id),
                     note="flagged: " + ", ".join(draft.problems) if flagged else None)
     verification.request_verification(session, ctx, case)
     return LocationResult(LocationOutcome.SUBMITTED, case.number, judgement, draft.live, case.status)

@@ -1,4 +1,5 @@
-"""Extensions, shelving, reassign/take over and scope, on a real store, with the fake clock."""
+"""Extensions, shelving, reassign/take over (and completing after it), forum topics, staff menus and scope,
+on a real store, with the fake clock."""
 
 from __future__ import annotations
 
@@ -8,11 +9,22 @@ import pytest
 from sqlmodel import select
 
 from models.lifecycle import Status
-from models.supervision import EscalationStep, Extension, ExtensionStatus
-from models.tables import Case
-from models.work import WorkOffer
-from services import escalation, extensions, work
-from tests.worker_support import GRID, STREET, add_supervisor, add_worker, make_ctx, queued, report
+from models.supervision import EscalationStep, Extension, ExtensionStatus, SupervisorTopic
+from models.tables import Area, Case, CaseEvent
+from models.work import CaseTask, TaskStatus, WorkOffer
+from services import escalation, extensions, staff_menus, topics, verification, work
+from tests.worker_support import (
+    GRID,
+    STREET,
+    add_person,
+    add_supervisor,
+    add_worker,
+    make_ctx,
+    offset,
+    picture,
+    queued,
+    report,
+)
 
 WORKER, OTHER_WORKER, SUP, FOREIGN_SUP = 601, 602, 603, 604
 
@@ -140,3 +152,137 @@ def test_take_over_makes_the_supervisor_the_holder(ctx, db) -> None:
     fresh = load(db, case.id)
     assert fresh.status == Status.IN_PROGRESS and fresh.handler_id == ctx.ids["sup"]
     assert fresh.assignee_id == ctx.ids["sup"]
+
+
+# -- take over, then complete -------------------------------------------------------------------------
+# Decision: the lifecycle already lets a SUPERVISOR complete (IN_PROGRESS/REWORK → AWAITING_VERIFICATION),
+# so it is unchanged; services/work.py let only workers complete. It now lets a supervisor complete the
+# tasks they hold (which only take_over gives them); the assignee check is the same for everybody.
+
+
+def held_task_id(db, case_id: int, person_id: int) -> int:
+    with db.sessions() as s:
+        return s.exec(select(CaseTask.id).where(CaseTask.case_id == case_id, CaseTask.assignee_id == person_id,
+                                                CaseTask.status == TaskStatus.ACCEPTED)).one()
+
+
+def complete_with_proof(ctx, case: Case, person_id: int, task_id: int, clock, *, seed: int) -> None:
+    draft = work.start_completion(ctx, task_id=task_id, worker_id=person_id)
+    work.add_proof_photo(ctx, completion_id=draft.completion_id, worker_id=person_id, data=picture(seed))
+    lat, lon = offset(case.lat, case.lon, north_m=15)
+    work.submit_location(ctx, completion_id=draft.completion_id, worker_id=person_id,
+                         fix=work.LocationFix(lat=lat, lon=lon, sent_at=clock.now(), accuracy_m=10, live_period=600))
+
+
+def test_the_supervisor_who_took_over_completes_with_proof_and_another_verifies(ctx, db, clock) -> None:
+    district_boss = add_supervisor(db.sessions, clock.now(), 605, area_code="SH-HP")
+    case = accepted_case(ctx, db)
+    worker_task = held_task_id(db, case.id, ctx.ids["worker"])
+    escalation.take_over(ctx, case_id=case.id, supervisor_id=ctx.ids["sup"])
+    task_id = held_task_id(db, case.id, ctx.ids["sup"])
+    [note] = [n for n in queued(db.sessions, SUP, "sendMessage") if "You hold case" in n.payload["text"]]
+    assert note.payload["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == f"wt:c:{task_id}"
+    # The worker it was taken from cannot complete it any more.
+    with pytest.raises(work.NotYourOrder):
+        work.start_completion(ctx, task_id=worker_task, worker_id=ctx.ids["worker"])
+    complete_with_proof(ctx, case, ctx.ids["sup"], task_id, clock, seed=71)
+    done = load(db, case.id)
+    assert done.status == Status.AWAITING_VERIFICATION and done.handler_id == ctx.ids["sup"]
+    with db.sessions() as s:
+        event = s.exec(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "complete")).one()
+    assert (event.actor_id, event.actor_role) == (ctx.ids["sup"], "supervisor")
+    # They handled it, so they cannot verify it; the card went to the district instead.
+    with pytest.raises(verification.OwnWork):
+        verification.approve(ctx, case_id=case.id, supervisor_id=ctx.ids["sup"], expected_version=done.version)
+    assert not any("Approve" in str(n.payload.get("reply_markup")) for n in queued(db.sessions, SUP, "sendMessage"))
+    assert any("Approve" in str(n.payload.get("reply_markup")) for n in queued(db.sessions, 605, "sendMessage"))
+    verification.approve(ctx, case_id=case.id, supervisor_id=district_boss, expected_version=done.version)
+    assert load(db, case.id).status == Status.CLOSED
+
+
+def test_a_supervisor_completes_only_a_case_they_took_over(ctx, db, clock) -> None:
+    case = accepted_case(ctx, db)
+    worker_task = held_task_id(db, case.id, ctx.ids["worker"])
+    for supervisor in (ctx.ids["sup"], ctx.ids["foreign"]):
+        with pytest.raises(work.NotYourOrder):
+            work.start_completion(ctx, task_id=worker_task, worker_id=supervisor)
+    # A resident (no staff role) is refused before anything is looked up.
+    resident = add_person(db.sessions, clock.now(), telegram_user_id=606, roles=["resident"])
+    with pytest.raises(work.NotAWorker):
+        work.start_completion(ctx, task_id=worker_task, worker_id=resident)
+    assert load(db, case.id).status == Status.IN_PROGRESS
+
+
+# -- forum topics of a supervisor group ------------------------------------------------------------------
+
+GROUP, OTHER_GROUP, THREAD = -1001234567890, -1009876543210, 42
+
+
+def street_group(db) -> int | None:
+    with db.sessions() as s:
+        return s.exec(select(Area.supervisor_chat_id).where(Area.code == STREET)).one()
+
+
+def test_topic_binding_routes_group_pings_to_the_topic_until_unbound(ctx, db, clock) -> None:
+    binding = topics.bind_topic(ctx, supervisor_id=ctx.ids["sup"], chat_id=GROUP, message_thread_id=THREAD)
+    # No group anywhere above the street yet: this one becomes the street's supervisor group.
+    assert (binding.area_code, binding.claimed_for) == (STREET, "East Nanjing Road")
+    assert street_group(db) == GROUP
+    # A grid of the street can have its own topic in the same group.
+    assert topics.bind_topic(ctx, supervisor_id=ctx.ids["sup"], chat_id=GROUP, message_thread_id=43,
+                             area_code=GRID).claimed_for is None
+    case = report(ctx)
+    clock.set(load(db, case.id).accept_due_at + timedelta(minutes=16))
+    escalation.sweep(ctx)
+    [ping] = queued(db.sessions, GROUP, "sendMessage")
+    # In the city's language (zh_CN), in the grid's topic rather than the street's.
+    assert case.number in ping.payload["text"] and ping.payload["message_thread_id"] == 43
+    assert topics.unbind_topic(ctx, supervisor_id=ctx.ids["sup"], chat_id=GROUP, message_thread_id=43) == [
+        "East Nanjing Road Grid 1"]
+    assert topics.unbind_topic(ctx, supervisor_id=ctx.ids["sup"], chat_id=GROUP, message_thread_id=43) == []
+    with db.sessions() as s:
+        assert [(t.area_code, t.message_thread_id) for t in s.exec(select(SupervisorTopic))] == [(STREET, THREAD)]
+
+
+def test_topic_binding_refusals_write_nothing(ctx, db) -> None:
+    sup, foreign = ctx.ids["sup"], ctx.ids["foreign"]
+    with pytest.raises(topics.NotInATopic):
+        topics.bind_topic(ctx, supervisor_id=sup, chat_id=GROUP, message_thread_id=None)
+    with pytest.raises(topics.NotInATopic):
+        topics.bind_topic(ctx, supervisor_id=sup, chat_id=SUP, message_thread_id=THREAD)  # a private chat
+    with pytest.raises(escalation.OutsideYourArea):
+        topics.bind_topic(ctx, supervisor_id=foreign, chat_id=GROUP, message_thread_id=THREAD, area_code=GRID)
+    with pytest.raises(topics.UnknownArea):
+        topics.bind_topic(ctx, supervisor_id=sup, chat_id=GROUP, message_thread_id=THREAD, area_code="SH-XX-99")
+    with pytest.raises(escalation.NotASupervisor):
+        topics.bind_topic(ctx, supervisor_id=ctx.ids["worker"], chat_id=GROUP, message_thread_id=THREAD)
+    topics.bind_topic(ctx, supervisor_id=sup, chat_id=GROUP, message_thread_id=THREAD)
+    # The street has its group now: another group cannot take its pings.
+    with pytest.raises(topics.NotTheSupervisorGroup):
+        topics.bind_topic(ctx, supervisor_id=sup, chat_id=OTHER_GROUP, message_thread_id=7, area_code=GRID)
+    # A supervisor of another street cannot unbind this street's topic.
+    assert topics.unbind_topic(ctx, supervisor_id=foreign, chat_id=GROUP, message_thread_id=THREAD) == []
+    with db.sessions() as s:
+        assert [(t.chat_id, t.area_code) for t in s.exec(select(SupervisorTopic))] == [(GROUP, STREET)]
+    assert street_group(db) == GROUP
+
+
+# -- staff command menus ---------------------------------------------------------------------------------
+
+
+def test_staff_menus_are_queued_once_per_staff_member_in_their_language(ctx, db, clock) -> None:
+    add_person(db.sessions, clock.now(), telegram_user_id=607, roles=["resident"])
+    add_person(db.sessions, clock.now(), telegram_user_id=608, roles=["worker", "supervisor"],
+                      area_code=GRID, department_code="greening_appearance")
+    assert staff_menus.queue_all(ctx) == 5  # two workers, two supervisors, one with both roles; no resident
+    assert staff_menus.queue_all(ctx) == 0  # still waiting in the queue: a restart adds nothing
+    [worker_menu] = queued(db.sessions, WORKER, "setMyCommands")
+    assert worker_menu.payload["scope"] == {"type": "chat", "chat_id": WORKER}
+    assert [c["command"] for c in worker_menu.payload["commands"]] == ["tasks", "duty", "extend", "help"]
+    assert worker_menu.payload["commands"][0]["description"] == "your open work orders, overdue first"
+    [sup_menu] = queued(db.sessions, SUP, "setMyCommands")
+    assert [c["command"] for c in sup_menu.payload["commands"]] == ["verify", "stats", "topic", "workers", "help"]
+    [both_menu] = queued(db.sessions, 608, "setMyCommands")
+    assert [c["command"] for c in both_menu.payload["commands"]] == [
+        "tasks", "duty", "extend", "verify", "stats", "topic", "workers", "help"]
+    assert queued(db.sessions, 607, "setMyCommands") == []
