@@ -18,7 +18,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.resident_ui import PRIVACY_NOTICE, consent_keyboard, current_locale, main_keyboard
 from models.lifecycle import Role
 from models.tables import Person
-from services import residents
+from services import residents, staff_menus
 from services.context import ServiceContext
 from services.residents import Outgoing
 
@@ -63,13 +63,13 @@ async def _reply(ctx: ServiceContext, chat_id: int, person: Person | None, *mess
 
 def _help_text(person: Person | None) -> str:
     lines = [_("What you can do:")]
+    # Staff see the same commands as in their chat's menu (services/staff_menus.py), in the same words.
+    staff: list[tuple[str, str]] = []
     if person is not None and person.has_role(Role.WORKER):
-        lines += [
-            _("/tasks — your open work orders, overdue first"),
-            _("/duty — go on or off duty"),
-        ]
+        staff += staff_menus.WORKER_COMMANDS
     if person is not None and person.has_role(Role.SUPERVISOR):
-        lines += [_("/workers — the workers of your area")]
+        staff += [c for c in staff_menus.SUPERVISOR_COMMANDS if c not in staff]
+    lines += [f"/{name} — {_(description)}" for name, description in staff]
     if not residents.is_staff(person):
         lines += [
             _("/report — report a problem: a photo, the location, a few words"),

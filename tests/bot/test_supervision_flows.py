@@ -23,6 +23,7 @@ from services.invitations import create_invitation
 from tests.worker_support import (  # noqa: F401  (emulator and world are fixtures)
     GRID,
     STREET,
+    add_person,
     add_supervisor,
     add_worker,
     answer_to,
@@ -287,3 +288,18 @@ async def test_a_new_worker_gets_the_worker_command_menu_in_their_chat(world, em
         ("tasks", "your open work orders, overdue first"), ("duty", "go on or off duty"),
         ("extend", "ask for more time on a case"), ("help", "what I can do")]
     assert zhou.inbox[0]["text"].startswith("Welcome, Zhou!")  # the welcome went first
+
+
+async def test_help_lists_a_supervisors_commands_as_in_their_menu(world, emulator, db, clock) -> None:
+    add_person(db.sessions, clock.now(), telegram_user_id=9671, roles=["supervisor", "worker"], area_code=STREET,
+               department_code="greening_appearance", name="Boss Wu")
+    boss = emulator.user(9671, first_name="Wu", language_code="en")
+    await boss.send_command("help")
+    [reply] = await boss.wait_inbox(1)
+    lines = reply["text"].splitlines()
+    # Both roles: the worker's and the supervisor's commands, each once, then the common ones; no resident ones.
+    assert lines[:8] == ["What you can do:", "/tasks — your open work orders, overdue first", "/duty — go on or off duty",
+                         "/extend — ask for more time on a case", "/verify — cases awaiting your verification",
+                         "/stats — how your area is doing", "/topic — send an area's pings to this forum topic",
+                         "/workers — the workers of your area"]
+    assert "/report" not in reply["text"] and "/help — this list" in lines
