@@ -448,6 +448,23 @@ def area_chain(session: Session, code: str) -> list[Area]:
     return chain
 
 
+def supervisor_group(session: Session, area_code: str, *, grid_code: str | None = None) -> tuple[int, int | None] | None:
+    """The supervisor group chat of `area_code` (its own, else the nearest above it) and the forum topic
+    (`message_thread_id`) bound there for `grid_code` or the nearest area above it that has one."""
+    from models.supervision import SupervisorTopic
+
+    for area in area_chain(session, area_code):
+        if area.supervisor_chat_id is None:
+            continue
+        for code in [a.code for a in area_chain(session, grid_code or area.code)]:
+            topic = session.exec(select(SupervisorTopic.message_thread_id).where(
+                SupervisorTopic.chat_id == area.supervisor_chat_id, SupervisorTopic.area_code == code)).first()
+            if topic is not None:
+                return area.supervisor_chat_id, topic
+        return area.supervisor_chat_id, None
+    return None
+
+
 def grid_at(session: Session, grid_map: GridMap, lon: float, lat: float) -> Area | None:
     """The stored grid covering (lon, lat) per the map's rules, or None outside every grid."""
     code = grid_map.lookup(lon, lat)

@@ -47,7 +47,7 @@ from models.tables import (
 )
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from onegrid.i18n import gettext_for
-from services.areas import area_chain
+from services.areas import area_chain, supervisor_group
 from services.context import ServiceContext
 from services.notify import enqueue
 from services.privacy import mask_name, mask_phone
@@ -466,7 +466,8 @@ def escalate(session: Session, ctx: ServiceContext, case: Case, task: CaseTask |
     """Record that nobody could be found for `case` and tell the nearest supervisors (and the area's group)."""
     now = ctx.clock.now()
     people = supervisors_of(session, case.grid_code, exclude=exclude)
-    chat_ids = _supervisor_chats(session, case.grid_code)
+    group = supervisor_group(session, case.grid_code, grid_code=case.grid_code) if case.grid_code else None
+    chat_ids = [group[0]] if group else []
     row = Escalation(case_id=case.id, task_id=task.id if task else None, area_code=case.grid_code, reason=reason,
                      notified_person_ids=[p.id for p in people], notified_chat_ids=chat_ids, created_at=now)
     session.add(row)
@@ -474,22 +475,15 @@ def escalate(session: Session, ctx: ServiceContext, case: Case, task: CaseTask |
         enqueue(session, chat_id=person.telegram_user_id, method="sendMessage", now=now, person_id=person.id,
                 case_id=case.id, payload={"text": _escalation_text(session, case, task, reason, person.locale),
                                           "parse_mode": "HTML"})
-    for chat_id in chat_ids:
-        enqueue(session, chat_id=chat_id, method="sendMessage", now=now, case_id=case.id,
-                payload={"text": _escalation_text(session, case, task, reason, ctx.settings.default_locale),
-                         "parse_mode": "HTML"})
+    if group is not None:
+        payload = {"text": _escalation_text(session, case, task, reason, ctx.settings.default_locale),
+                   "parse_mode": "HTML"}
+        if group[1] is not None:  # the forum topic bound to the case's grid or an area above it
+            payload["message_thread_id"] = group[1]
+        enqueue(session, chat_id=group[0], method="sendMessage", now=now, case_id=case.id, payload=payload)
     if not people and not chat_ids:
         log.warning("case %s: %s and no supervisor to tell in %s", case.number, reason.value, case.grid_code)
     return row
-
-
-def _supervisor_chats(session: Session, area_code: str | None) -> list[int]:
-    if area_code is None:
-        return []
-    for area in area_chain(session, area_code):
-        if area.supervisor_chat_id is not None:
-            return [area.supervisor_chat_id]
-    return []
 
 
 def _escalation_text(session: Session, case: Case, task: CaseTask | None, reason: EscalationReason,

@@ -35,12 +35,12 @@ from sqlmodel import Session, select
 from bot.supervision_ui import ping_keyboard
 from bot.worker_ui import tasks_list_keyboard, verify_keyboard
 from models.lifecycle import TERMINAL, Action, Actor, Role, Status
-from models.supervision import EscalationStep, Shelving, SupervisorTopic
+from models.supervision import EscalationStep, Shelving
 from models.tables import Area, Case, CaseEvent, Category, Person
 from models.work import CaseTask, OfferStatus, TaskStatus, VerificationRequest, VerificationStatus, WorkOffer
 from onegrid.i18n import N_, gettext_for
 from services import dispatch
-from services.areas import area_chain
+from services.areas import area_chain, supervisor_group
 from services.cases import CaseNotFound, apply_action_in
 from services.context import ServiceContext
 from services.db import transaction
@@ -261,18 +261,7 @@ def holders(session: Session, case: Case) -> list[Person]:
 
 def _group_target(session: Session, case: Case, level: str) -> tuple[int, int | None] | None:
     area = _level_area(session, case, level)
-    if area is None:
-        return None
-    for a in area_chain(session, area.code):
-        if a.supervisor_chat_id is not None:
-            # A forum topic for the case's grid (or the nearest area that has one) in that group.
-            for code in [x.code for x in area_chain(session, case.grid_code or a.code)]:
-                topic = session.exec(select(SupervisorTopic).where(
-                    SupervisorTopic.chat_id == a.supervisor_chat_id, SupervisorTopic.area_code == code)).first()
-                if topic is not None:
-                    return a.supervisor_chat_id, topic.message_thread_id
-            return a.supervisor_chat_id, None
-    return None
+    return None if area is None else supervisor_group(session, area.code, grid_code=case.grid_code)
 
 
 # -- the card -----------------------------------------------------------------------------------------

@@ -6,10 +6,12 @@ import pytest
 from sqlmodel import select
 
 from models.lifecycle import Status
-from models.tables import Case, CaseEvent, CaseSource, Notification
+from models.supervision import SupervisorTopic
+from models.tables import Area, Case, CaseEvent, CaseSource, Notification
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from services import work
 from services.context import ServiceContext
+from services.db import transaction
 from tests.worker_support import (
     GRID,
     OTHER_GRID,
@@ -125,6 +127,22 @@ def test_no_supervisor_anywhere_still_records_the_escalation(ctx, db, clock) -> 
     with db.sessions() as s:
         [escalation] = s.exec(select(Escalation).where(Escalation.case_id == case.id)).all()
         assert escalation.notified_person_ids == [] and s.exec(select(Notification)).all() == []
+
+
+def test_nobody_on_duty_goes_to_the_forum_topic_of_the_grid_in_the_supervisor_group(ctx, db, clock) -> None:
+    group = -100_555
+    with transaction(db.sessions) as s:
+        street = s.exec(select(Area).where(Area.code == STREET)).one()
+        street.supervisor_chat_id = group
+        s.add(street)
+        s.add(SupervisorTopic(chat_id=group, area_code=GRID, message_thread_id=77))
+        s.add(SupervisorTopic(chat_id=group, area_code=OTHER_GRID, message_thread_id=88))
+    case = report(ctx)  # in GRID, nobody on duty
+    [notice] = queued(db.sessions, group)
+    assert f"案件{case.number}暂无可派网格员" in notice.payload["text"]  # a group reads the city's language
+    assert notice.payload["message_thread_id"] == 77  # the grid's own topic, not another grid's
+    with db.sessions() as s:
+        assert s.exec(select(Escalation)).one().notified_chat_ids == [group]
 
 
 def test_joint_category_gets_one_task_per_department(ctx, db, clock) -> None:
