@@ -34,8 +34,27 @@ DESCRIPTION = """Case store API of OneGrid, the chat front end for city grid man
   answers 404, as if it did not exist.
 * **Idempotency-Key** (IETF draft) on unsafe `/api/v1` requests: keys expire 24 hours after first use
   (setting `ONEGRID_IDEMPOTENCY_TTL_HOURS`; the `Idempotency-Expires` header gives the lifetime in seconds).
+  `POST /api/v1/invitations` is the exception: its answer carries a one-time link that is never stored.
 * Rate limits per key answer 429 with `Retry-After`; bodies are limited in size (413).
+* Errors of `/api/v1` answer `{"detail": ..., "code": ...}`: `code` is stable and machine-readable, `detail`
+  a short English message (for 422 from request validation, the list of problems with their location).
 """
+
+TAGS = [
+    {"name": "ops", "description": "Health and Prometheus metrics"},
+    {"name": "open311", "description": "Open311 GeoReport v2"},
+    {"name": "keys", "description": "The calling API key"},
+    {"name": "cases", "description": "Cases in the key's area: list, read with timeline, edit text, lifecycle actions"},
+    {"name": "intake", "description": "Machine intake from cameras, sensors and the 12345 hotline, and clears (自动结案)"},
+    {"name": "exports", "description": "Cases as GeoJSON and CSV"},
+    {"name": "areas", "description": "The map: city, districts, streets, grids"},
+    {"name": "categories", "description": "The category catalogue, intake rules and questions"},
+    {"name": "people", "description": "Staff (and residents, for keys without an area); deactivating workers"},
+    {"name": "invitations", "description": "One-time Telegram links that onboard workers and supervisors"},
+    {"name": "kpis", "description": "KPIs (综合评价) of an area over a period"},
+    {"name": "sync", "description": "Events from a downstream OneGrid"},
+    {"name": "telegram", "description": "The Telegram webhook"},
+]
 
 
 class BodyLimit:
@@ -86,7 +105,7 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
 
 def create_api(app: OneGrid) -> FastAPI:
     settings = app.settings
-    api = FastAPI(title="OneGrid", version="0.2.0", description=DESCRIPTION)
+    api = FastAPI(title="OneGrid", version="0.2.0", description=DESCRIPTION, openapi_tags=TAGS)
     api.state.onegrid = app
     api.state.rate_limiter = RateLimiter()
     registry, latency = make_registry(app)

@@ -1,7 +1,8 @@
-"""Read-side queries of the API: filtered, area-scoped case lists with cursors, cards, exports.
+"""Read-side queries of the API: filtered, area-scoped case and people lists with cursors, cards, exports.
 
-Reads only; every query applies the caller's area scope (`services.api_keys.case_scope_clause`),
-so a case outside the key's area is never listed, counted, exported or shown.
+Reads only; every query applies the caller's area scope (`services.api_keys.case_scope_clause`
+for cases, the person's area for people), so nothing outside the key's area is ever listed,
+counted, exported or shown.
 """
 
 from __future__ import annotations
@@ -18,9 +19,18 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from api.deps import ApiError, not_found
-from api.schemas import CasePublic, CaseWithTimeline, EventPublic, PersonPublic, mask_name, mask_phone
+from api.schemas import (
+    CasePublic,
+    CaseWithTimeline,
+    EventPublic,
+    PersonDetail,
+    PersonPublic,
+    PersonRoleFilter,
+    mask_name,
+    mask_phone,
+)
 from models.api import Scope
-from models.lifecycle import Status
+from models.lifecycle import Role, Status
 from models.tables import Case, CaseEvent, CaseSource, Person
 from services.api_keys import Principal, area_in_scope, area_subtree, case_in_scope, case_scope_clause
 
@@ -55,7 +65,13 @@ def decode_cursor(cursor: str) -> int:
 
 def filtered_cases(session: Session, principal: Principal, flt: CaseFilter) -> sa.Select:
     """SELECT of the cases the key may see that match `flt`; 404 when the area filter is outside the key's area."""
-    stmt = select(Case).where(case_scope_clause(principal))
+    if flt.area_code:
+        if not area_in_scope(session, principal, flt.area_code):
+            raise not_found("no such area")
+        # Inside the key's subtree, so this is the narrower scope (and one subtree CTE per statement).
+        stmt = select(Case).where(Case.grid_code.in_(area_subtree(flt.area_code)))
+    else:
+        stmt = select(Case).where(case_scope_clause(principal))
     for status in flt.statuses:
         if status not in {s.value for s in Status}:
             raise ApiError(422, "bad_filter", f"unknown status {status!r}")
@@ -67,10 +83,6 @@ def filtered_cases(session: Session, principal: Principal, flt: CaseFilter) -> s
         if flt.source not in {s.value for s in CaseSource}:
             raise ApiError(422, "bad_filter", f"unknown source {flt.source!r}")
         stmt = stmt.where(Case.source == flt.source)
-    if flt.area_code:
-        if not area_in_scope(session, principal, flt.area_code):
-            raise not_found("no such area")
-        stmt = stmt.where(Case.grid_code.in_(area_subtree(flt.area_code)))
     if flt.created_from:
         stmt = stmt.where(Case.created_at >= flt.created_from)
     if flt.created_to:
@@ -185,3 +197,68 @@ def geojson_feature(case: CasePublic) -> dict[str, Any]:
     props = case.model_dump(mode="json", exclude={"lat", "lon"})
     return {"type": "Feature", "id": case.id, "geometry": {"type": "Point", "coordinates": [case.lon, case.lat]},
             "properties": props}
+
+
+# ---------------------------------------------------------------------------- people
+
+
+def _has_role(role: Role) -> sa.ColumnElement[bool]:
+    # `roles` is a JSON list stored as text ('["resident", "worker"]') on SQLite and PostgreSQL alike.
+    return sa.cast(Person.roles, sa.Text).like(f'%"{role.value}"%')
+
+
+def filtered_people(session: Session, principal: Principal, *, role: PersonRoleFilter,
+                    area_code: str | None = None, active: bool | None = None) -> sa.Select:
+    """SELECT of the people the key may see (their area inside the key's subtree) matching the filters.
+
+    404 when the area filter lies outside the key's area. People without an area (residents) are
+    visible to keys without an area only.
+    """
+    stmt = select(Person)
+    if area_code:
+        if not area_in_scope(session, principal, area_code):
+            raise not_found("no such area")
+        stmt = stmt.where(Person.area_code.in_(area_subtree(area_code)))  # inside the key's subtree: narrower
+    elif principal.area_code is not None:
+        stmt = stmt.where(Person.area_code.in_(area_subtree(principal.area_code)))
+    if role is PersonRoleFilter.STAFF:
+        stmt = stmt.where(sa.or_(_has_role(Role.WORKER), _has_role(Role.SUPERVISOR)))
+    else:
+        stmt = stmt.where(_has_role(Role(role.value)))
+    if active is not None:
+        stmt = stmt.where(Person.active.is_(active))
+    return stmt
+
+
+def person_detail(person: Person, principal: Principal) -> PersonDetail:
+    """The person as the key may see them (see `PersonDetail` for what is masked)."""
+    pii = principal.allows(Scope.PII)
+    staff = person.has_role(Role.WORKER) or person.has_role(Role.SUPERVISOR)
+    return PersonDetail(
+        id=person.id, display_name=person.display_name if pii or staff else (mask_name(person.display_name) or ""),
+        phone=person.phone if pii else mask_phone(person.phone),
+        telegram_user_id=person.telegram_user_id if pii else None, username=person.username if pii else None,
+        roles=sorted(person.roles or []), area_code=person.area_code, department_code=person.department_code,
+        active=person.active, on_duty=person.on_duty, deleted=person.deleted_at is not None,
+        created_at=person.created_at,
+    )
+
+
+def page_of_people(session: Session, principal: Principal, *, role: PersonRoleFilter, area_code: str | None,
+                   active: bool | None, limit: int, cursor: str | None) -> tuple[list[PersonDetail], str | None]:
+    """Newest first; the cursor names the last id returned."""
+    stmt = filtered_people(session, principal, role=role, area_code=area_code, active=active)
+    if cursor:
+        stmt = stmt.where(Person.id < decode_cursor(cursor))
+    rows = list(session.exec(stmt.order_by(Person.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [person_detail(p, principal) for p in rows], (encode_cursor(rows[-1].id) if more and rows else None)
+
+
+def visible_person(session: Session, principal: Principal, person_id: int) -> Person:
+    """The person, or 404 when they do not exist or their area lies outside the key's area (the same answer)."""
+    person = session.get(Person, person_id)
+    if person is None or not area_in_scope(session, principal, person.area_code):
+        raise not_found("no such person")
+    return person

@@ -142,7 +142,11 @@ class IntakeAnswer(BaseModel):
 
 
 class ClearAnswer(BaseModel):
-    outcome: str = Field(description="closed | verified | pending | recorded | already_closed")
+    outcome: str = Field(description=(
+        "verified (it awaited verification: closed, its proofs approved) | cancelled (the category's rule is "
+        "`close` and nobody had started: cancelled as resolved at source, its offers withdrawn and tasks "
+        "cancelled) | pending (a worker is on it, who is told; applied once the work awaits verification) | "
+        "recorded (the rule is `ignore`) | already_closed"))
     case: CasePublic
 
 
@@ -248,6 +252,122 @@ class SyncAnswer(BaseModel):
 
 class PushAnswer(BaseModel):
     outcomes: dict[str, int]
+
+
+# ---------------------------------------------------------------------------- KPIs
+
+
+class KpiGrid(BaseModel):
+    grid_code: str
+    open_overdue: int = Field(description="Open cases of the grid past their handling deadline now")
+    due: int = Field(description="Cases of the grid whose handling deadline falls in the period")
+    closed_of_due: int = Field(description="Of those, closed by the end of the period")
+    closure_rate: float | None = Field(description="closed_of_due ÷ due; null when due is 0")
+
+
+class KpiReport(BaseModel):
+    """综合评价 of an area's subtree over [start, end). Cancelled and merged cases never count; a rate is
+    null when its denominator is 0; times are hours."""
+
+    area_code: str
+    start: datetime
+    end: datetime
+    registered: int = Field(description="Cases created in the period")
+    closed: int = Field(description="Cases whose (latest) closure falls in the period")
+    due: int = Field(description="Cases whose handling deadline falls in the period")
+    closed_of_due: int = Field(description="Due cases closed by the end of the period")
+    closure_rate: float | None = Field(description="结案率: closed_of_due ÷ due")
+    closed_on_time: int = Field(description="Closed cases closed no later than their handling deadline")
+    on_time_rate: float | None = Field(description="按期结案率: closed_on_time ÷ closed")
+    reworked: int = Field(description="Closed cases ever rejected at verification or reopened")
+    rework_rate: float | None = Field(description="返工率: reworked ÷ closed")
+    extended: int = Field(description="Closed cases with a granted extension")
+    extension_rate: float | None = Field(description="延期率: extended ÷ closed")
+    accept_mean_h: float | None = Field(description="First accept − creation, cases registered in the period")
+    accept_p90_h: float | None = Field(description="90th percentile (nearest rank) of the same")
+    close_mean_h: float | None = Field(description="Closure − creation, cases closed in the period")
+    close_p90_h: float | None = Field(description="90th percentile (nearest rank) of the same")
+    ratings: int = Field(description="Residents' ratings (1-5) given in the period")
+    satisfaction_mean: float | None = Field(description="Mean of those ratings")
+    answers: int = Field(description="回访 answers in the period (fixed or not, or a rating)")
+    dissatisfied: int = Field(description="Answers saying not fixed, or rating 2 or less")
+    dissatisfaction_rate: float | None = Field(description="回访不满意率: dissatisfied ÷ answers")
+    worst_grids: list[KpiGrid] = Field(description="Grids by overdue open cases now, then lowest closure rate")
+
+
+# ---------------------------------------------------------------------------- people and invitations
+
+
+class PersonRoleFilter(StrEnum):
+    STAFF = "staff"  # workers and supervisors
+    WORKER = "worker"
+    SUPERVISOR = "supervisor"
+    RESIDENT = "resident"
+
+
+class PersonDetail(BaseModel):
+    """A person as clients read them. Without the `pii` scope (or `admin`, which implies it): phones are
+    masked, Telegram ids and usernames are null, and residents' names are masked (staff names stay)."""
+
+    id: int
+    display_name: str
+    phone: str | None = None
+    telegram_user_id: int | None = None
+    username: str | None = None
+    roles: list[str]
+    area_code: str | None = None
+    department_code: str | None = None
+    active: bool
+    on_duty: bool
+    deleted: bool = Field(description="The person deleted their account; personal data was removed")
+    created_at: datetime | None = None
+
+
+class PersonPage(BaseModel):
+    items: list[PersonDetail]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last")
+
+
+class DeactivationAnswer(BaseModel):
+    person: PersonDetail
+    returned: int = Field(description="Orders the worker held, sent back to dispatch")
+    withdrawn: int = Field(description="Open offers to the worker, withdrawn (and offered to others)")
+
+
+class StaffRole(StrEnum):
+    WORKER = "worker"
+    SUPERVISOR = "supervisor"
+
+
+class InvitationCreate(_Strict):
+    """A one-time link binding a Telegram account to a staff role in an area (ids and state are the store's)."""
+
+    role: StaffRole
+    area_code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    department_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="Required for a worker: orders are dispatched by department")
+    valid_hours: Annotated[int, Field(ge=1, le=720)] | None = Field(
+        None, description="How long the link works; default the setting ONEGRID_INVITATION_TTL_HOURS")
+
+
+class InvitationPublic(BaseModel):
+    id: int
+    role: str
+    area_code: str
+    department_code: str | None = None
+    expires_at: datetime
+    state: str = Field(description="open | used | expired (a revoked invitation is expired from its revocation)")
+    used_at: datetime | None = None
+    used_by_id: int | None = None
+
+
+class InvitationIssued(InvitationPublic):
+    link: str = Field(description="The one-time t.me deep link. Shown in this answer only: it is never stored")
+
+
+class InvitationPage(BaseModel):
+    items: list[InvitationPublic]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last")
 
 
 class ErrorBody(BaseModel):

@@ -1,4 +1,5 @@
-"""The management and machine API under /api/v1: cases, intake, clear, actions, exports, areas, categories, sync.
+"""The management and machine API under /api/v1: cases, intake, clear, actions, exports, areas, categories,
+people, invitations, KPIs and sync.
 
 Every route parses, checks the key (scope and area), calls one service, renders. A case outside
 the key's area answers 404 exactly like a case that does not exist, and nothing changes.
@@ -10,10 +11,11 @@ import asyncio
 import csv
 import io
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi import Path as PathParam
@@ -39,11 +41,17 @@ from api.queries import (
     CaseFilter,
     case_card,
     csv_cell,
+    decode_cursor,
+    encode_cursor,
+    filtered_cases,
     geojson_feature,
     iter_cases,
     page_of_cases,
+    page_of_people,
+    person_detail,
     render_cases,
     visible_case,
+    visible_person,
 )
 from api.schemas import (
     AreaPublic,
@@ -57,27 +65,43 @@ from api.schemas import (
     CategoryPatch,
     CategoryPublic,
     ClearAnswer,
+    DeactivationAnswer,
     ImportAnswer,
     IntakeAnswer,
     IntakeRulePublic,
     IntakeRuleWrite,
+    InvitationCreate,
+    InvitationIssued,
+    InvitationPage,
+    InvitationPublic,
     KeyPublic,
+    KpiGrid,
+    KpiReport,
+    PersonDetail,
+    PersonPage,
+    PersonRoleFilter,
     PhotoPublic,
     QuestionWrite,
+    StaffRole,
     SyncAnswer,
 )
 from models.api import ClearRule
 from models.lifecycle import Action, Actor, IllegalTransition, LifecycleError, NoteRequired, RoleNotAllowed
-from models.tables import Area, CaseSource, Category, Photo
-from services import cases, idempotency, intake, upstream
+from models.tables import Area, CaseSource, Category, Invitation, Photo
+from services import cases, idempotency, intake, invitations, kpi, upstream
 from services.api_keys import Principal, area_in_scope, area_subtree
 from services.areas import AreaImportError, import_geojson
 from services.catalogue import CatalogueError, set_category_fields
 from services.cases import CaseNotFound, OutsideGrid, StaleCase, UnknownCategory
 from services.context import ServiceContext
 
+log = logging.getLogger(__name__)
+
 CaseId = Annotated[int, PathParam(ge=1, le=2_147_483_647)]  # the store's integer ids
 PhotoId = Annotated[int, PathParam(ge=1, le=2_147_483_647)]
+PersonId = Annotated[int, PathParam(ge=1, le=2_147_483_647)]
+InvitationId = Annotated[int, PathParam(ge=1, le=2_147_483_647)]
+MAX_KPI_SPAN = timedelta(days=366)
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key",
     description="Optional (IETF draft). A replay within the key's lifetime returns the first answer; the same "
@@ -133,12 +157,23 @@ async def run_idempotent(request: Request, ctx: ServiceContext, principal: Princ
     return response
 
 
+def _utc(name: str, stamp: datetime | None) -> datetime | None:
+    """A query time as UTC; 422 without a timezone or outside the representable range."""
+    if stamp is None:
+        return None
+    if stamp.tzinfo is None:
+        raise ApiError(422, "bad_time", f"{name} needs a timezone, e.g. 2026-11-21T08:00:00+08:00")
+    try:
+        return stamp.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(422, "bad_time", f"{name} is out of range") from None
+
+
 def _case_filter(status: list[str] | None, category_code: str | None, area_code: str | None, source: str | None,
                  created_from: datetime | None, created_to: datetime | None,
                  updated_after: datetime | None) -> CaseFilter:
-    for stamp in (created_from, created_to, updated_after):
-        if stamp is not None and stamp.tzinfo is None:
-            raise ApiError(422, "bad_filter", "times need a timezone, e.g. 2026-11-21T08:00:00+08:00")
+    created_from, created_to = _utc("created_from", created_from), _utc("created_to", created_to)
+    updated_after = _utc("updated_after", updated_after)
     return CaseFilter(statuses=tuple(status or ()), category_code=category_code, area_code=area_code,
                       source=source, created_from=created_from, created_to=created_to, updated_after=updated_after)
 
@@ -293,14 +328,12 @@ def build_router() -> APIRouter:
                 response_class=StreamingResponse,
                 responses={200: {"content": {"application/geo+json": {}}, "description": "FeatureCollection"},
                            404: {"description": "The area filter lies outside the key's area"}})
-    def export_geojson(principal: ReadKey, ctx: CtxDep, session: SessionDep, status: StatusQ = None,
+    def export_geojson(principal: ReadKey, ctx: CtxDep, status: StatusQ = None,
                        category_code: CategoryQ = None, area_code: AreaQ = None, source: SourceQ = None,
                        created_from: TimeQ = None, created_to: TimeQ = None, updated_after: TimeQ = None,
                        limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> StreamingResponse:
         flt = _case_filter(status, category_code, area_code, source, created_from, created_to, updated_after)
-        from api.queries import filtered_cases
-
-        filtered_cases(session, principal, flt)  # 404/422 now, before the 200 starts streaming
+        _check_case_filter(ctx, principal, flt)  # 404/422 now, before the 200 starts streaming
 
         def body() -> Iterator[bytes]:
             yield b'{"type":"FeatureCollection","features":['
@@ -315,14 +348,12 @@ def build_router() -> APIRouter:
                 response_class=StreamingResponse,
                 responses={200: {"content": {"text/csv": {}}, "description": "CSV"},
                            404: {"description": "The area filter lies outside the key's area"}})
-    def export_csv(principal: ReadKey, ctx: CtxDep, session: SessionDep, status: StatusQ = None,
+    def export_csv(principal: ReadKey, ctx: CtxDep, status: StatusQ = None,
                    category_code: CategoryQ = None, area_code: AreaQ = None, source: SourceQ = None,
                    created_from: TimeQ = None, created_to: TimeQ = None, updated_after: TimeQ = None,
                    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> StreamingResponse:
         flt = _case_filter(status, category_code, area_code, source, created_from, created_to, updated_after)
-        from api.queries import filtered_cases
-
-        filtered_cases(session, principal, flt)
+        _check_case_filter(ctx, principal, flt)
 
         def body() -> Iterator[bytes]:
             buffer = io.StringIO()
@@ -402,7 +433,7 @@ def build_router() -> APIRouter:
     def patch_category(code: str, body: CategoryPatch, principal: AdminKey, ctx: CtxDep) -> CategoryPublic:
         fields = body.model_dump(exclude_none=True)
         if not fields:
-            raise ApiError(422, "nothing_to_change", "give at least one field")
+            raise ApiError(422, "nothing_to_change", "give at least one field to change")
         try:
             set_category_fields(ctx.sessions, code, **fields)
         except CatalogueError as exc:
@@ -456,7 +487,7 @@ def build_router() -> APIRouter:
                 raise ApiError(409, "out_of_order" if isinstance(exc, upstream.OutOfOrder) else "diverged",
                                str(exc), {"Retry-After": "1"}) from None
             except UnknownCategory as exc:
-                raise ApiError(422, "unknown_category", f"unknown category {exc}") from None
+                raise ApiError(422, "unknown_category", f"unknown or inactive category {str(exc)!r}") from None
             except OutsideGrid:
                 raise ApiError(422, "outside_grid", "the point lies outside every grid of the map") from None
             except ValueError as exc:
@@ -465,7 +496,237 @@ def build_router() -> APIRouter:
 
         return await run_idempotent(request, ctx, principal, idempotency_key, produce)
 
+    # ------------------------------------------------------------------ KPIs
+
+    @router.get("/kpis", tags=["kpis"], summary="KPIs (综合评价) of an area over a period",
+                description="The area defaults to the key's area (for a key without an area: the store's single "
+                            "top-level area). The period is either `period` (today: local midnight → now; 7d, "
+                            "30d: the last 7 or 30 days up to now; the default is 7d) or `start` (inclusive) and "
+                            "`end` (exclusive, default now), ISO 8601 with a timezone, at most 366 days apart.",
+                responses={404: {"description": "No such area in the key's subtree"}})
+    def read_kpis(principal: ReadKey, session: SessionDep, ctx: CtxDep,
+                  area_code: Annotated[str | None, Query(max_length=64, description="The area (its subtree)")] = None,
+                  period: Annotated[Literal["today", "7d", "30d"] | None, Query()] = None,
+                  start: TimeQ = None, end: TimeQ = None,
+                  worst: Annotated[int, Query(ge=1, le=50, description="Rows of worst_grids")] = 5) -> KpiReport:
+        now = ctx.clock.now()
+        start, end = _utc("start", start), _utc("end", end)
+        if period is not None and (start is not None or end is not None):
+            raise ApiError(422, "bad_period", "give either period or start and end, not both")
+        if start is None and end is not None:
+            raise ApiError(422, "bad_period", "end needs a start")
+        if start is not None:
+            end = end or now
+            if start >= end:
+                raise ApiError(422, "bad_period", "start must be before end")
+            if end - start > MAX_KPI_SPAN:
+                raise ApiError(422, "bad_period", "start and end may be at most 366 days apart")
+        else:
+            start, end = kpi.period_bounds(period or "7d", now, ctx.timezone)
+        code = area_code or principal.area_code or _top_area(session)
+        if session.exec(select(Area.id).where(Area.code == code)).first() is None \
+                or not area_in_scope(session, principal, code):
+            raise not_found("no such area")
+        k = kpi.compute(session, area_code=code, start=start, end=end, now=now, worst=worst)
+        return KpiReport(
+            area_code=k.area_code, start=k.start, end=k.end, registered=k.registered, closed=k.closed, due=k.due,
+            closed_of_due=k.closed_of_due, closure_rate=k.closure_rate, closed_on_time=k.closed_on_time,
+            on_time_rate=k.on_time_rate, reworked=k.reworked, rework_rate=k.rework_rate, extended=k.extended,
+            extension_rate=k.extension_rate, accept_mean_h=k.accept_mean_h, accept_p90_h=k.accept_p90_h,
+            close_mean_h=k.close_mean_h, close_p90_h=k.close_p90_h, ratings=len(k.ratings),
+            satisfaction_mean=k.satisfaction_mean, answers=k.answers, dissatisfied=k.dissatisfied,
+            dissatisfaction_rate=k.dissatisfaction_rate,
+            worst_grids=[KpiGrid(grid_code=g.grid_code, open_overdue=g.open_overdue, due=g.due,
+                                 closed_of_due=g.closed_of_due, closure_rate=g.closure_rate) for g in k.worst_grids])
+
+    # ------------------------------------------------------------------ people
+
+    @router.get("/people", tags=["people"], summary="People in the key's area, newest first, with a cursor",
+                description="Staff (workers and supervisors) by default; `role=resident` lists residents, who have "
+                            "no area and so are listed for keys without an area only. Personal data is masked "
+                            "without the `pii` scope (see PersonDetail).",
+                responses={404: {"description": "The area filter lies outside the key's area"}})
+    def list_people(principal: ReadKey, session: SessionDep,
+                    role: Annotated[PersonRoleFilter, Query()] = PersonRoleFilter.STAFF,
+                    area_code: Annotated[str | None, Query(max_length=64, description="People in this area's subtree")] = None,
+                    active: bool | None = None,
+                    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+                    cursor: Annotated[str | None, Query(max_length=200)] = None) -> PersonPage:
+        items, next_cursor = page_of_people(session, principal, role=role, area_code=area_code, active=active,
+                                            limit=limit, cursor=cursor)
+        return PersonPage(items=items, next_cursor=next_cursor)
+
+    @router.get("/people/{person_id}", tags=["people"], summary="One person",
+                responses={404: {"description": "No such person in the key's area"}})
+    def read_person(person_id: PersonId, principal: ReadKey, session: SessionDep) -> PersonDetail:
+        return person_detail(visible_person(session, principal, person_id), principal)
+
+    @router.post("/people/{person_id}/deactivate", tags=["people"],
+                 summary="Deactivate a worker: no new orders; held orders and open offers go back to dispatch",
+                 description="The worker is told, naming this key. Work already submitted stays for verification.",
+                 responses={**IDEMPOTENT_RESPONSES,
+                            404: {"description": "No such person in the key's area"},
+                            409: {"description": "Not a worker, already inactive, or an Idempotency-Key in flight"}})
+    async def deactivate_person(person_id: PersonId, request: Request, principal: AdminKey, ctx: CtxDep,
+                                idempotency_key: IdempotencyKey = None) -> Response:
+        await asyncio.to_thread(_check_person_visible, ctx, principal, person_id)
+
+        async def produce() -> Response:
+            try:
+                result = await asyncio.to_thread(
+                    invitations.deactivate_worker_for_office, ctx, worker_id=person_id, within=principal.area_code,
+                    actor=Actor(principal.acts_as), by_name=principal.name)
+            except invitations.PersonNotFound:
+                raise not_found("no such person") from None
+            except invitations.NotAllowed:
+                raise ApiError(409, "not_a_worker", "only grid workers can be deactivated") from None
+            except invitations.AlreadyInactive:
+                raise ApiError(409, "already_inactive", "this worker is already inactive") from None
+            except StaleCase:
+                raise ApiError(409, "stale", "the worker's cases kept changing; try again") from None
+            person = await asyncio.to_thread(_person_view, ctx, principal, person_id)
+            return _json(DeactivationAnswer(person=person, returned=result.returned, withdrawn=result.withdrawn))
+
+        return await run_idempotent(request, ctx, principal, idempotency_key, produce)
+
+    # ------------------------------------------------------------------ invitations
+
+    @router.post("/invitations", tags=["invitations"], status_code=201,
+                 summary="Invite a worker or supervisor: a one-time Telegram deep link",
+                 description="The link is in this answer only (the store keeps a hash of its token), so this "
+                             "route takes no Idempotency-Key: a retry issues a new invitation; revoke the unused "
+                             "one. The answer is marked `Cache-Control: no-store`.",
+                 responses={404: {"description": "No such area in the key's subtree"},
+                            503: {"description": "The bot's username is unknown (set ONEGRID_BOT_USERNAME)"}})
+    async def create_invitation(body: InvitationCreate, request: Request, principal: AdminKey,
+                                ctx: CtxDep) -> InvitationIssued:
+        await asyncio.to_thread(_check_area_visible, ctx, principal, body.area_code)
+        if body.role is StaffRole.WORKER and not body.department_code:
+            raise ApiError(422, "department_required", "a worker needs department_code: orders go to departments")
+        username = await _bot_username(request.app.state.onegrid)  # before issuing: no link that cannot be shown
+        try:
+            issued = await asyncio.to_thread(
+                invitations.create_invitation, ctx, role=body.role.value, area_code=body.area_code,
+                department_code=body.department_code,
+                ttl=timedelta(hours=body.valid_hours) if body.valid_hours else None)
+        except invitations.BadInvitationRequest as exc:
+            raise ApiError(422, "invalid_invitation", str(exc)) from None
+        answer = InvitationIssued(
+            id=issued.invitation_id, role=issued.role.value, area_code=issued.area_code,
+            department_code=issued.department_code, expires_at=issued.expires_at, state="open",
+            link=invitations.invitation_link(username, issued.token))
+        return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers={"Cache-Control": "no-store"})
+
+    @router.get("/invitations", tags=["invitations"], summary="Invitations in the key's area, newest first (no tokens)",
+                responses={404: {"description": "The area filter lies outside the key's area"}})
+    def list_invitations(principal: AdminKey, ctx: CtxDep,
+                         area_code: Annotated[str | None, Query(max_length=64,
+                                                                description="Invitations to this area's subtree")] = None,
+                         state: Annotated[invitations.InvitationState | None, Query()] = None,
+                         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+                         cursor: Annotated[str | None, Query(max_length=200)] = None) -> InvitationPage:
+        within = principal.area_code
+        if area_code:
+            with ctx.sessions() as session:
+                if not area_in_scope(session, principal, area_code):
+                    raise not_found("no such area")
+            within = area_code
+        rows = invitations.list_invitations(ctx, within=within, state=state, limit=limit + 1,
+                                            before_id=decode_cursor(cursor) if cursor else None)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        now = ctx.clock.now()
+        return InvitationPage(items=[_invitation_public(r, now) for r in rows],
+                              next_cursor=encode_cursor(rows[-1].id) if more and rows else None)
+
+    @router.post("/invitations/{invitation_id}/revoke", tags=["invitations"],
+                 summary="Revoke an unused invitation: its link is refused from now on",
+                 description="Revoking an expired (or already revoked) invitation changes nothing.",
+                 responses={**IDEMPOTENT_RESPONSES,
+                            404: {"description": "No such invitation in the key's area"},
+                            409: {"description": "The invitation was used already, or an Idempotency-Key in flight"}})
+    async def revoke_invitation(invitation_id: InvitationId, request: Request, principal: AdminKey, ctx: CtxDep,
+                                idempotency_key: IdempotencyKey = None) -> Response:
+        await asyncio.to_thread(_check_invitation_visible, ctx, principal, invitation_id)
+
+        async def produce() -> Response:
+            try:
+                row = await asyncio.to_thread(invitations.revoke_invitation, ctx, invitation_id=invitation_id,
+                                              within=principal.area_code)
+            except invitations.InvitationNotFound:
+                raise not_found("no such invitation") from None
+            except invitations.InvitationUsed:
+                raise ApiError(409, "invitation_used", "this invitation was used already") from None
+            return _json(_invitation_public(row, ctx.clock.now()))
+
+        return await run_idempotent(request, ctx, principal, idempotency_key, produce)
+
     return router
+
+
+def _check_case_filter(ctx: ServiceContext, principal: Principal, flt: CaseFilter) -> None:
+    # In a session of its own, closed before the export streams: on SQLite every transaction holds the
+    # write lock (BEGIN IMMEDIATE), so a request session left open would block the streaming reader.
+    with ctx.sessions() as session:
+        filtered_cases(session, principal, flt)
+
+
+def _top_area(session: Any) -> str:
+    """The store's single top-level area: the default KPI area of a key without an area."""
+    roots = session.exec(select(Area.code).where(Area.parent_code.is_(None)).limit(2)).all()
+    if len(roots) != 1:
+        raise ApiError(422, "area_required", "give area_code: the store has no single top-level area")
+    return roots[0]
+
+
+def _check_area_visible(ctx: ServiceContext, principal: Principal, area_code: str) -> None:
+    with ctx.sessions() as session:
+        if session.exec(select(Area.id).where(Area.code == area_code)).first() is None \
+                or not area_in_scope(session, principal, area_code):
+            raise not_found("no such area")
+
+
+def _check_person_visible(ctx: ServiceContext, principal: Principal, person_id: int) -> None:
+    with ctx.sessions() as session:
+        visible_person(session, principal, person_id)
+
+
+def _person_view(ctx: ServiceContext, principal: Principal, person_id: int) -> PersonDetail:
+    with ctx.sessions() as session:
+        return person_detail(visible_person(session, principal, person_id), principal)
+
+
+def _check_invitation_visible(ctx: ServiceContext, principal: Principal, invitation_id: int) -> None:
+    with ctx.sessions() as session:
+        row = session.get(Invitation, invitation_id)
+        if row is None or not area_in_scope(session, principal, row.area_code):
+            raise not_found("no such invitation")
+
+
+def _invitation_public(row: Invitation, now: datetime) -> InvitationPublic:
+    return InvitationPublic(id=row.id, role=str(row.role), area_code=row.area_code,
+                            department_code=row.department_code, expires_at=row.expires_at,
+                            state=invitations.invitation_state(row, now).value, used_at=row.used_at,
+                            used_by_id=row.used_by_id)
+
+
+async def _bot_username(onegrid: Any) -> str:
+    """ONEGRID_BOT_USERNAME, else the sandbox bot's, else the bot's own answer to getMe; 503 when none answers."""
+    if onegrid.settings.bot_username:
+        return onegrid.settings.bot_username.lstrip("@")
+    if onegrid.sandbox is not None:
+        from bot.sandbox import BOT_USERNAME
+
+        return BOT_USERNAME
+    if onegrid.bot is not None:
+        try:
+            me = await asyncio.wait_for(onegrid.bot.me(), timeout=10)
+        except Exception as exc:  # noqa: BLE001 - any failure: the link cannot name the bot
+            log.warning("getMe failed while issuing an invitation: %s", exc)
+        else:
+            if me.username:
+                return me.username
+    raise ApiError(503, "bot_unknown", "the bot's username is unknown; set ONEGRID_BOT_USERNAME")
 
 
 def _render_one(ctx: ServiceContext, principal: Principal, case: Any) -> CasePublic:

@@ -9,9 +9,12 @@ What callers may rely on:
   URLs are added, and no new case is opened.
 - New cases go through `services.cases.report_case`, so they are registered and dispatched like
   any other case, by the SYSTEM actor.
-- `clear_case` applies the category's clear rule (`models.api.ClearRule`) through
-  `services.cases.apply_action` with the SYSTEM actor; a clear that cannot act yet (the case is
-  being handled) is kept and applied by `apply_pending_clears` once the case awaits verification.
+- `clear_case` applies the category's clear rule (`models.api.ClearRule`) through the one
+  clear-at-source rule of `services.verification` (SYSTEM actor): a case awaiting verification is
+  closed with its proofs approved and the supervisors' cards and workers told; under CLOSE a case
+  nobody started on is cancelled as resolved at source, its offers withdrawn and tasks cancelled.
+  A clear that cannot act yet (the case is being handled; its worker is told) is kept and applied
+  by `apply_pending_clears` once the case awaits verification.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from models.api import CaseSubmission, ClearRule, IntakeClaim, IntakeRule, MachineCase, ServiceQuestion
-from models.lifecycle import TERMINAL, Action, Actor, LifecycleError, Role, Status
+from models.lifecycle import TERMINAL, Actor, LifecycleError, Role, Status
 from models.tables import Case, CaseSource, Category, OutboxItem
 from services import cases
 from services.api_keys import Principal, area_in_scope
 from services.cases import CaseError, CaseNotFound, OutsideGrid, StaleCase, UnknownCategory
 from services.context import ServiceContext
 from services.db import transaction
+from services.verification import SourceClear, clear_at_source_in, clear_reason
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +86,7 @@ class IntakeResult:
 @dataclass(frozen=True)
 class ClearResult:
     case: Case
-    outcome: str  # closed | verified | pending | recorded | already_closed
+    outcome: str  # verified | cancelled | pending | recorded | already_closed
 
 
 def _rule(session: Session, ctx: ServiceContext, category_code: str) -> tuple[ClearRule, int]:
@@ -226,87 +230,96 @@ def _claim_or_fold(ctx: ServiceContext, principal: Principal, report: MachineRep
     return None
 
 
-def _clear_action(status: Status, rule: ClearRule) -> Action | None:
+# The clear-at-source rule's outcome, as the API names it.
+_OUTCOMES = {
+    SourceClear.CLOSED: "verified",
+    SourceClear.CANCELLED: "cancelled",
+    SourceClear.KEPT: "pending",
+    SourceClear.WAITING: "pending",
+    SourceClear.ALREADY_ENDED: "already_closed",
+}
+
+
+def _clear_in(session: Session, ctx: ServiceContext, case: Case, rule: ClearRule, reason: str, *,
+              tell_workers: bool) -> str:
+    """Apply `rule` to a machine case in the caller's transaction; returns the outcome's name.
+
+    The act itself is `services.verification.clear_at_source_in`: awaiting verification → closed
+    (verified) with its completions, cards and workers settled; under CLOSE, a case nobody started
+    on is cancelled with its offers withdrawn and tasks cancelled. Otherwise the clear waits.
+    """
+    status = Status(case.status)
+    if status in TERMINAL:
+        return "already_closed"
     if rule is ClearRule.IGNORE:
-        return None
-    if status is Status.AWAITING_VERIFICATION:
-        return Action.APPROVE
-    if rule is ClearRule.CLOSE and status in (Status.REPORTED, Status.REGISTERED, Status.DISPATCHED,
-                                              Status.RETURNED, Status.SHELVED):
-        return Action.CANCEL
-    return None
+        return "recorded"
+    if status is Status.SHELVED:
+        return "pending"  # on hold by a person's decision: the clear waits until it is taken up again
+    result = clear_at_source_in(session, ctx, case, reason=reason, cancel_unstarted=rule is ClearRule.CLOSE,
+                                tell_workers=tell_workers)
+    return _OUTCOMES[result]
 
 
 def clear_case(ctx: ServiceContext, *, principal: Principal, case_id: int, note: str | None = None) -> ClearResult:
     """The source says the problem is gone: act per the category's clear rule.
 
-    Raises CaseNotFound (also for a case outside the key's area: nothing changes) or NotMachineCase.
+    One transaction per attempt: the case change (event, outbox row, notifications) and the
+    machine record's `cleared_at` / `clear_pending` commit together. A worker on the case is told
+    once, here; `apply_pending_clears` acts later without telling them again.
+    Raises CaseNotFound (also for a case outside the key's area: nothing changes), NotMachineCase,
+    or StaleCase when the case kept changing under three attempts.
     """
     now = ctx.clock.now()
-    reason = f"Cleared at source: {note.strip()}" if note and note.strip() else "Cleared at source"
+    reason = clear_reason(note)
     for _ in range(3):  # a concurrent change of the case: read again and decide again
-        with transaction(ctx.sessions) as session:
-            case = session.get(Case, case_id)
-            if case is None or not area_in_scope(session, principal, case.grid_code):
-                raise CaseNotFound(str(case_id))
-            machine = session.get(MachineCase, case_id)
-            if machine is None:
-                raise NotMachineCase(case.number)
-            status = Status(case.status)
-            rule, _ = _rule(session, ctx, case.category_code)
-            action = _clear_action(status, rule)
-            machine.cleared_at = now
-            if status in TERMINAL:
-                outcome = "already_closed"
-            elif action is None:
-                outcome = "recorded" if rule is ClearRule.IGNORE else "pending"
-            else:
-                outcome = "verified" if action is Action.APPROVE else "closed"
-            machine.clear_pending = outcome == "pending"
-            session.add(machine)
-            version = case.version
-        if action is None or status in TERMINAL:
-            return ClearResult(case, outcome)
         try:
-            updated = cases.apply_action(ctx, case_id=case_id, action=action, actor=SYSTEM, note=reason,
-                                         expected_version=version)
-            return ClearResult(updated, outcome)
+            with transaction(ctx.sessions) as session:
+                case = session.get(Case, case_id)
+                if case is None or not area_in_scope(session, principal, case.grid_code):
+                    raise CaseNotFound(str(case_id))
+                machine = session.get(MachineCase, case_id)
+                if machine is None:
+                    raise NotMachineCase(case.number)
+                rule, _ = _rule(session, ctx, case.category_code)
+                outcome = _clear_in(session, ctx, case, rule, reason, tell_workers=True)
+                machine.cleared_at = now
+                machine.clear_pending = outcome == "pending"
+                session.add(machine)
+                session.flush()
+                session.refresh(case)
         except (StaleCase, LifecycleError):
             continue
+        ctx.on_notifications()
+        return ClearResult(case, outcome)
     raise StaleCase(str(case_id))
 
 
 def apply_pending_clears(ctx: ServiceContext, *, limit: int = 200) -> int:
     """Apply clears that had to wait (the case was being handled); returns how many acted."""
-    done = 0
     with ctx.sessions() as session:
-        rows = session.exec(
-            select(MachineCase.case_id, Case.status, Case.version, Case.category_code)
-            .join(Case, Case.id == MachineCase.case_id)
-            .where(MachineCase.clear_pending == sa.true()).limit(limit)
-        ).all()
-    for case_id, status, version, category_code in rows:
-        status = Status(status)
-        if status in TERMINAL:
-            with transaction(ctx.sessions) as session:
-                session.execute(sa.update(MachineCase).where(MachineCase.case_id == case_id).values(
-                    clear_pending=False))
-            continue
-        with ctx.sessions() as session:
-            rule, _ = _rule(session, ctx, category_code)
-        action = _clear_action(status, rule)
-        if action is None:
-            continue
+        case_ids = session.exec(select(MachineCase.case_id).where(MachineCase.clear_pending == sa.true())
+                                .order_by(MachineCase.case_id).limit(limit)).all()
+    done = 0
+    for case_id in case_ids:
         try:
-            cases.apply_action(ctx, case_id=case_id, action=action, actor=SYSTEM,
-                               note="Cleared at source", expected_version=version)
+            with transaction(ctx.sessions) as session:
+                case = session.get(Case, case_id)
+                machine = session.get(MachineCase, case_id)
+                if case is None or machine is None or not machine.clear_pending:
+                    continue
+                rule, _ = _rule(session, ctx, case.category_code)
+                outcome = _clear_in(session, ctx, case, rule, clear_reason(None), tell_workers=False)
+                if outcome == "pending":
+                    continue
+                machine.clear_pending = False
+                session.add(machine)
         except (StaleCase, LifecycleError) as exc:
             log.info("pending clear of case %s not applied yet: %s", case_id, exc)
             continue
-        with transaction(ctx.sessions) as session:
-            session.execute(sa.update(MachineCase).where(MachineCase.case_id == case_id).values(
-                clear_pending=False))
-        done += 1
+        if outcome in ("verified", "cancelled"):
+            done += 1
+    if done:
+        ctx.on_notifications()
     return done
 
 

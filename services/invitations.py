@@ -10,6 +10,9 @@ What callers may rely on:
   and two people redeeming one token at the same moment cannot both succeed (conditional update).
 - `deactivate_worker` (a supervisor of the worker's area) stops a worker: no new orders, open
   offers withdrawn, held orders sent back to dispatch; work already submitted stays for verification.
+  `deactivate_worker_for_office` does the same for the office (an API key) within an area.
+- `list_invitations` never returns tokens (only hashes are stored); `revoke_invitation` ends an
+  unused invitation at once: from then on its link is refused as expired.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from models.lifecycle import Action, Actor, Role, Status
 from models.tables import Area, Case, Department, Invitation, Person
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from onegrid.i18n import gettext_for, normalize_locale
 from services import dispatch
+from services.api_keys import area_subtree
 from services.areas import area_chain
 from services.cases import StaleCase, apply_action_in
 from services.context import ServiceContext
@@ -68,6 +72,27 @@ class NotAllowed(InvitationError):
 
 class AlreadyInactive(InvitationError):
     pass
+
+
+class InvitationNotFound(InvitationError):
+    """No such invitation (or it lies outside the caller's area: the same answer)."""
+
+
+class InvitationUsed(InvitationError):
+    """The invitation was redeemed already; revoking it would change nothing."""
+
+
+class PersonNotFound(InvitationError):
+    """No such person (or outside the caller's area: the same answer)."""
+
+
+def area_within(session: Session, area_code: str | None, within: str | None) -> bool:
+    """Whether `area_code` is `within` or lies below it; everything is within None (the whole store)."""
+    if within is None:
+        return True
+    if area_code is None:
+        return False
+    return any(a.code == within for a in area_chain(session, area_code))
 
 
 def token_hash(token: str) -> str:
@@ -149,13 +174,16 @@ def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int,
                             locale=normalize_locale(language_code, ctx.settings.default_locale), created_at=now)
             session.add(person)
             session.flush()
-        # One use: of two people redeeming at once, only the first conditional update counts.
+        # One use: of two people redeeming at once, only the first conditional update counts; a revoke
+        # committed meanwhile (expires_at moved to its time) wins too.
         claimed = session.execute(
-            sa.update(Invitation).where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+            sa.update(Invitation).where(Invitation.id == invitation.id, Invitation.used_at.is_(None),
+                                        Invitation.expires_at > now)
             .values(used_at=now, used_by_id=person.id)
         ).rowcount
         if claimed != 1:
-            raise InvalidInvitation(InvitationProblem.REUSED)
+            used = session.execute(sa.select(Invitation.used_at).where(Invitation.id == invitation.id)).scalar()
+            raise InvalidInvitation(InvitationProblem.REUSED if used is not None else InvitationProblem.EXPIRED)
         role = Role(invitation.role)
         person.roles = sorted({*person.roles, role.value})
         person.area_code = invitation.area_code
@@ -171,6 +199,65 @@ def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int,
         return Binding(person.id, role, invitation.area_code, dispatch.localized(area, locale, invitation.area_code),
                        dispatch.localized(department, locale, person.department_code or "") if department else None,
                        person.on_duty)
+
+
+class InvitationState(StrEnum):
+    OPEN = "open"  # can be redeemed until it expires
+    USED = "used"
+    EXPIRED = "expired"  # expired or revoked
+
+
+def invitation_state(invitation: Invitation, now: datetime) -> InvitationState:
+    if invitation.used_at is not None:
+        return InvitationState.USED
+    if invitation.expires_at <= now:
+        return InvitationState.EXPIRED
+    return InvitationState.OPEN
+
+
+def list_invitations(ctx: ServiceContext, *, within: str | None = None, state: InvitationState | None = None,
+                     before_id: int | None = None, limit: int = 50) -> list[Invitation]:
+    """Invitations for areas in `within`'s subtree (None: all), newest first, below `before_id` if given.
+
+    Rows carry the token's hash only; the token itself exists nowhere after `create_invitation`.
+    """
+    now = ctx.clock.now()
+    stmt = select(Invitation).order_by(Invitation.id.desc())
+    if before_id is not None:
+        stmt = stmt.where(Invitation.id < before_id)
+    if state is InvitationState.USED:
+        stmt = stmt.where(Invitation.used_at.is_not(None))
+    elif state is InvitationState.OPEN:
+        stmt = stmt.where(Invitation.used_at.is_(None), Invitation.expires_at > now)
+    elif state is InvitationState.EXPIRED:
+        stmt = stmt.where(Invitation.used_at.is_(None), Invitation.expires_at <= now)
+    if within is not None:
+        stmt = stmt.where(Invitation.area_code.in_(area_subtree(within)))
+    with ctx.sessions() as session:
+        return list(session.exec(stmt.limit(limit)).all())
+
+
+def revoke_invitation(ctx: ServiceContext, *, invitation_id: int, within: str | None = None) -> Invitation:
+    """End an unused invitation now: its link is refused (as expired) from then on.
+
+    Revoking an invitation that has expired already changes nothing. Raises InvitationNotFound
+    (unknown, or its area lies outside `within`'s subtree: nothing changes) or InvitationUsed.
+    """
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        invitation = session.get(Invitation, invitation_id)
+        if invitation is None or not area_within(session, invitation.area_code, within):
+            raise InvitationNotFound(str(invitation_id))
+        if invitation.used_at is not None:
+            raise InvitationUsed(str(invitation_id))
+        # A conditional update, so a redeem racing this revoke either wins before it or fails after.
+        session.execute(sa.update(Invitation).where(
+            Invitation.id == invitation.id, Invitation.used_at.is_(None), Invitation.expires_at > now,
+        ).values(expires_at=now))
+        session.refresh(invitation)
+        if invitation.used_at is not None:
+            raise InvitationUsed(str(invitation_id))
+        return invitation
 
 
 # -- the supervisor's staff ----------------------------------------------------------------------------
@@ -231,9 +318,40 @@ class Deactivation:
 
 def deactivate_worker(ctx: ServiceContext, *, worker_id: int, supervisor_id: int) -> Deactivation:
     """Deactivate a worker of the supervisor's area; their open work goes back to dispatch."""
+
+    def authorize(session, worker: Person | None) -> tuple[Actor, str]:  # noqa: ANN001
+        supervisor = _supervisor(session, supervisor_id)
+        if worker is None or not worker.has_role(Role.WORKER) or worker.id == supervisor.id:
+            raise NotAllowed("not a worker")
+        if not dispatch.supervises(session, supervisor, worker.area_code):
+            raise NotAllowed("outside the supervisor's area")
+        return Actor(Role.SUPERVISOR, supervisor.id), supervisor.display_name
+
+    return _deactivate(ctx, worker_id, authorize)
+
+
+def deactivate_worker_for_office(ctx: ServiceContext, *, worker_id: int, within: str | None, actor: Actor,
+                                 by_name: str) -> Deactivation:
+    """`deactivate_worker` for the office (an API key acting as `actor`), for workers in `within`'s subtree.
+
+    The worker is told `by_name` deactivated them. Raises PersonNotFound (unknown, or outside
+    `within`: nothing changes), NotAllowed (the person is not a worker) or AlreadyInactive.
+    """
+
+    def authorize(session, worker: Person | None) -> tuple[Actor, str]:  # noqa: ANN001
+        if worker is None or not area_within(session, worker.area_code, within):
+            raise PersonNotFound(str(worker_id))
+        if not worker.has_role(Role.WORKER):
+            raise NotAllowed("not a worker")
+        return actor, by_name
+
+    return _deactivate(ctx, worker_id, authorize)
+
+
+def _deactivate(ctx: ServiceContext, worker_id: int, authorize) -> Deactivation:  # noqa: ANN001
     for attempt in range(3):
         try:
-            result = _deactivate_once(ctx, worker_id, supervisor_id)
+            result = _deactivate_once(ctx, worker_id, authorize)
         except StaleCase:
             if attempt == 2:
                 raise
@@ -243,14 +361,10 @@ def deactivate_worker(ctx: ServiceContext, *, worker_id: int, supervisor_id: int
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _deactivate_once(ctx: ServiceContext, worker_id: int, supervisor_id: int) -> Deactivation:
+def _deactivate_once(ctx: ServiceContext, worker_id: int, authorize) -> Deactivation:  # noqa: ANN001
     with transaction(ctx.sessions) as session:
-        supervisor = _supervisor(session, supervisor_id)
         worker = session.get(Person, worker_id)
-        if worker is None or not worker.has_role(Role.WORKER) or worker.id == supervisor.id:
-            raise NotAllowed("not a worker")
-        if not dispatch.supervises(session, supervisor, worker.area_code):
-            raise NotAllowed("outside the supervisor's area")
+        actor, by_name = authorize(session, worker)
         if not worker.active:
             raise AlreadyInactive(worker.display_name)
         now = ctx.clock.now()
@@ -270,7 +384,6 @@ def _deactivate_once(ctx: ServiceContext, worker_id: int, supervisor_id: int) ->
                 dispatch.ensure_dispatched(session, ctx, case)
         held = session.exec(select(CaseTask).where(CaseTask.assignee_id == worker.id,
                                                    CaseTask.status == TaskStatus.ACCEPTED)).all()
-        actor = Actor(Role.SUPERVISOR, supervisor.id)
         for task in held:
             case = session.get(Case, task.case_id)
             task.status, task.assignee_id, task.accepted_at, task.updated_at = TaskStatus.WAITING, None, None, now
@@ -295,7 +408,7 @@ def _deactivate_once(ctx: ServiceContext, worker_id: int, supervisor_id: int) ->
         if worker.telegram_user_id is not None:
             _ = gettext_for(worker.locale)
             text = _("Your worker account was deactivated by {name}. Your open orders went back to dispatch.").format(
-                name=html.escape(supervisor.display_name))
+                name=html.escape(by_name))
             enqueue(session, chat_id=worker.telegram_user_id, method="sendMessage", now=now, person_id=worker.id,
                     payload={"text": text, "parse_mode": "HTML"})
         return Deactivation(worker.display_name, returned, withdrawn)
@@ -307,12 +420,21 @@ __all__ = [
     "BadInvitationRequest",
     "InvalidInvitation",
     "InvitationError",
+    "InvitationNotFound",
     "InvitationProblem",
+    "InvitationState",
+    "InvitationUsed",
     "NotAllowed",
+    "PersonNotFound",
+    "area_within",
     "create_invitation",
     "deactivate_worker",
+    "deactivate_worker_for_office",
     "invitation_link",
+    "invitation_state",
+    "list_invitations",
     "redeem_invitation",
+    "revoke_invitation",
     "staff_in_scope",
     "token_hash",
 ]

@@ -13,6 +13,7 @@ What callers may rely on:
 - `close_from_source`: a case opened by a camera or sensor may be closed by its source. The rule:
   awaiting verification → approved by the system (closed); nobody has accepted it yet →
   cancelled as cleared at source (offers withdrawn); a worker is on it → kept, the worker is told.
+  `clear_at_source_in` is the same rule inside the caller's transaction (machine intake's clear).
 """
 
 from __future__ import annotations
@@ -381,7 +382,17 @@ class SourceClear(StrEnum):
     CLOSED = "closed"  # it awaited verification: the source's word verifies it
     CANCELLED = "cancelled"  # nobody had started: cancelled as resolved at source
     KEPT = "kept"  # a worker is on it: they are told and decide
+    WAITING = "waiting"  # nobody had started, and the caller's rule does not cancel: left as it is
     ALREADY_ENDED = "already_ended"
+
+
+# A case in these statuses is in a worker's hands even when no task row says so (an office accept).
+_HANDLING = frozenset({Status.IN_PROGRESS, Status.EXTENSION_REQUESTED, Status.REWORK})
+
+
+def clear_reason(note: str | None) -> str:
+    """The audit note of a clear from the source: "Cleared at source", with the source's note if any."""
+    return ("Cleared at source" + (f": {note.strip()}" if note and note.strip() else ""))[:MAX_REASON]
 
 
 def close_from_source(ctx: ServiceContext, *, case_id: int, note: str | None = None) -> SourceClear:
@@ -389,10 +400,16 @@ def close_from_source(ctx: ServiceContext, *, case_id: int, note: str | None = N
 
     Raises NotMachineSource for cases that no machine opened, CaseNotFound for unknown ids.
     """
-    reason = "Cleared at source" + (f": {note.strip()}" if note and note.strip() else "")
+    reason = clear_reason(note)
     for attempt in range(3):
         try:
-            outcome = _close_from_source_once(ctx, case_id, reason[:MAX_REASON])
+            with transaction(ctx.sessions) as session:
+                case = session.get(Case, case_id)
+                if case is None:
+                    raise CaseNotFound(str(case_id))
+                if CaseSource(case.source) not in (CaseSource.CAMERA, CaseSource.SENSOR):
+                    raise NotMachineSource(case.number)
+                outcome = clear_at_source_in(session, ctx, case, reason=reason)
         except StaleCase:
             if attempt == 2:
                 raise
@@ -402,36 +419,42 @@ def close_from_source(ctx: ServiceContext, *, case_id: int, note: str | None = N
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _close_from_source_once(ctx: ServiceContext, case_id: int, reason: str) -> SourceClear:
-    with transaction(ctx.sessions) as session:
-        case = session.get(Case, case_id)
-        if case is None:
-            raise CaseNotFound(str(case_id))
-        if CaseSource(case.source) not in (CaseSource.CAMERA, CaseSource.SENSOR):
-            raise NotMachineSource(case.number)
-        status = Status(case.status)
-        system = Actor(Role.SYSTEM)
-        if status in TERMINAL or status is Status.SHELVED:
-            return SourceClear.ALREADY_ENDED
-        if status is Status.AWAITING_VERIFICATION:
-            apply_action_in(session, ctx, case, action=Action.APPROVE, actor=system, note=reason)
-            _decide_completions(session, ctx, case, CompletionStatus.APPROVED, None, reason)
-            _close_cards(session, ctx, case, lambda _: _(
-                "✅ Case {number} closed: the source reports the problem gone.").format(number=case.number))
-            _tell_workers(session, ctx, case, lambda _: _(
-                "✅ Case {number} was closed: the source reports the problem gone. Thank you!").format(
-                number=case.number))
-            return SourceClear.CLOSED
-        accepted = session.exec(select(func.count()).select_from(CaseTask).where(
-            CaseTask.case_id == case.id, CaseTask.status.in_([TaskStatus.ACCEPTED, TaskStatus.DONE]))).one()
-        if accepted:
+def clear_at_source_in(session: Session, ctx: ServiceContext, case: Case, *, reason: str,
+                       cancel_unstarted: bool = True, tell_workers: bool = True) -> SourceClear:
+    """`close_from_source`'s rule on `case` inside the caller's transaction (machine intake's clear uses it).
+
+    Awaiting verification → approved by the system: completions approved, supervisors' cards
+    edited, workers told (CLOSED). A worker on it → KEPT, and told when `tell_workers`. Nobody
+    started → cancelled with its offers withdrawn and tasks cancelled (CANCELLED), or, when not
+    `cancel_unstarted`, left as it is (WAITING). Terminal or shelved → ALREADY_ENDED, nothing written.
+    Raises StaleCase when another writer changed the case first (the caller's transaction rolls back).
+    """
+    status = Status(case.status)
+    system = Actor(Role.SYSTEM)
+    if status in TERMINAL or status is Status.SHELVED:
+        return SourceClear.ALREADY_ENDED
+    if status is Status.AWAITING_VERIFICATION:
+        apply_action_in(session, ctx, case, action=Action.APPROVE, actor=system, note=reason)
+        _decide_completions(session, ctx, case, CompletionStatus.APPROVED, None, reason)
+        _close_cards(session, ctx, case, lambda _: _(
+            "✅ Case {number} closed: the source reports the problem gone.").format(number=case.number))
+        _tell_workers(session, ctx, case, lambda _: _(
+            "✅ Case {number} was closed: the source reports the problem gone. Thank you!").format(
+            number=case.number))
+        return SourceClear.CLOSED
+    accepted = session.exec(select(func.count()).select_from(CaseTask).where(
+        CaseTask.case_id == case.id, CaseTask.status.in_([TaskStatus.ACCEPTED, TaskStatus.DONE]))).one()
+    if accepted or status in _HANDLING:
+        if tell_workers:
             _tell_workers(session, ctx, case, lambda _: _(
                 "ℹ️ The source of case {number} reports the problem gone. Check on site and complete it "
                 "if that is so.").format(number=case.number))
-            return SourceClear.KEPT
-        apply_action_in(session, ctx, case, action=Action.CANCEL, actor=system, note=reason)
-        end_work(session, ctx, case)
-        return SourceClear.CANCELLED
+        return SourceClear.KEPT
+    if not cancel_unstarted:
+        return SourceClear.WAITING
+    apply_action_in(session, ctx, case, action=Action.CANCEL, actor=system, note=reason)
+    end_work(session, ctx, case)
+    return SourceClear.CANCELLED
 
 
 def end_work(session: Session, ctx: ServiceContext, case: Case) -> None:
@@ -458,6 +481,8 @@ __all__ = [
     "SourceClear",
     "VerificationError",
     "approve",
+    "clear_at_source_in",
+    "clear_reason",
     "close_from_source",
     "end_work",
     "handled_by",

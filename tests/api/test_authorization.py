@@ -1,7 +1,8 @@
-"""Object-level authorization: a key for street A against street B's case, on every id-taking route and filter.
+"""Object-level authorization: a key for street A against street B's objects, on every id-taking route and filter.
 
 Every answer is 404 (the same as for an id that does not exist) and the store is unchanged
-afterwards: the case row, its events, outbox, notifications, idempotency records, photos.
+afterwards: the case row, its events, outbox, notifications, idempotency records, photos, people,
+invitations, tasks and offers.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import pytest
 from sqlmodel import select
 
 from models.api import IdempotencyRecord, MachineCase
-from models.tables import Case, CaseEvent, Notification, OutboxItem, Photo
+from models.tables import Case, CaseEvent, Invitation, Notification, OutboxItem, Person, Photo
+from models.work import CaseTask, WorkOffer
+from services.invitations import create_invitation
 from tests.api.conftest import STREET_A, STREET_B
+from tests.worker_support import add_worker
 
 
 def snapshot(api) -> dict:
@@ -25,12 +29,23 @@ def snapshot(api) -> dict:
             "notifications": [n.model_dump(warnings=False) for n in s.exec(select(Notification).order_by(Notification.id))],
             "idempotency": [r.model_dump(warnings=False) for r in s.exec(select(IdempotencyRecord))],
             "machine": [m.model_dump(warnings=False) for m in s.exec(select(MachineCase))],
+            "people": [p.model_dump(warnings=False) for p in s.exec(select(Person).order_by(Person.id))],
+            "invitations": [i.model_dump(warnings=False) for i in s.exec(select(Invitation).order_by(Invitation.id))],
+            "tasks": [t.model_dump(warnings=False) for t in s.exec(select(CaseTask).order_by(CaseTask.id))],
+            "offers": [o.model_dump(warnings=False) for o in s.exec(select(WorkOffer).order_by(WorkOffer.id))],
         }
 
 
 @pytest.fixture
 async def other_street_case(api) -> dict:
-    """A machine case in street B with a photo on disk, and one in street A for contrast."""
+    """A machine case in street B with a photo on disk, and one in street A for contrast.
+
+    Street B also has a worker on duty (offered B's case) and an open invitation; street A has a
+    key with every scope (`admin_a`), so only the area can stop it.
+    """
+    api.key("admin_a", ["admin"], STREET_A)
+    worker_b = add_worker(api.ctx.sessions, api.clock.now(), 6201, area_code=f"{STREET_B}-001")
+    invitation_b = create_invitation(api.ctx, role="supervisor", area_code=STREET_B).invitation_id
     b = (await api.intake("street_b", street=STREET_B, event="b1")).json()["case"]
     a = (await api.intake("street_a", street=STREET_A, event="a1")).json()["case"]
     photo_file = api.app.settings.data_dir / "photos" / "ab" / "abc.jpg"
@@ -42,7 +57,7 @@ async def other_street_case(api) -> dict:
         s.add(photo)
         s.commit()
         s.refresh(photo)
-    return {"b": b, "a": a, "photo_id": photo.id}
+    return {"b": b, "a": a, "photo_id": photo.id, "worker_b": worker_b, "invitation_b": invitation_b}
 
 
 def id_routes(api) -> set[tuple[str, str]]:
@@ -51,15 +66,17 @@ def id_routes(api) -> set[tuple[str, str]]:
         path = getattr(route, "path", "")
         if "{" in path and (path.startswith("/api/v1") or path.startswith("/open311")):
             for method in route.methods:
-                if re.search(r"\{(case_id|code|service_request_id|photo_id)\}", path):
+                if re.search(r"\{(case_id|code|service_request_id|photo_id|person_id|invitation_id)\}", path):
                     out.add((method, path))
     return out
 
 
-async def test_street_a_key_gets_404_on_every_id_route_for_street_b(api, other_street_case) -> None:
+@pytest.mark.parametrize("key", ["street_a", "admin_a"])
+async def test_street_a_key_gets_404_on_every_id_route_for_street_b(api, other_street_case, key) -> None:
     b, photo_id = other_street_case["b"], other_street_case["photo_id"]
-    headers = {**api.auth("street_a"), "Idempotency-Key": "probe"}
-    key_q = {"api_key": api.tokens["street_a"]}
+    worker_b, invitation_b = other_street_case["worker_b"], other_street_case["invitation_b"]
+    headers = {**api.auth(key), "Idempotency-Key": "probe"}
+    key_q = {"api_key": api.tokens[key]}
     probes = {
         ("GET", "/api/v1/cases/{case_id}"): dict(url=f"/api/v1/cases/{b['id']}"),
         ("PATCH", "/api/v1/cases/{case_id}"): dict(url=f"/api/v1/cases/{b['id']}", json={"description": "x"}),
@@ -69,6 +86,10 @@ async def test_street_a_key_gets_404_on_every_id_route_for_street_b(api, other_s
         ("GET", "/api/v1/cases/{case_id}/photos"): dict(url=f"/api/v1/cases/{b['id']}/photos"),
         ("GET", "/api/v1/cases/{case_id}/photos/{photo_id}"): dict(url=f"/api/v1/cases/{b['id']}/photos/{photo_id}"),
         ("GET", "/api/v1/areas/{code}"): dict(url=f"/api/v1/areas/{STREET_B}"),
+        ("GET", "/api/v1/people/{person_id}"): dict(url=f"/api/v1/people/{worker_b}"),
+        ("POST", "/api/v1/people/{person_id}/deactivate"): dict(url=f"/api/v1/people/{worker_b}/deactivate"),
+        ("POST", "/api/v1/invitations/{invitation_id}/revoke"): dict(
+            url=f"/api/v1/invitations/{invitation_b}/revoke"),
         ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"): dict(
             url=f"/open311/v2/requests/{b['number']}.json", params=key_q),
     }
@@ -77,11 +98,49 @@ async def test_street_a_key_gets_404_on_every_id_route_for_street_b(api, other_s
                 ("PUT", "/api/v1/categories/{code}/intake-rule"), ("PUT", "/api/v1/categories/{code}/questions"),
                 ("GET", "/open311/v2/services/{service_code}.{fmt}")}
     assert id_routes(api) - unscoped <= set(probes), f"probe missing for {id_routes(api) - unscoped - set(probes)}"
+    # The admin-only routes answer 403 to a key without the admin scope, before looking at the object.
+    admin_only = {("POST", "/api/v1/people/{person_id}/deactivate"), ("POST", "/api/v1/invitations/{invitation_id}/revoke")}
     before = snapshot(api)
-    for i, ((method, _), kw) in enumerate(probes.items()):
+    for i, ((method, path), kw) in enumerate(probes.items()):
         r = await api.client.request(method, headers={**headers, "Idempotency-Key": f"probe-{i}"}, **kw)
-        assert r.status_code == 404, (method, kw["url"], r.status_code, r.text)
+        expected = 403 if key == "street_a" and (method, path) in admin_only else 404
+        assert r.status_code == expected, (method, kw["url"], r.status_code, r.text)
     assert snapshot(api) == before
+
+
+async def test_new_management_filters_and_writes_never_reach_street_b(api, other_street_case) -> None:
+    key = api.auth("admin_a")
+    before = snapshot(api)
+    for url, params in [
+        ("/api/v1/kpis", {"area_code": STREET_B}),
+        ("/api/v1/kpis", {"area_code": "SH-HP"}),
+        ("/api/v1/people", {"area_code": STREET_B}),
+        ("/api/v1/people", {"area_code": f"{STREET_B}-001"}),
+        ("/api/v1/invitations", {"area_code": STREET_B}),
+    ]:
+        r = await api.client.get(url, params=params, headers=key)
+        assert (r.status_code, r.json()["code"]) == (404, "not_found"), (url, params, r.text)
+    r = await api.client.post("/api/v1/invitations", headers=key,
+                              json={"role": "supervisor", "area_code": STREET_B})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    # Unfiltered, the lists hold street A only.
+    people = (await api.client.get("/api/v1/people", headers=key)).json()["items"]
+    invites = (await api.client.get("/api/v1/invitations", headers=key)).json()["items"]
+    api.clock.advance(minutes=1)  # periods end (exclusively) at now
+    kpis = (await api.client.get("/api/v1/kpis", params={"period": "today"}, headers=key)).json()
+    assert people == [] and invites == []
+    assert kpis["area_code"] == STREET_A and kpis["registered"] == 1  # street A's case only
+    assert snapshot(api) == before
+
+
+async def test_a_street_key_may_filter_inside_its_own_area(api, other_street_case) -> None:
+    a = other_street_case["a"]
+    for url in ("/api/v1/cases", "/api/v1/exports/cases.geojson"):
+        r = await api.client.get(url, params={"area_code": a["grid_code"]}, headers=api.auth("street_a"))
+        assert r.status_code == 200, (url, r.text)
+    listed = (await api.client.get("/api/v1/cases", params={"area_code": a["grid_code"]},
+                                   headers=api.auth("street_a"))).json()["items"]
+    assert [c["id"] for c in listed] == [a["id"]]
 
 
 async def test_list_filters_and_exports_never_show_street_b(api, other_street_case) -> None:

@@ -8,14 +8,65 @@ from sqlmodel import func, select
 
 from models.api import MachineCase
 from models.lifecycle import Action, Actor, Role, Status
-from models.tables import Case, CaseEvent, OutboxItem
+from models.tables import Case, CaseEvent, Notification, NotificationStatus, OutboxItem
+from models.work import CaseTask, Completion, CompletionStatus, OfferStatus, TaskStatus, WorkOffer
+from services import work
 from services.cases import apply_action
 from tests.api.conftest import STREET_A, STREET_B
+from tests.worker_support import add_supervisor, add_worker, offset, picture, queued
 
 
 def count(api, model, *where) -> int:
     with api.ctx.sessions() as s:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def mark_sent(api, notification_id: int, telegram_message_id: int) -> None:
+    """What the sender does once Telegram took the message (no sender runs in API tests)."""
+    with api.ctx.sessions() as s:
+        row = s.get(Notification, notification_id)
+        row.status, row.telegram_message_id = NotificationStatus.SENT, telegram_message_id
+        s.add(row)
+        s.commit()
+
+
+def delivered_offer(api, case_id: int, worker_id: int, *, telegram_message_id: int) -> int:
+    """The worker's open offer for the case, its message marked delivered; returns the offer id."""
+    with api.ctx.sessions() as s:
+        offer = s.exec(select(WorkOffer).where(WorkOffer.case_id == case_id, WorkOffer.worker_id == worker_id,
+                                               WorkOffer.status == OfferStatus.OPEN)).one()
+    mark_sent(api, offer.message_notification_id, telegram_message_id)
+    return offer.id
+
+
+def deliver_last(api, chat_id: int, *, telegram_message_id: int) -> int:
+    mark_sent(api, queued(api.ctx.sessions, chat_id, "sendMessage")[-1].id, telegram_message_id)
+    return telegram_message_id
+
+
+def accept(api, case_id: int, worker_id: int) -> int:
+    with api.ctx.sessions() as s:
+        offer = s.exec(select(WorkOffer).where(WorkOffer.case_id == case_id, WorkOffer.worker_id == worker_id)).one()
+    return work.accept_offer(api.ctx, offer_id=offer.id, worker_id=worker_id).task_id
+
+
+def accept_and_complete(api, case_id: int, worker_id: int) -> int:
+    """The worker accepts, sends a proof photo and a live location 10 m away: the case awaits verification."""
+    task_id = accept(api, case_id, worker_id)
+    draft = work.start_completion(api.ctx, task_id=task_id, worker_id=worker_id)
+    work.add_proof_photo(api.ctx, completion_id=draft.completion_id, worker_id=worker_id, data=picture(case_id),
+                         file_unique_id=f"proof-{case_id}")
+    api.clock.advance(minutes=7)
+    with api.ctx.sessions() as s:
+        case = s.get(Case, case_id)
+    lat, lon = offset(case.lat, case.lon, north_m=10)
+    work.submit_location(api.ctx, completion_id=draft.completion_id, worker_id=worker_id,
+                         fix=work.LocationFix(lat=lat, lon=lon, sent_at=api.clock.now(), accuracy_m=15.0,
+                                              live_period=900))
+    with api.ctx.sessions() as s:
+        assert s.get(Case, case_id).status == Status.AWAITING_VERIFICATION
+    api.clock.advance(minutes=1)
+    return task_id
 
 
 async def test_a_camera_event_opens_a_registered_case_with_its_media(api) -> None:
@@ -134,18 +185,74 @@ async def test_clear_verifies_a_handled_case_per_the_default_rule(api) -> None:
     assert (last.action, last.actor_role, last.note) == ("approve", "system", "Cleared at source")
 
 
-async def test_clear_closes_an_unstarted_case_when_the_category_says_close(api) -> None:
+async def test_clear_cancels_an_unstarted_case_when_the_category_says_close(api) -> None:
+    # The lifecycle has no way from "nobody started" to CLOSED: such a case is cancelled as resolved at source.
     r = await api.client.put("/api/v1/categories/exposed_garbage/intake-rule", headers=api.auth("admin"),
                              json={"on_clear": "close", "fold_window_s": 600})
     assert r.status_code == 200
+    worker = add_worker(api.ctx.sessions, api.clock.now(), 8101, area_code=STREET_A)
     case_id = (await api.intake("street_a", event="k1")).json()["case"]["id"]
+    offer = delivered_offer(api, case_id, worker, telegram_message_id=501)
     r = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"),
                               json={"note": "bin emptied"})
-    assert r.json()["outcome"] == "closed" and r.json()["case"]["status"] == "cancelled"
+    assert r.json()["outcome"] == "cancelled" and r.json()["case"]["status"] == "cancelled"
     timeline = (await api.client.get(f"/api/v1/cases/{case_id}", headers=api.auth("street_a"))).json()["timeline"]
     assert timeline[-1]["note"] == "Cleared at source: bin emptied" and timeline[-1]["actor_role"] == "system"
+    with api.ctx.sessions() as s:
+        assert s.get(WorkOffer, offer).status == OfferStatus.WITHDRAWN
+        assert {t.status for t in s.exec(select(CaseTask).where(CaseTask.case_id == case_id))} == {TaskStatus.CANCELLED}
+        assert s.exec(select(OutboxItem.topic).where(OutboxItem.case_id == case_id)
+                      .order_by(OutboxItem.id.desc())).first() == "case.cancel"
+    # The work order the worker saw is edited to say it is no longer open (its buttons go).
+    [edit] = queued(api.ctx.sessions, 8101, "editMessageText")
+    assert edit.payload["message_id"] == 501 and "no longer open" in edit.payload["text"]
     again = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"))
     assert again.json()["outcome"] == "already_closed"
+
+
+async def test_clear_of_a_case_awaiting_verification_closes_it_and_settles_the_work(api) -> None:
+    worker = add_worker(api.ctx.sessions, api.clock.now(), 8201, area_code=STREET_A)
+    add_supervisor(api.ctx.sessions, api.clock.now(), 8202, area_code=STREET_A)
+    case_id = (await api.intake("street_a", event="av1")).json()["case"]["id"]
+    task_id = accept_and_complete(api, case_id, worker)
+    card = deliver_last(api, 8202, telegram_message_id=601)  # the supervisor's proof card was delivered
+    r = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"),
+                              json={"note": "camera 12"})
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "verified" and r.json()["case"]["status"] == "closed"
+    with api.ctx.sessions() as s:
+        case = s.get(Case, case_id)
+        assert case.status == Status.CLOSED and case.closed_at == api.clock.now()
+        assert s.get(CaseTask, task_id).status == TaskStatus.DONE
+        assert s.exec(select(WorkOffer).where(WorkOffer.case_id == case_id,
+                                              WorkOffer.status == OfferStatus.OPEN)).first() is None
+        assert [c.status for c in s.exec(select(Completion).where(Completion.case_id == case_id))] == [
+            CompletionStatus.APPROVED]
+        last = s.exec(select(OutboxItem).where(OutboxItem.case_id == case_id).order_by(OutboxItem.id.desc())).first()
+    assert last.topic == "case.approve" and (last.payload["from"], last.payload["to"]) == (
+        "awaiting_verification", "closed")
+    assert last.payload["note"] == "Cleared at source: camera 12"
+    # The worker is told; the supervisor's card loses its buttons and says why.
+    assert "closed: the source reports the problem gone" in queued(api.ctx.sessions, 8201)[-1].payload["text"]
+    [edit] = queued(api.ctx.sessions, 8202, "editMessageText")
+    assert edit.payload["message_id"] == card and "the source reports the problem gone" in edit.payload["text"]
+
+
+async def test_a_clear_while_a_worker_is_on_it_tells_them_once_and_waits(api) -> None:
+    worker = add_worker(api.ctx.sessions, api.clock.now(), 8301, area_code=STREET_A)
+    case_id = (await api.intake("street_a", event="w1")).json()["case"]["id"]
+    accept(api, case_id, worker)
+    before = len(queued(api.ctx.sessions, 8301))
+    r = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"))
+    assert r.json()["outcome"] == "pending" and r.json()["case"]["status"] == "in_progress"
+    told = queued(api.ctx.sessions, 8301)[before:]
+    assert len(told) == 1 and "reports the problem gone" in told[0].payload["text"]
+    from services.intake import apply_pending_clears
+
+    assert apply_pending_clears(api.ctx) == 0  # still in the worker's hands: nothing happens, nobody is told
+    assert len(queued(api.ctx.sessions, 8301)) == before + 1
+    with api.ctx.sessions() as s:
+        assert s.get(Case, case_id).status == Status.IN_PROGRESS and s.get(MachineCase, case_id).clear_pending
 
 
 async def test_clear_with_the_ignore_rule_only_records(api) -> None:
