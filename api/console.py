@@ -139,6 +139,7 @@ ACTION_LABELS: dict[str, str] = {
     Action.REOPEN: N_("Reopened"),
     Action.CANCEL: N_("Cancelled"),
     Action.MERGE: N_("Merged"),
+    Action.CLEAR_AT_SOURCE: N_("Cleared at source"),
 }
 
 

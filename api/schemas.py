@@ -143,9 +143,9 @@ class IntakeAnswer(BaseModel):
 
 class ClearAnswer(BaseModel):
     outcome: str = Field(description=(
-        "verified (it awaited verification: closed, its proofs approved) | cancelled (the category's rule is "
-        "`close` and nobody had started: cancelled as resolved at source, its offers withdrawn and tasks "
-        "cancelled) | pending (a worker is on it, who is told; applied once the work awaits verification) | "
+        "verified (it awaited verification: closed, its proofs approved) | closed (the category's rule is "
+        "`close` and nobody had started: closed as cleared at source (自动结案), its offers withdrawn and "
+        "tasks cancelled) | pending (a worker is on it, who is told; applied once the work awaits verification) | "
         "recorded (the rule is `ignore`) | already_closed"))
     case: CasePublic
 

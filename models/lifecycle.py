@@ -49,6 +49,7 @@ class Action(StrEnum):
     REOPEN = "reopen"
     CANCEL = "cancel"
     MERGE = "merge"
+    CLEAR_AT_SOURCE = "clear_at_source"  # 自动结案: the camera or sensor that raised it reports it gone
 
 
 class Role(StrEnum):
@@ -83,16 +84,19 @@ TRANSITIONS: dict[tuple[Status, Action], Rule] = {
     (_S.REGISTERED, _A.SHELVE): Rule(_S.SHELVED, _SUPERVISION, note_required=True),
     (_S.REGISTERED, _A.CANCEL): Rule(_S.CANCELLED, _OFFICE, note_required=True),
     (_S.REGISTERED, _A.MERGE): Rule(_S.MERGED, _OFFICE),
+    (_S.REGISTERED, _A.CLEAR_AT_SOURCE): Rule(_S.CLOSED, frozenset({_R.SYSTEM}), note_required=True),
     (_S.DISPATCHED, _A.ACCEPT): Rule(_S.IN_PROGRESS, frozenset({_R.WORKER, _R.SUPERVISOR})),
     (_S.DISPATCHED, _A.RETURN): Rule(_S.RETURNED, frozenset({_R.WORKER}), note_required=True),
     (_S.DISPATCHED, _A.REASSIGN): Rule(_S.DISPATCHED, _OFFICE),
     (_S.DISPATCHED, _A.SHELVE): Rule(_S.SHELVED, _SUPERVISION, note_required=True),
     (_S.DISPATCHED, _A.CANCEL): Rule(_S.CANCELLED, _OFFICE, note_required=True),
     (_S.DISPATCHED, _A.MERGE): Rule(_S.MERGED, _OFFICE),
+    (_S.DISPATCHED, _A.CLEAR_AT_SOURCE): Rule(_S.CLOSED, frozenset({_R.SYSTEM}), note_required=True),
     (_S.RETURNED, _A.DISPATCH): Rule(_S.DISPATCHED, _OFFICE),
     (_S.RETURNED, _A.SHELVE): Rule(_S.SHELVED, _SUPERVISION, note_required=True),
     (_S.RETURNED, _A.CANCEL): Rule(_S.CANCELLED, _OFFICE, note_required=True),
     (_S.RETURNED, _A.MERGE): Rule(_S.MERGED, _OFFICE),
+    (_S.RETURNED, _A.CLEAR_AT_SOURCE): Rule(_S.CLOSED, frozenset({_R.SYSTEM}), note_required=True),
     (_S.IN_PROGRESS, _A.COMPLETE): Rule(_S.AWAITING_VERIFICATION, frozenset({_R.WORKER, _R.SUPERVISOR})),
     (_S.IN_PROGRESS, _A.RETURN): Rule(_S.RETURNED, frozenset({_R.WORKER}), note_required=True),
     (_S.IN_PROGRESS, _A.REQUEST_EXTENSION): Rule(

@@ -233,7 +233,7 @@ def _claim_or_fold(ctx: ServiceContext, principal: Principal, report: MachineRep
 # The clear-at-source rule's outcome, as the API names it.
 _OUTCOMES = {
     SourceClear.CLOSED: "verified",
-    SourceClear.CANCELLED: "cancelled",
+    SourceClear.RESOLVED: "closed",
     SourceClear.KEPT: "pending",
     SourceClear.WAITING: "pending",
     SourceClear.ALREADY_ENDED: "already_closed",
@@ -246,7 +246,8 @@ def _clear_in(session: Session, ctx: ServiceContext, case: Case, rule: ClearRule
 
     The act itself is `services.verification.clear_at_source_in`: awaiting verification → closed
     (verified) with its completions, cards and workers settled; under CLOSE, a case nobody started
-    on is cancelled with its offers withdrawn and tasks cancelled. Otherwise the clear waits.
+    on is closed as cleared at source with its offers withdrawn and tasks cancelled. Otherwise the
+    clear waits.
     """
     status = Status(case.status)
     if status in TERMINAL:
@@ -255,7 +256,7 @@ def _clear_in(session: Session, ctx: ServiceContext, case: Case, rule: ClearRule
         return "recorded"
     if status is Status.SHELVED:
         return "pending"  # on hold by a person's decision: the clear waits until it is taken up again
-    result = clear_at_source_in(session, ctx, case, reason=reason, cancel_unstarted=rule is ClearRule.CLOSE,
+    result = clear_at_source_in(session, ctx, case, reason=reason, close_unstarted=rule is ClearRule.CLOSE,
                                 tell_workers=tell_workers)
     return _OUTCOMES[result]
 
@@ -316,7 +317,7 @@ def apply_pending_clears(ctx: ServiceContext, *, limit: int = 200) -> int:
         except (StaleCase, LifecycleError) as exc:
             log.info("pending clear of case %s not applied yet: %s", case_id, exc)
             continue
-        if outcome in ("verified", "cancelled"):
+        if outcome in ("verified", "closed"):
             done += 1
     if done:
         ctx.on_notifications()

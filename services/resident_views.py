@@ -59,6 +59,7 @@ EVENT_LABELS: dict[Action, str] = {
     Action.REOPEN: N_("reopened: not fixed"),
     Action.CANCEL: N_("cancelled as invalid"),
     Action.MERGE: N_("merged with another case"),
+    Action.CLEAR_AT_SOURCE: N_("closed: the camera or sensor reports the problem gone"),
 }
 
 # Notes residents may read: their own words when reopening, and why a report was refused.

@@ -11,8 +11,8 @@ What callers may rely on:
   goes back to the worker who did it, who is told why. Every open card of the case is edited to
   say who decided what, so no two supervisors decide the same round.
 - `close_from_source`: a case opened by a camera or sensor may be closed by its source. The rule:
-  awaiting verification → approved by the system (closed); nobody has accepted it yet →
-  cancelled as cleared at source (offers withdrawn); a worker is on it → kept, the worker is told.
+  awaiting verification → approved by the system (closed); nobody has accepted it yet → closed as
+  cleared at source (自动结案; offers withdrawn); a worker is on it → kept, the worker is told.
   `clear_at_source_in` is the same rule inside the caller's transaction (machine intake's clear).
 """
 
@@ -380,7 +380,7 @@ def _decide_completions(session: Session, ctx: ServiceContext, case: Case, statu
 
 class SourceClear(StrEnum):
     CLOSED = "closed"  # it awaited verification: the source's word verifies it
-    CANCELLED = "cancelled"  # nobody had started: cancelled as resolved at source
+    RESOLVED = "resolved"  # nobody had started: closed as cleared at source (自动结案)
     KEPT = "kept"  # a worker is on it: they are told and decide
     WAITING = "waiting"  # nobody had started, and the caller's rule does not cancel: left as it is
     ALREADY_ENDED = "already_ended"
@@ -420,13 +420,13 @@ def close_from_source(ctx: ServiceContext, *, case_id: int, note: str | None = N
 
 
 def clear_at_source_in(session: Session, ctx: ServiceContext, case: Case, *, reason: str,
-                       cancel_unstarted: bool = True, tell_workers: bool = True) -> SourceClear:
+                       close_unstarted: bool = True, tell_workers: bool = True) -> SourceClear:
     """`close_from_source`'s rule on `case` inside the caller's transaction (machine intake's clear uses it).
 
     Awaiting verification → approved by the system: completions approved, supervisors' cards
     edited, workers told (CLOSED). A worker on it → KEPT, and told when `tell_workers`. Nobody
-    started → cancelled with its offers withdrawn and tasks cancelled (CANCELLED), or, when not
-    `cancel_unstarted`, left as it is (WAITING). Terminal or shelved → ALREADY_ENDED, nothing written.
+    started → closed as cleared at source with its offers withdrawn and tasks cancelled (RESOLVED),
+    or, when not `close_unstarted`, left as it is (WAITING). Terminal or shelved → ALREADY_ENDED, nothing written.
     Raises StaleCase when another writer changed the case first (the caller's transaction rolls back).
     """
     status = Status(case.status)
@@ -450,11 +450,11 @@ def clear_at_source_in(session: Session, ctx: ServiceContext, case: Case, *, rea
                 "ℹ️ The source of case {number} reports the problem gone. Check on site and complete it "
                 "if that is so.").format(number=case.number))
         return SourceClear.KEPT
-    if not cancel_unstarted:
+    if not close_unstarted:
         return SourceClear.WAITING
-    apply_action_in(session, ctx, case, action=Action.CANCEL, actor=system, note=reason)
+    apply_action_in(session, ctx, case, action=Action.CLEAR_AT_SOURCE, actor=system, note=reason)
     end_work(session, ctx, case)
-    return SourceClear.CANCELLED
+    return SourceClear.RESOLVED
 
 
 def end_work(session: Session, ctx: ServiceContext, case: Case) -> None:

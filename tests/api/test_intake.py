@@ -185,8 +185,8 @@ async def test_clear_verifies_a_handled_case_per_the_default_rule(api) -> None:
     assert (last.action, last.actor_role, last.note) == ("approve", "system", "Cleared at source")
 
 
-async def test_clear_cancels_an_unstarted_case_when_the_category_says_close(api) -> None:
-    # The lifecycle has no way from "nobody started" to CLOSED: such a case is cancelled as resolved at source.
+async def test_clear_closes_an_unstarted_case_when_the_category_says_close(api) -> None:
+    # 自动结案: nobody had started, the source says the problem is gone, the category says close.
     r = await api.client.put("/api/v1/categories/exposed_garbage/intake-rule", headers=api.auth("admin"),
                              json={"on_clear": "close", "fold_window_s": 600})
     assert r.status_code == 200
@@ -195,14 +195,14 @@ async def test_clear_cancels_an_unstarted_case_when_the_category_says_close(api)
     offer = delivered_offer(api, case_id, worker, telegram_message_id=501)
     r = await api.client.post(f"/api/v1/cases/{case_id}/clear", headers=api.auth("street_a"),
                               json={"note": "bin emptied"})
-    assert r.json()["outcome"] == "cancelled" and r.json()["case"]["status"] == "cancelled"
+    assert r.json()["outcome"] == "closed" and r.json()["case"]["status"] == "closed"
     timeline = (await api.client.get(f"/api/v1/cases/{case_id}", headers=api.auth("street_a"))).json()["timeline"]
     assert timeline[-1]["note"] == "Cleared at source: bin emptied" and timeline[-1]["actor_role"] == "system"
     with api.ctx.sessions() as s:
         assert s.get(WorkOffer, offer).status == OfferStatus.WITHDRAWN
         assert {t.status for t in s.exec(select(CaseTask).where(CaseTask.case_id == case_id))} == {TaskStatus.CANCELLED}
         assert s.exec(select(OutboxItem.topic).where(OutboxItem.case_id == case_id)
-                      .order_by(OutboxItem.id.desc())).first() == "case.cancel"
+                      .order_by(OutboxItem.id.desc())).first() == "case.clear_at_source"
     # The work order the worker saw is edited to say it is no longer open (its buttons go).
     [edit] = queued(api.ctx.sessions, 8101, "editMessageText")
     assert edit.payload["message_id"] == 501 and "no longer open" in edit.payload["text"]

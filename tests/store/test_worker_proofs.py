@@ -223,9 +223,11 @@ def test_machine_cases_close_from_their_source_by_the_rule(ctx, db, clock) -> No
     worker = add_worker(db.sessions, clock.now(), 771)
     add_supervisor(db.sessions, clock.now(), 772)
     untouched = report(ctx, source=CaseSource.SENSOR, source_event_id="s-1")
-    assert verification.close_from_source(ctx, case_id=untouched.id) is verification.SourceClear.CANCELLED
+    assert verification.close_from_source(ctx, case_id=untouched.id) is verification.SourceClear.RESOLVED
     with db.sessions() as s:
-        assert s.get(Case, untouched.id).status == Status.CANCELLED
+        assert s.get(Case, untouched.id).status == Status.CLOSED  # 自动结案, which counts as closed in the KPIs
+        last = s.exec(select(CaseEvent).where(CaseEvent.case_id == untouched.id).order_by(CaseEvent.id.desc())).first()
+        assert (last.action, last.actor_role, last.note) == ("clear_at_source", "system", "Cleared at source")
         assert s.exec(select(CaseTask).where(CaseTask.case_id == untouched.id)).one().status == TaskStatus.CANCELLED
 
     handled = report(ctx, source=CaseSource.CAMERA, source_event_id="c-1")

@@ -79,6 +79,7 @@ ACTION_TARGET = {
     A.REOPEN: S.REWORK,
     A.CANCEL: S.CANCELLED,
     A.MERGE: S.MERGED,
+    A.CLEAR_AT_SOURCE: S.CLOSED,
 }
 
 # Actions that refuse, send back, stop the clock or throw a case away must say why.
@@ -90,6 +91,7 @@ NOTE_ACTIONS = {
     A.REQUEST_EXTENSION,
     A.REFUSE_EXTENSION,
     A.REOPEN,
+    A.CLEAR_AT_SOURCE,
 }
 
 # A resident may withdraw their own report and say "not fixed"; nothing else.
@@ -174,6 +176,17 @@ def test_every_status_action_role(status: Status, action: Action) -> None:
         assert t.facts.last_event_at == t.at == at(1)
         assert t.note == "a reason", "notes are stored trimmed"
         assert rule_.note_required == (action in NOTE_ACTIONS)
+
+
+# 自动结案: only the platform, on its source's word, and only before anybody started on the case
+# (once a worker holds it, they check on site; awaiting verification, the source's word is an approval).
+CLEARABLE_AT_SOURCE = {S.REGISTERED, S.DISPATCHED, S.RETURNED}
+
+
+def test_only_the_system_clears_at_source_and_only_before_work_started() -> None:
+    for s in Status:
+        for r in Role:
+            assert legal(s, A.CLEAR_AT_SOURCE, r) == (s in CLEARABLE_AT_SOURCE and r is R.SYSTEM), (s, r)
 
 
 def test_terminal_statuses_are_the_expected_ones() -> None:
