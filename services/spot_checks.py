@@ -53,6 +53,7 @@ from models.supervision import SpotCheck, SpotCheckRound, SpotCheckStatus
 from models.tables import Area, AreaLevel, Case, Person, Photo
 from onegrid.i18n import N_, gettext_for
 from services import dispatch
+from services.areas import supervisor_group
 from services.context import ServiceContext
 from services.db import transaction
 from services.notify import enqueue
@@ -573,12 +574,13 @@ def _send_request(session: Session, ctx: ServiceContext, check: SpotCheck, now: 
 
 
 def _escalate(session: Session, ctx: ServiceContext, check: SpotCheck, now: datetime) -> None:
-    """Ping the grid's supervisors (the nearest level with any) about a check that did not pass."""
+    """Ping the grid's supervisors (the nearest level with any), and their group chat (in the grid's
+    forum topic when one is bound), about a check that did not pass."""
     worker = session.get(Person, check.worker_id) if check.worker_id else None
-    supervisors = dispatch.supervisors_of(session, check.grid_code)
-    for person in supervisors:
-        _ = gettext_for(person.locale)
-        grid = _grid_label(session, check.grid_code, person.locale)
+
+    def text(locale: str) -> str:
+        _ = gettext_for(locale)
+        grid = _grid_label(session, check.grid_code, locale)
         if check.status == SpotCheckStatus.NOBODY:
             lines = [_("🔍 Spot check: nobody on duty in grid {grid}").format(grid=grid),
                      _("At {time}, during working hours, none of the grid's workers was on duty.").format(
@@ -593,9 +595,19 @@ def _escalate(session: Session, ctx: ServiceContext, check: SpotCheck, now: date
                          due=dispatch.local_time(check.due_at, ctx.timezone)),
                      _("What went wrong: {reasons}").format(
                          reasons=html.escape(render_reasons(failure_reasons(check), _)))]
+        return "\n".join(lines)
+
+    supervisors = dispatch.supervisors_of(session, check.grid_code)
+    for person in supervisors:
         enqueue(session, chat_id=person.telegram_user_id, method="sendMessage", now=now, person_id=person.id,
-                payload={"text": "\n".join(lines), "parse_mode": "HTML"})
-    if not supervisors:
+                payload={"text": text(person.locale), "parse_mode": "HTML"})
+    group = supervisor_group(session, check.grid_code, grid_code=check.grid_code)
+    if group is not None:
+        payload = {"text": text(ctx.settings.default_locale), "parse_mode": "HTML"}
+        if group[1] is not None:
+            payload["message_thread_id"] = group[1]
+        enqueue(session, chat_id=group[0], method="sendMessage", now=now, payload=payload)
+    if not supervisors and group is None:
         log.warning("spot check %s of grid %s: no supervisor to tell", check.id, check.grid_code)
     check.escalated_at = now
     session.add(check)

@@ -12,10 +12,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from models.supervision import SpotCheck, SpotCheckRound, SpotCheckStatus
-from models.tables import Case
+from models.supervision import SpotCheck, SpotCheckRound, SpotCheckStatus, SupervisorTopic
+from models.tables import Area, Case
 from services import spot_checks
-from services.db import make_engine, make_session_factory
+from services.db import make_engine, make_session_factory, transaction
 from services.spot_checks import AnswerOutcome, AnswerProblem
 from services.working_time import calendar_of
 from tests.worker_support import (
@@ -236,6 +236,23 @@ def test_silence_pings_the_supervisor_once(ctx, db, clock) -> None:
     # An answer after the end changes nothing and is told so.
     late = spot_checks.record_photo(ctx, worker_id=check.worker_id, data=picture(4), message_date=clock.now())
     assert late.outcome is AnswerOutcome.NO_CHECK
+
+
+def test_silence_also_reaches_the_supervisor_groups_topic_of_the_grid(ctx, db, clock) -> None:
+    group = -100_777
+    with transaction(db.sessions) as s:
+        street = s.exec(select(Area).where(Area.code == STREET)).one()
+        street.supervisor_chat_id = group
+        s.add(street)
+        s.add(SupervisorTopic(chat_id=group, area_code=OTHER_GRID, message_thread_id=42))
+    only_grid(db, ctx, OTHER_GRID)
+    start_round(ctx, clock)
+    clock.advance(minutes=31)
+    assert spot_checks.tick(ctx) == 1
+    [ping] = queued(db.sessions, group, "sendMessage")
+    assert ping.payload["message_thread_id"] == 42
+    assert ping.payload["text"].startswith("🔍 抽查：网格") and "未回复" in ping.payload["text"]  # the city's language
+    assert len(spot_texts(db, STREET_SUP)) == 1  # the supervisor in person too
 
 
 def test_an_answer_after_the_deadline_finishes_the_check_at_once(ctx, db, clock) -> None:
