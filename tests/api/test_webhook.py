@@ -81,6 +81,8 @@ async def test_updates_arrive_by_webhook_and_are_answered(db, clock, emulator, t
         update = await ann.send_command("/start")
         [greeting] = await ann.wait_inbox(1, timeout=10)
         assert greeting["text"].startswith("Hello, Ann!")
+        # The greeting can leave before the processor marks the update done (its own commit): wait for it.
+        await emulator.wait_for(lambda: [r.state for r in stored(db)] == ["done"])
         [row] = stored(db)
         assert row.update_id == update["update_id"] and row.state == "done" and row.payload == update
         # Telegram redelivers the same update (say our 200 was lost): one effect only.
