@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from models.lifecycle import Action
+from services import privacy
 
 CODE = r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$"
 Code = Annotated[str, StringConstraints(pattern=CODE, max_length=64)]
@@ -379,19 +380,13 @@ class ErrorBody(BaseModel):
 
 
 def mask_phone(phone: str | None) -> str | None:
-    """138****1234: the first three and last four digits stay."""
-    if not phone:
-        return phone
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"
+    """138****1234 (services/privacy.py); None stays None."""
+    return privacy.mask_phone(phone) if phone else phone
 
 
 def mask_name(name: str | None) -> str | None:
-    """First character, then one star per remaining character (李** / J***)."""
-    if not name:
-        return name
-    return name[0] + "*" * min(len(name) - 1, 6)
+    """李** / J** (services/privacy.py); None stays None."""
+    return privacy.mask_name(name) if name else name
 
 
 def mask_email(email: str | None) -> str | None:
