@@ -266,6 +266,9 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
             log.info("Telegram bot: webhook mode at %s", app.settings.webhook_url)
             await app.bot.set_webhook(app.settings.webhook_url,
                                       secret_token=app.settings.webhook_secret.get_secret_value())
+            # Long polling runs the routers' startup hooks (command menus); webhook mode must do it itself.
+            await app.dispatcher.emit_startup(bot=app.bot, dispatcher=app.dispatcher, bots=[app.bot],
+                                              **app.dispatcher.workflow_data)
             # Updates stored before a crash or restart are processed first, then new ones as they come.
             app.tasks.append(asyncio.create_task(app.webhook_processor.run(app.stop_event)))
         else:

@@ -92,6 +92,9 @@ async def test_updates_arrive_by_webhook_and_are_answered(db, clock, emulator, t
         assert again.status_code == 200 and again.json() == {"ok": True, "duplicate": True}
         await running.app.webhook_processor.run_once()
         assert greetings(db, 4301) == 1 and len(emulator.sent(4301)) == 1
+        # The startup hooks ran in webhook mode too: the residents' command menu, in both languages.
+        menus = [c for c in emulator.calls("setMyCommands") if c.ok]
+        assert sorted(c.params.get("language_code") or "" for c in menus) == ["", "zh"]
     finally:
         await running.stop()
 
