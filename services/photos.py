@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from enum import StrEnum
@@ -126,15 +128,26 @@ def save_photo(data_dir: Path, photo: CleanPhoto, *, original: bytes | None = No
     folder = data_dir / "photos" / photo.sha256[:2]
     folder.mkdir(parents=True, exist_ok=True)
     clean = folder / f"{photo.sha256}.jpg"
-    if not clean.exists():
-        tmp = clean.with_suffix(".tmp")
-        tmp.write_bytes(photo.jpeg)
-        tmp.replace(clean)
+    _write_once(clean, photo.jpeg)
     original_path = None
     if original is not None:
         keep = data_dir / "originals" / photo.sha256[:2] / photo.sha256
         keep.parent.mkdir(parents=True, exist_ok=True)
-        if not keep.exists():
-            keep.write_bytes(original)
+        _write_once(keep, original)
         original_path = str(keep.relative_to(data_dir))
     return str(clean.relative_to(data_dir)), original_path
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Write `path` atomically unless it exists. Two writers of the same content (a double-tapped
+    Submit, two processes) each write their own temporary file, so neither can lose the other's rename."""
+    if path.exists():
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # same content either way: the last rename wins harmlessly
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

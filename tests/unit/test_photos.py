@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image, ImageDraw
@@ -101,3 +103,20 @@ def test_large_photos_are_scaled_down_for_sharing(tmp_path) -> None:
     path, original = save_photo(tmp_path, clean)
     assert original is None and (tmp_path / path).read_bytes() == clean.jpeg
     assert save_photo(tmp_path, clean)[0] == path  # the same photo is one file
+
+
+def test_concurrent_saves_of_one_photo_all_succeed_with_one_file(tmp_path) -> None:
+    # A double-tapped Submit, or two processes, save the same picture at the same moment.
+    clean = clean_photo(encode(picture((800, 600)), "JPEG"))
+    start = threading.Barrier(8)
+
+    def save() -> tuple[str, str | None]:
+        start.wait()
+        return save_photo(tmp_path, clean, original=b"original bytes")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [f.result() for f in [pool.submit(save) for _ in range(8)]]
+    assert len(set(results)) == 1
+    path, original = results[0]
+    assert (tmp_path / path).read_bytes() == clean.jpeg and (tmp_path / original).read_bytes() == b"original bytes"
+    assert [p.name for p in tmp_path.rglob("*.tmp")] == []  # no temporary file left behind
