@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Four workers on two cores: most bot tests wait on Telegram's per-chat pace, not on the CPU (12.8 min → 7 min).
-PYTEST_ARGS ?= -n 4
+PYTEST_ARGS ?= -n 4 --dist worksteal
 
 .PHONY: run test setup venv locales messages bench clean chromium
 

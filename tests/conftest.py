@@ -120,3 +120,9 @@ def compiled_catalogues() -> None:
             with tmp.open("wb") as f:
                 write_mo(f, catalog)
             tmp.replace(mo)  # atomic, so parallel workers never read half a file
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests first (stable order otherwise): with xdist they then overlap the many short ones
+    instead of starting last and holding the whole run up."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -38,6 +38,7 @@ def test_help_lists_every_command() -> None:
     assert names <= set(out.replace("│", " ").split())
 
 
+@pytest.mark.slow
 def test_setup_then_serve_answers_health(env, tmp_path) -> None:
     setup = subprocess.run([*CMD, "setup"], env=env, capture_output=True, text=True, timeout=120)
     assert setup.returncode == 0, setup.stderr

@@ -282,6 +282,7 @@ async def test_upstream_down_for_the_whole_test_then_up_every_event_once_in_orde
         assert all(c.external_id for c in s.exec(select(Case)))
 
 
+@pytest.mark.slow
 async def test_district_and_city_stay_consistent_after_a_burst(api, city) -> None:
     burst = 1000  # the burst; about a minute per database
     relay = district_relay(api, city)
