@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
+import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
@@ -430,11 +432,23 @@ def get_area(session: Session, code: str) -> Area | None:
     return session.exec(select(Area).where(Area.code == code)).first()
 
 
+@sa.event.listens_for(sa.orm.Session, "after_commit")
+@sa.event.listens_for(sa.orm.Session, "after_rollback")
+def _forget_area_chains(session: sa.orm.Session) -> None:
+    """A session's remembered chains last one transaction (see `area_chain`)."""
+    session.info.pop("area_chains", None)
+
+
 def area_chain(session: Session, code: str) -> list[Area]:
     """The area and its ancestors, nearest first: grid → street → district → city.
 
-    Empty when `code` is unknown; stops early at a parent that is missing from the store.
+    Empty when `code` is unknown; stops early at a parent that is missing from the store. Remembered
+    for the session (one transaction): registering a case asks for the same chain several times, and
+    the hierarchy only changes through an import, which uses its own session.
     """
+    cache: dict[str, list[Area]] = session.info.setdefault("area_chains", {})
+    if code in cache:
+        return list(cache[code])
     chain: list[Area] = []
     seen: set[str] = set()
     next_code: str | None = code
@@ -445,7 +459,8 @@ def area_chain(session: Session, code: str) -> list[Area]:
         chain.append(area)
         seen.add(next_code)
         next_code = area.parent_code
-    return chain
+    cache[code] = chain
+    return list(chain)
 
 
 def supervisor_group(session: Session, area_code: str, *, grid_code: str | None = None) -> tuple[int, int | None] | None:

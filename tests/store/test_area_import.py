@@ -165,6 +165,29 @@ def test_another_process_sees_an_import_on_its_next_refresh(db, clock, demo) -> 
     assert refresh_grid_map(db.sessions, there) is True and there.version == version + 1
 
 
+def test_area_chains_are_remembered_for_one_transaction_only(db, clock, demo) -> None:
+    import_geojson(db.sessions, demo, now=clock.now())
+    grid = next(f["properties"]["code"] for f in demo["features"] if f["properties"]["level"] == "grid")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001, ANN002
+        statements.append(statement)
+
+    engine = db.sessions.kw["bind"]
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        with db.sessions() as s:
+            first = [a.code for a in area_chain(s, grid)]
+            asked = len(statements)
+            assert [a.code for a in area_chain(s, grid)] == first and len(statements) == asked  # no second read
+            assert len(first) == 4 and first[0] == grid
+            s.commit()
+            assert "area_chains" not in s.info  # a new transaction reads the hierarchy again
+            assert [a.code for a in area_chain(s, grid)] == first and len(statements) > asked
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+
 def test_parent_may_already_be_stored(db, clock) -> None:
     import_geojson(db.sessions, _small_map(), now=clock.now())
     extra = {"type": "FeatureCollection", "features": [_feature("T-A-01-003", "grid", "T-A-01", _square(0, 1))]}
