@@ -357,7 +357,9 @@ class InvitationPublic(BaseModel):
     area_code: str
     department_code: str | None = None
     expires_at: datetime
-    state: str = Field(description="open | used | expired (a revoked invitation is expired from its revocation)")
+    state: str = Field(description="open | used | expired | revoked")
+    created_at: datetime | None = Field(default=None, description="None for invitations made before it was recorded")
+    revoked_at: datetime | None = None
     used_at: datetime | None = None
     used_by_id: int | None = None
 

@@ -614,6 +614,7 @@ def build_router() -> APIRouter:
         answer = InvitationIssued(
             id=issued.invitation_id, role=issued.role.value, area_code=issued.area_code,
             department_code=issued.department_code, expires_at=issued.expires_at, state="open",
+            created_at=issued.created_at,
             link=invitations.invitation_link(username, issued.token))
         return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers={"Cache-Control": "no-store"})
 
@@ -706,8 +707,8 @@ def _check_invitation_visible(ctx: ServiceContext, principal: Principal, invitat
 def _invitation_public(row: Invitation, now: datetime) -> InvitationPublic:
     return InvitationPublic(id=row.id, role=str(row.role), area_code=row.area_code,
                             department_code=row.department_code, expires_at=row.expires_at,
-                            state=invitations.invitation_state(row, now).value, used_at=row.used_at,
-                            used_by_id=row.used_by_id)
+                            state=invitations.invitation_state(row, now).value, created_at=row.created_at,
+                            revoked_at=row.revoked_at, used_at=row.used_at, used_by_id=row.used_by_id)
 
 
 async def _bot_username(onegrid: Any) -> str:

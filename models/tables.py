@@ -246,6 +246,8 @@ class Invitation(SQLModel, table=True):
     expires_at: datetime | None = _ts()
     used_by_id: int | None = Field(default=None, foreign_key="person.id")
     used_at: datetime | None = _ts(nullable=True)
+    created_at: datetime | None = _ts(nullable=True)  # NULL for invitations made before it was recorded
+    revoked_at: datetime | None = _ts(nullable=True)  # revoking also ends `expires_at`, so the link is refused
 
 
 class OutboxItem(SQLModel, table=True):

@@ -111,6 +111,7 @@ class IssuedInvitation:
     area_code: str
     department_code: str | None
     expires_at: datetime
+    created_at: datetime | None = None
 
 
 def create_invitation(ctx: ServiceContext, *, role: Role | str, area_code: str, department_code: str | None = None,
@@ -137,10 +138,10 @@ def create_invitation(ctx: ServiceContext, *, role: Role | str, area_code: str, 
             raise BadInvitationRequest(f"unknown department {department_code!r}; see data/categories.json")
         row = Invitation(token_hash=token_hash(token), role=role, area_code=area_code,
                          department_code=department_code or None, created_by_id=created_by_id,
-                         expires_at=now + ttl)
+                         expires_at=now + ttl, created_at=now)
         session.add(row)
         session.flush()
-        return IssuedInvitation(token, row.id, role, area_code, department_code or None, row.expires_at)
+        return IssuedInvitation(token, row.id, role, area_code, department_code or None, row.expires_at, now)
 
 
 @dataclass(frozen=True)
@@ -204,12 +205,15 @@ def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int,
 class InvitationState(StrEnum):
     OPEN = "open"  # can be redeemed until it expires
     USED = "used"
-    EXPIRED = "expired"  # expired or revoked
+    EXPIRED = "expired"  # its time ran out unused
+    REVOKED = "revoked"  # ended early by an office (`revoke_invitation`)
 
 
 def invitation_state(invitation: Invitation, now: datetime) -> InvitationState:
     if invitation.used_at is not None:
         return InvitationState.USED
+    if invitation.revoked_at is not None:
+        return InvitationState.REVOKED
     if invitation.expires_at <= now:
         return InvitationState.EXPIRED
     return InvitationState.OPEN
@@ -230,7 +234,9 @@ def list_invitations(ctx: ServiceContext, *, within: str | None = None, state: I
     elif state is InvitationState.OPEN:
         stmt = stmt.where(Invitation.used_at.is_(None), Invitation.expires_at > now)
     elif state is InvitationState.EXPIRED:
-        stmt = stmt.where(Invitation.used_at.is_(None), Invitation.expires_at <= now)
+        stmt = stmt.where(Invitation.used_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at <= now)
+    elif state is InvitationState.REVOKED:
+        stmt = stmt.where(Invitation.used_at.is_(None), Invitation.revoked_at.is_not(None))
     if within is not None:
         stmt = stmt.where(Invitation.area_code.in_(area_subtree(within)))
     with ctx.sessions() as session:
@@ -238,9 +244,9 @@ def list_invitations(ctx: ServiceContext, *, within: str | None = None, state: I
 
 
 def revoke_invitation(ctx: ServiceContext, *, invitation_id: int, within: str | None = None) -> Invitation:
-    """End an unused invitation now: its link is refused (as expired) from then on.
+    """End an unused invitation now: its link is refused (as expired) from then on, and it is listed as revoked.
 
-    Revoking an invitation that has expired already changes nothing. Raises InvitationNotFound
+    Revoking an invitation that has expired (or was revoked) already changes nothing. Raises InvitationNotFound
     (unknown, or its area lies outside `within`'s subtree: nothing changes) or InvitationUsed.
     """
     now = ctx.clock.now()
@@ -253,7 +259,7 @@ def revoke_invitation(ctx: ServiceContext, *, invitation_id: int, within: str | 
         # A conditional update, so a redeem racing this revoke either wins before it or fails after.
         session.execute(sa.update(Invitation).where(
             Invitation.id == invitation.id, Invitation.used_at.is_(None), Invitation.expires_at > now,
-        ).values(expires_at=now))
+        ).values(expires_at=now, revoked_at=now))
         session.refresh(invitation)
         if invitation.used_at is not None:
             raise InvitationUsed(str(invitation_id))

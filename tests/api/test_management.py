@@ -324,7 +324,8 @@ async def test_an_invitation_link_works_once_and_its_token_is_never_listed(api) 
 async def test_a_revoked_invitation_is_refused(api) -> None:
     issued = await invite(api, role="supervisor", area_code=STREET_A, department_code=None)
     r = await api.client.post(f"/api/v1/invitations/{issued['id']}/revoke", headers=api.auth("admin"))
-    assert r.status_code == 200 and r.json()["state"] == "expired"
+    assert r.status_code == 200 and r.json()["state"] == "revoked"
+    assert r.json()["revoked_at"] is not None and r.json()["created_at"] is not None
     with pytest.raises(InvalidInvitation) as refused:
         invitations.redeem_invitation(api.ctx, token=token_of(issued["link"]), telegram_user_id=5601,
                                       display_name="Late")
@@ -334,6 +335,10 @@ async def test_a_revoked_invitation_is_refused(api) -> None:
     open_ones = (await api.client.get("/api/v1/invitations", params={"state": "open"},
                                       headers=api.auth("admin"))).json()["items"]
     assert open_ones == []
+    listed = {state: [i["id"] for i in (await api.client.get("/api/v1/invitations", params={"state": state},
+                                                               headers=api.auth("admin"))).json()["items"]]
+              for state in ("revoked", "expired")}
+    assert listed == {"revoked": [issued["id"]], "expired": []}  # told apart from one that ran out
     with api.ctx.sessions() as s:
         assert s.exec(select(Person).where(Person.telegram_user_id == 5601)).first() is None
 
