@@ -569,8 +569,9 @@ def _send_request(session: Session, ctx: ServiceContext, check: SpotCheck, now: 
         "🔍 Spot check of grid {grid}\n"
         "By {due} (within {minutes} min), send from inside the grid:\n"
         "1. a photo taken now with the camera (not forwarded, not as a file);\n"
-        "2. your live location: tap 📎 → Location → Share My Live Location.").format(
-        grid=grid, due=due, minutes=minutes))
+        "2. your live location: tap 📎 → Location → Share My Live Location.\n"
+        "In the middle of completing an order? Finish it, or send /cancel first: until then your photo "
+        "and location count for the order.").format(grid=grid, due=due, minutes=minutes))
 
 
 def _escalate(session: Session, ctx: ServiceContext, check: SpotCheck, now: datetime) -> None:

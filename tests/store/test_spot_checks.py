@@ -167,6 +167,7 @@ def test_success_with_a_fresh_photo_and_a_live_location_inside_the_grid(ctx, db,
     [request] = spot_texts(db, WORKERS[GRID])
     assert request.startswith("🔍 Spot check of grid")
     assert "within 30 min" in request and "Share My Live Location" in request
+    assert request.endswith("send /cancel first: until then your photo and location count for the order.")
     clock.advance(minutes=10)
     result = spot_checks.record_photo(ctx, worker_id=check.worker_id, data=picture(1), message_date=clock.now())
     assert result.outcome is AnswerOutcome.WAITING_FOR_LOCATION
