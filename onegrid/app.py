@@ -21,6 +21,7 @@ from bot.delivery import DeliveryLimits, NotificationSender
 from bot.factory import create_bot, create_dispatcher
 from onegrid.clock import Clock, SystemClock
 from onegrid.settings import Settings
+from onegrid.wiring import make_bus
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
 from services.gridmap import GridMap
@@ -117,6 +118,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
         case_prefix=settings.case_number_prefix,
         timezone=settings.timezone,
         settings=settings,
+        bus=make_bus(),
     )
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler)

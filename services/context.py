@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+from models.events import Event
 from onegrid.clock import Clock
 from onegrid.settings import Settings
+from services.bus import EventBus
 
 if TYPE_CHECKING:
     from services.gridmap import GridMap
@@ -26,3 +28,9 @@ class ServiceContext:
     # Called after a commit that queued notifications, so the sender wakes at once instead of polling.
     on_notifications: Callable[[], None] = field(default=lambda: None)
     settings: Settings = field(default_factory=lambda: Settings(_env_file=None))
+    # Event type -> channel renderers; the full table comes from onegrid/wiring.py.
+    bus: EventBus = field(default_factory=EventBus)
+
+    def publish(self, session: Session, event: Event) -> None:
+        """Tell every renderer of `event`, inside the caller's transaction (`session`)."""
+        self.bus.publish(session, self, event)

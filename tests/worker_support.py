@@ -24,6 +24,7 @@ from services.areas import import_geojson
 from services.cases import report_case
 from services.catalogue import apply_catalogue, load_catalogue
 from services.context import ServiceContext
+from onegrid.wiring import make_bus
 from services.db import transaction
 from services.photos import clean_photo, save_photo
 
@@ -164,7 +165,7 @@ def make_ctx(sessions: Any, clock: Any, data_dir: Path, **settings: Any) -> Serv
     from services.gridmap import GridMap
 
     load_world(sessions, clock.now())
-    return ServiceContext(sessions=sessions, clock=clock, grid_map=GridMap(demo_index()),
+    return ServiceContext(bus=make_bus(), sessions=sessions, clock=clock, grid_map=GridMap(demo_index()),
                           settings=Settings(_env_file=None, data_dir=data_dir, **settings))
 
 

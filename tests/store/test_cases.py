@@ -13,6 +13,7 @@ from models.lifecycle import Action, Actor, IllegalTransition, Role, SelfVerific
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem, Person
 from services.cases import StaleCase, UnknownCategory, apply_action, report_case
 from services.context import ServiceContext
+from onegrid.wiring import make_bus
 from services.db import transaction
 
 
@@ -25,7 +26,7 @@ def ctx(db, clock) -> ServiceContext:
                        active=False))
         for i, role in enumerate(["resident", "worker", "worker", "supervisor"], start=1):
             s.add(Person(id=i, telegram_user_id=1000 + i, display_name=f"p{i}", roles=[role], created_at=clock.now()))
-    return ServiceContext(sessions=db.sessions, clock=clock)
+    return ServiceContext(bus=make_bus(), sessions=db.sessions, clock=clock)
 
 
 RESIDENT, WORKER, WORKER2, SUPERVISOR = (Actor(Role.RESIDENT, 1), Actor(Role.WORKER, 2),

@@ -11,6 +11,7 @@ from models.tables import Area, Case, CaseEvent, CaseSource, Notification
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from services import work
 from services.context import ServiceContext
+from onegrid.wiring import make_bus
 from services.db import transaction
 from tests.worker_support import (
     GRID,
@@ -174,7 +175,7 @@ def test_patrol_case_is_assigned_to_its_reporter_at_once(ctx, db, clock) -> None
 
 
 def test_case_outside_any_loaded_map_stays_registered(db, clock, tmp_path) -> None:
-    bare = ServiceContext(sessions=db.sessions, clock=clock)  # no grid map: the foundation's own tests run so
+    bare = ServiceContext(bus=make_bus(), sessions=db.sessions, clock=clock)  # no grid map: the foundation's own tests run so
     make_ctx(db.sessions, clock, tmp_path)
     add_worker(db.sessions, clock.now(), 571)
     case = report(bare)

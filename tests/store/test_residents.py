@@ -16,6 +16,7 @@ from models.tables import Case, CaseCounter, Category, Notification, Person, Pho
 from onegrid.settings import Settings
 from services import cases, feedback, reporting, residents
 from services.context import ServiceContext
+from onegrid.wiring import make_bus
 from services.db import transaction
 from services.gridmap import GridMap
 from services.photos import PhotoRejected
@@ -29,7 +30,7 @@ def ctx(db, clock, tmp_path: Path) -> ServiceContext:
     seed(db.sessions, clock)
     grid_map = GridMap()
     grid_map.rebuild(db.sessions)
-    return ServiceContext(sessions=db.sessions, clock=clock, grid_map=grid_map,
+    return ServiceContext(bus=make_bus(), sessions=db.sessions, clock=clock, grid_map=grid_map,
                           settings=Settings(_env_file=None, data_dir=tmp_path, database_url=db.url))
 
 
