@@ -45,6 +45,7 @@ from models.tables import (
     Person,
     Photo,
 )
+from models.events.work import OfferRetracted, RetractReason
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from onegrid.i18n import gettext_for
 from services.areas import area_chain, supervisor_group
@@ -415,40 +416,15 @@ def _assign_to_reporter(session: Session, ctx: ServiceContext, case: Case, task:
 
 
 def retract_offer(session: Session, ctx: ServiceContext, offer: WorkOffer, *, status: OfferStatus,
-                  notice: Callable[[Gettext], str], note: str | None = None) -> None:
-    """Close `offer` and make the worker's copy of it say so.
-
-    Unsent parts of the offer are taken out of the queue (a message never seen needs no
-    correction); a sent offer message is edited to `notice` (rendered in the worker's language),
-    which also removes its buttons; one on the wire right now is followed by `notice` as a new message.
-    """
-    now = ctx.clock.now()
-    offer.status, offer.closed_at = status, now
+                  reason: RetractReason, note: str | None = None) -> None:
+    """Close `offer` with `status` and publish `OfferRetracted`, whose renderers correct the worker's copy."""
+    offer.status, offer.closed_at = status, ctx.clock.now()
     if note is not None:
         offer.note = note
     session.add(offer)
-    if offer.follow_up_notification_ids:
-        session.execute(sa.delete(Notification).where(
-            Notification.id.in_(offer.follow_up_notification_ids), Notification.status == NotificationStatus.PENDING))
-    if offer.message_notification_id is None:
-        return
-    removed = session.execute(sa.delete(Notification).where(
-        Notification.id == offer.message_notification_id, Notification.status == NotificationStatus.PENDING))
-    if removed.rowcount:
-        offer.message_notification_id = None
-        return
-    row = session.get(Notification, offer.message_notification_id, populate_existing=True)
-    worker = session.get(Person, offer.worker_id)
-    if row is None or worker is None:
-        return
-    text = notice(gettext_for(worker.locale))
-    if row.status == NotificationStatus.SENT and row.telegram_message_id is not None:
-        enqueue(session, chat_id=row.chat_id, method="editMessageText", now=now, person_id=worker.id,
-                case_id=offer.case_id,
-                payload={"message_id": row.telegram_message_id, "text": text, "parse_mode": "HTML"})
-    elif row.status == NotificationStatus.SENDING:
-        enqueue(session, chat_id=row.chat_id, method="sendMessage", now=now, person_id=worker.id,
-                case_id=offer.case_id, payload={"text": text, "parse_mode": "HTML"})
+    case = session.get(Case, offer.case_id)
+    ctx.publish(session, OfferRetracted(offer_id=offer.id, case_id=offer.case_id, case_number=case.number,
+                                        worker_id=offer.worker_id, reason=reason))
 
 
 def open_offers(session: Session, task_id: int) -> list[WorkOffer]:

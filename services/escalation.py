@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 
 from bot.supervision_ui import ping_keyboard
 from bot.worker_ui import tasks_list_keyboard, verify_keyboard
+from models.events.work import OrderWithdrawn, RetractReason
 from models.lifecycle import TERMINAL, Action, Actor, Role, Status
 from models.supervision import EscalationStep, Shelving
 from models.tables import Area, Case, CaseEvent, Category, Person
@@ -554,25 +555,22 @@ def grid_workers(ctx: ServiceContext, *, case_id: int, supervisor_id: int) -> li
 _MOVABLE = frozenset({Status.REGISTERED, Status.DISPATCHED, Status.RETURNED, Status.IN_PROGRESS, Status.REWORK})
 
 
-def _free_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, notice: str) -> None:
-    """Take `task` back from whoever has it on offer or holds it; they are told with `notice` (a msgid)."""
+def _free_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, reason: RetractReason) -> None:
+    """Take `task` back from whoever has it on offer or holds it; they are told why (`reason`)."""
     from services.work import abandon_drafts
 
     now = ctx.clock.now()
     for offer in dispatch.open_offers(session, task.id):
-        dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN,
-                               notice=lambda g, n=case.number: g(notice).format(number=n))
+        dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=reason)
     if task.status == TaskStatus.ACCEPTED and task.assignee_id is not None:
         previous = session.get(Person, task.assignee_id)
         session.execute(sa.update(WorkOffer).where(
             WorkOffer.task_id == task.id, WorkOffer.worker_id == task.assignee_id,
             WorkOffer.status == OfferStatus.ACCEPTED).values(status=OfferStatus.WITHDRAWN, closed_at=now))
         abandon_drafts(session, task.id, task.assignee_id, now)
-        if previous is not None and previous.telegram_user_id is not None:
-            g = gettext_for(previous.locale)
-            enqueue(session, chat_id=previous.telegram_user_id, method="sendMessage", now=now,
-                    person_id=previous.id, case_id=case.id,
-                    payload={"text": g(notice).format(number=case.number), "parse_mode": "HTML"})
+        if previous is not None:
+            ctx.publish(session, OrderWithdrawn(case_id=case.id, case_number=case.number, worker_id=previous.id,
+                                                reason=reason))
     task.assignee_id, task.accepted_at, task.updated_at = None, None, now
     task.version += 1
 
@@ -606,7 +604,7 @@ def reassign(ctx: ServiceContext, *, case_id: int, supervisor_id: int, worker_id
             raise WrongDepartment(case.number)
         actor = Actor(Role.SUPERVISOR, supervisor.id)
         for task in tasks:
-            _free_task(session, ctx, case, task, N_("Work order {number} was reassigned by the supervisor."))
+            _free_task(session, ctx, case, task, RetractReason.REASSIGNED)
             task.status = TaskStatus.OFFERED
             session.add(task)
             session.flush()
@@ -632,7 +630,7 @@ def take_over(ctx: ServiceContext, *, case_id: int, supervisor_id: int) -> str:
             CaseTask.case_id == case.id,
             CaseTask.status.in_([TaskStatus.WAITING, TaskStatus.OFFERED, TaskStatus.ACCEPTED]))).all()
         for task in tasks:
-            _free_task(session, ctx, case, task, N_("Work order {number} was taken over by the supervisor."))
+            _free_task(session, ctx, case, task, RetractReason.TAKEN_OVER)
             task.status, task.assignee_id, task.accepted_at = TaskStatus.ACCEPTED, supervisor.id, now
             session.add(task)
         session.flush()

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.supervision_ui import grant_keyboard
+from models.events.work import RetractReason
 from models.lifecycle import Action, Actor, Role, Status
 from models.supervision import Extension, ExtensionStatus, Shelving
 from models.tables import Case, Person
@@ -224,7 +225,7 @@ def shelve(ctx: ServiceContext, *, case_id: int, supervisor_id: int, reason: str
         for task in session.exec(select(CaseTask).where(
                 CaseTask.case_id == case.id,
                 CaseTask.status.in_([TaskStatus.WAITING, TaskStatus.OFFERED, TaskStatus.ACCEPTED]))).all():
-            _free_task(session, ctx, case, task, N_("Work order {number} was put on hold by the supervisor."))
+            _free_task(session, ctx, case, task, RetractReason.SHELVED)
             task.status = TaskStatus.WAITING
             session.add(task)
         session.flush()

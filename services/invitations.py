@@ -28,6 +28,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from models.events.work import RetractReason
 from models.lifecycle import Action, Actor, Role, Status
 from models.tables import Area, Case, Department, Invitation, Person
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
@@ -381,8 +382,7 @@ def _deactivate_once(ctx: ServiceContext, worker_id: int, authorize) -> Deactiva
         for offer in session.exec(select(WorkOffer).where(WorkOffer.worker_id == worker.id,
                                                           WorkOffer.status == OfferStatus.OPEN)).all():
             case = session.get(Case, offer.case_id)
-            dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, notice=lambda _, n=case.number: _(
-                "Work order {number} was withdrawn.").format(number=n))
+            dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.DEACTIVATED)
             withdrawn += 1
             task = session.get(CaseTask, offer.task_id)
             if task.status == TaskStatus.OFFERED and not dispatch.open_offers(session, task.id):

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from bot.worker_ui import task_keyboard, verify_keyboard
+from models.events.work import RetractReason
 from models.lifecycle import TERMINAL, Action, Actor, Role, SelfVerification, Status
 from models.tables import Area, Case, CaseSource, Category, Notification, NotificationStatus, Person, Photo
 from models.work import (
@@ -463,8 +464,7 @@ def end_work(session: Session, ctx: ServiceContext, case: Case) -> None:
     offers = session.exec(select(WorkOffer).where(WorkOffer.case_id == case.id,
                                                   WorkOffer.status == OfferStatus.OPEN)).all()
     for offer in offers:
-        dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, notice=lambda _: _(
-            "Work order {number} is no longer open; no action needed.").format(number=case.number))
+        dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.CASE_ENDED)
     session.execute(sa.update(CaseTask).where(
         CaseTask.case_id == case.id, CaseTask.status.in_([TaskStatus.WAITING, TaskStatus.OFFERED, TaskStatus.ACCEPTED]),
     ).values(status=TaskStatus.CANCELLED, updated_at=now, version=CaseTask.version + 1))

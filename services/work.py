@@ -29,6 +29,7 @@ from geopy.distance import geodesic
 from sqlmodel import Session, select
 
 from bot.worker_ui import task_keyboard
+from models.events.work import RetractReason
 from models.lifecycle import OPEN, Action, Actor, Role, Status
 from models.tables import Case, CaseEvent, Category, Person, Photo, Proof
 from models.work import (
@@ -387,8 +388,7 @@ def _accept_once(ctx: ServiceContext, *, offer_id: int, worker_id: int, message_
         if offer.status != OfferStatus.OPEN:
             raise OfferUnavailable(case.number, OfferStatus(offer.status))
         if Status(case.status) not in OPEN:
-            dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, notice=lambda _: _(
-                "Work order {number} is no longer open; no action needed.").format(number=case.number))
+            dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.CASE_ENDED)
             return AcceptResult(AcceptOutcome.CASE_ENDED, case.number, task.id)
         now = ctx.clock.now()
         won = session.execute(
@@ -414,8 +414,7 @@ def _accept_once(ctx: ServiceContext, *, offer_id: int, worker_id: int, message_
         session.add(offer)
         for other in dispatch.open_offers(session, task.id):
             if other.id != offer.id:
-                dispatch.retract_offer(session, ctx, other, status=OfferStatus.TAKEN, notice=lambda _: _(
-                    "Work order {number} was taken by another worker. No action needed.").format(number=case.number))
+                dispatch.retract_offer(session, ctx, other, status=OfferStatus.TAKEN, reason=RetractReason.TAKEN)
         _ = gettext_for(worker.locale)
         text = dispatch.order_text(session, ctx, case, task, worker.locale,
                                    header=_("✅ You accepted work order {number}").format(number=case.number))
@@ -558,8 +557,7 @@ def set_duty(ctx: ServiceContext, *, person_id: int, on_duty: bool | None = None
                 WorkOffer.worker_id == worker.id, WorkOffer.status == OfferStatus.OPEN)).all()
             for offer in offers:
                 case = session.get(Case, offer.case_id)
-                dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, notice=lambda _, n=case.number: _(
-                    "You went off duty: work order {number} was offered to others.").format(number=n))
+                dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.OFF_DUTY)
                 withdrawn += 1
                 task = session.get(CaseTask, offer.task_id)
                 if task.status == TaskStatus.OFFERED and not dispatch.open_offers(session, task.id):
