@@ -3,6 +3,9 @@
 What callers may rely on:
 - Messages to one chat go out in the order they were queued; a chat waiting out a retry holds
   back only its own later messages.
+- The most urgent work goes first (models.tables.Priority: life safety, work orders, supervision,
+  replies, resident updates, housekeeping). A chat ranks by its most urgent waiting row, so a
+  work order queued behind a menu update in the same chat takes that menu update along.
 - Telegram's limits are respected before Telegram has to say so: evenly spaced sends under
   `global_per_second` per bot (aiolimiter), and at least `chat_interval_s` (groups:
   `group_interval_s`) between two messages posted to one chat (edits are not paced per chat).
@@ -175,7 +178,17 @@ class NotificationSender:
             sa.and_(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now),
             sa.and_(Notification.status == NotificationStatus.SENDING, Notification.lease_until <= now),
         )
-        query = select(Notification).where(due, ~held_back).order_by(Notification.id).limit(self.batch_size)
+        # A chat is as urgent as the most urgent row it has waiting, and its rows keep their queue order:
+        # an urgent order never waits behind housekeeping, and a chat never sees a later message first.
+        queued = aliased(Notification)
+        chat_urgency = (
+            sa.select(sa.func.min(queued.priority))
+            .where(queued.chat_id == Notification.chat_id,
+                   queued.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))
+            .scalar_subquery()
+        )
+        query = (select(Notification).where(due, ~held_back).order_by(chat_urgency, Notification.id)
+                 .limit(self.batch_size))
         if self._postgres:
             # Two OneGrid processes may share one database: each takes rows the other has not locked.
             query = query.with_for_update(skip_locked=True, of=Notification)

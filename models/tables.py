@@ -8,7 +8,7 @@ point → grid index is built in memory from them (services/gridmap.py).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,6 +66,17 @@ class NotificationStatus(StrEnum):
     SENT = "sent"
     BLOCKED = "blocked"  # the recipient blocked the bot (403)
     FAILED = "failed"  # permanent error or attempts exhausted; kept for the record
+
+
+class Priority(IntEnum):
+    """How urgent a notification is; the sender always takes the most urgent due rows first (1 = most)."""
+
+    LIFE_SAFETY = 1  # life-safety alarms, escalations at their last step
+    WORK_ORDER = 2  # work orders and offers
+    SUPERVISION = 3  # escalation pings, verification cards
+    REPLY = 4  # replies to the person who just acted
+    RESIDENT_UPDATE = 5  # progress updates to residents
+    HOUSEKEEPING = 6  # command menus, digests, edits of old cards
 
 
 class OutboxStatus(StrEnum):
@@ -286,6 +297,8 @@ class Notification(SQLModel, table=True):
     status: NotificationStatus = Field(
         default=NotificationStatus.PENDING, sa_column=Column(sa.String(16), nullable=False)
     )
+    priority: int = Field(default=Priority.REPLY,
+                          sa_column=Column(sa.SmallInteger, nullable=False, server_default=str(int(Priority.REPLY))))
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     lease_until: datetime | None = _ts(nullable=True)
@@ -294,7 +307,11 @@ class Notification(SQLModel, table=True):
     created_at: datetime | None = _ts()
     sent_at: datetime | None = _ts(nullable=True)
 
-    __table_args__ = (sa.Index("ix_notification_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_notification_due", "status", "next_attempt_at"),
+        # The sender ranks each chat by its most urgent waiting row.
+        sa.Index("ix_notification_chat_queue", "chat_id", "status", "priority"),
+    )
 
 
 class CaseCounter(SQLModel, table=True):

@@ -6,14 +6,33 @@ that caused it was committed; bot/delivery.py sends them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from models.tables import Notification, NotificationStatus
-from services.context import ServiceContext
+from models.tables import Notification, NotificationStatus, Priority
 from services.db import transaction
+
+if TYPE_CHECKING:  # the context holds the event bus, which queues through this module
+    from services.context import ServiceContext
+
+
+# The urgency of rows queued now, set by the event bus from the wiring's priority table.
+_priority: ContextVar[int] = ContextVar("notification_priority", default=int(Priority.REPLY))
+
+
+@contextmanager
+def urgency(priority: int) -> Iterator[None]:
+    """Rows queued inside this block without an explicit priority get `priority`."""
+    token = _priority.set(int(priority))
+    try:
+        yield
+    finally:
+        _priority.reset(token)
 
 
 def enqueue(
@@ -25,8 +44,12 @@ def enqueue(
     now: datetime,
     person_id: int | None = None,
     case_id: int | None = None,
+    priority: int | None = None,
 ) -> Notification:
-    """Queue one Bot API call (e.g. sendMessage with `{"text": ...}`) to `chat_id` in `session`."""
+    """Queue one Bot API call (e.g. sendMessage with `{"text": ...}`) to `chat_id` in `session`.
+
+    `priority` (models.tables.Priority) defaults to the urgency of the event being rendered, else REPLY.
+    """
     row = Notification(
         chat_id=chat_id,
         method=method,
@@ -34,6 +57,7 @@ def enqueue(
         person_id=person_id,
         case_id=case_id,
         status=NotificationStatus.PENDING,
+        priority=int(priority) if priority is not None else _priority.get(),
         next_attempt_at=now,
         created_at=now,
     )
