@@ -1,4 +1,4 @@
-# OneGrid: `make run` starts it on the embedded defaults, `make test` runs the whole suite.
+# OneGrid: `make run` starts it on the embedded defaults, `make test` checks the layers and runs the whole suite.
 # Both create/reuse the virtual environment in .venv and compile the message catalogues first.
 
 PYTHON ?= python3
@@ -27,7 +27,9 @@ setup: venv locales
 run: setup
 	$(VENV)/bin/onegrid serve
 
+# The layer contracts (pyproject.toml [tool.importlinter]) first: a wrong-way import fails before any test runs.
 test: venv locales
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Re-extract user-facing strings after changing them; new zh_CN text can come from locales/incoming/*.json.
