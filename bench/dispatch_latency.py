@@ -48,8 +48,8 @@ DEMO_MAP = ROOT / "data" / "shanghai-demo-grids.geojson"
 TARGET_S = 2.0
 
 
-def grid_points(limit: int) -> list[tuple[str, float, float]]:
-    doc = json.loads(DEMO_MAP.read_text(encoding="utf-8"))
+def grid_points(limit: int, map_path: Path = DEMO_MAP) -> list[tuple[str, float, float]]:
+    doc = json.loads(map_path.read_text(encoding="utf-8"))
     grids = [f for f in doc["features"] if f["properties"]["level"] == "grid"][:limit]
     points = []
     for feature in grids:
@@ -154,6 +154,8 @@ async def main() -> None:
     parser.add_argument("--rates", default="5,25,60", help="cases per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each rate is held")
     parser.add_argument("--grids", type=int, default=1200, help="grids with a worker on duty (one each)")
+    parser.add_argument("--map", type=Path, default=DEMO_MAP,
+                        help="GeoJSON grid map (more grids than the demo's 1,980: bench/make_grids.py --grids N)")
     parser.add_argument("--no-photo", action="store_true", help="work orders without the resident's photo")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
@@ -173,9 +175,9 @@ async def main() -> None:
                             telegram_api_url=emulator.base_url, data_dir=tmp, **extra)
         app = build(settings)
         now = app.ctx.clock.now()
-        import_geojson(app.ctx.sessions, DEMO_MAP, now=now)
+        import_geojson(app.ctx.sessions, args.map, now=now)
         apply_catalogue(app.ctx.sessions, load_catalogue())
-        grids = grid_points(args.grids)
+        grids = grid_points(args.grids, args.map)
         workers: dict[str, int] = {}
         with transaction(app.ctx.sessions) as s:
             for index, (code, _lat, _lon) in enumerate(grids):

@@ -161,6 +161,8 @@ class Person(SQLModel, table=True):
     on_duty: bool = False
     active: bool = True
     blocked_bot_at: datetime | None = _ts(nullable=True)
+    # A digest of the command menu last queued for this person's chat: a restart re-queues only changes.
+    menu_digest: str | None = Field(default=None, max_length=64)
     created_at: datetime | None = _ts()
 
     def has_role(self, role: Role) -> bool:

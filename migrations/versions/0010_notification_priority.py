@@ -1,4 +1,4 @@
-"""notifications: a priority class, so work orders never wait behind housekeeping
+"""notifications: a priority class, so work orders never wait behind housekeeping; the menu each person got
 
 Revision ID: 0010
 Revises: 0009
@@ -17,9 +17,13 @@ def upgrade() -> None:
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.add_column(sa.Column('priority', sa.SmallInteger(), nullable=False, server_default='4'))
         batch_op.create_index('ix_notification_chat_queue', ['chat_id', 'status', 'priority'], unique=False)
+    with op.batch_alter_table('person', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('menu_digest', sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('person', schema=None) as batch_op:
+        batch_op.drop_column('menu_digest')
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.drop_index('ix_notification_chat_queue')
         batch_op.drop_column('priority')
