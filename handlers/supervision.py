@@ -1,9 +1,11 @@
 """Supervision handlers: /verify, /stats, /topic (a forum topic of the supervisor group per area), the buttons
 of escalation pings, and the worker's /extend; at startup, the staff's command menus are queued.
 
-Each handler parses the update, calls one service in a worker thread and renders the reply through
-the notification queue. Every service called here checks the case lies in the supervisor's area
-subtree, so a replayed button of another street's case is refused and changes nothing.
+Each handler parses the update and calls one service in a worker thread. A change's reply to the
+acting person is queued by the renderer of the event the service publishes, in the same transaction;
+answers to questions, read-only requests and refusals are sent here. Every service called here checks
+the case lies in the supervisor's area subtree, so a replayed button of another street's case is
+refused and changes nothing. /stats: handlers/supervision_stats.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.renderers.supervision import reply_in_topic
 from bot.supervision_ui import (
     ExtendCb,
     GrantCb,
@@ -31,17 +34,18 @@ from bot.supervision_ui import (
     grant_keyboard,
     queue_keyboard,
     shelve_keyboard,
-    stats_keyboard,
     workers_keyboard,
 )
+from handlers.supervision_common import REFUSALS, call, refusal, say
+from handlers.supervision_stats import stats, stats_period
 from handlers.worker import NOT_A_COMMAND, HasRole
-from models.lifecycle import LifecycleError, Role
+from models.lifecycle import Role
 from models.tables import Person
-from services import escalation, extensions, kpi, staff_menus, topics
-from services.cases import CaseNotFound
+from services import escalation, extensions, staff_menus, supervision_access, supervision_queue, takeover, topics
 from services.context import ServiceContext
+from services.db import transaction
 from services.dispatch import local_time
-from services.notify import send_reply
+from services.verification import VerificationError
 
 
 log = logging.getLogger("onegrid.supervision")
@@ -103,76 +107,34 @@ async def queue_staff_menus(ctx: ServiceContext) -> None:
     log.info("queued %s staff command menus", count)
 
 
-def _refusal(exc: Exception) -> str:
-    if isinstance(exc, escalation.OutsideYourArea):
-        return _("This case is outside your area.")
-    if isinstance(exc, escalation.NotASupervisor):
-        return _("Only an active supervisor of this area can do that.")
-    if isinstance(exc, escalation.NotNow):
-        return _("Case {number} cannot be changed that way now.").format(number=exc.number)
-    if isinstance(exc, escalation.NotAGridWorker):
-        return _("That person is not an active worker of the case's grid.")
-    if isinstance(exc, escalation.WrongDepartment):
-        return _("That worker's department has no part in this case.")
-    if isinstance(exc, extensions.NotYourCase):
-        return _("You do not hold this case.")
-    if isinstance(exc, extensions.AlreadyPending):
-        return _("An extension request for this case is already waiting for the supervisor.")
-    if isinstance(exc, extensions.ReasonRequired):
-        return _("Please write the reason in a few words.")
-    if isinstance(exc, extensions.BadDuration):
-        return _("That duration is not possible.")
-    if isinstance(exc, CaseNotFound):
-        return _("This case does not exist.")
-    return _("That cannot be done now.")
-
-
-REFUSALS = (escalation.SupervisionError, extensions.ExtensionError, CaseNotFound, LifecycleError)
-
-
-async def _say(ctx: ServiceContext, chat_id: int, person: Person, text: str, markup: dict | None = None) -> None:
-    await asyncio.to_thread(send_reply, ctx, chat_id=chat_id, text=text, reply_markup=markup, person_id=person.id)
-
-
-async def _call(query: CallbackQuery, fn, /, **kw):  # noqa: ANN001, ANN202
-    """Run one service; on a refusal answer the button with the reason and return None."""
-    try:
-        return await asyncio.to_thread(fn, **kw)
-    except REFUSALS as exc:
-        await query.answer(_refusal(exc), show_alert=True)
-        return None
-
-
 # -- /verify --------------------------------------------------------------------------------------------
 
 
 async def verify_queue(message: Message, ctx: ServiceContext, person: Person) -> None:
     try:
-        items = await asyncio.to_thread(escalation.verification_queue, ctx, supervisor_id=person.id)
+        items = await asyncio.to_thread(supervision_queue.verification_queue, ctx, supervisor_id=person.id)
     except REFUSALS as exc:
-        await _say(ctx, message.chat.id, person, _refusal(exc))
+        await say(ctx, message.chat.id, person, refusal(exc))
         return
     if not items:
-        await _say(ctx, message.chat.id, person, _("Nothing awaits verification in your area."))
+        await say(ctx, message.chat.id, person, _("Nothing awaits verification in your area."))
         return
     rows = [(i.case_id, f"{i.number} · {local_time(i.waiting_since, ctx.timezone)}") for i in items]
-    await _say(ctx, message.chat.id, person,
+    await say(ctx, message.chat.id, person,
                _("🔎 Awaiting verification in your area, oldest first ({count}):").format(count=len(items)),
                queue_keyboard(_, rows))
 
 
 async def open_card(query: CallbackQuery, callback_data: QueueCb, ctx: ServiceContext, person: Person) -> None:
-    from services.verification import VerificationError
-
     try:
-        await asyncio.to_thread(escalation.open_proof_card, ctx, case_id=callback_data.case_id,
+        await asyncio.to_thread(supervision_queue.open_proof_card, ctx, case_id=callback_data.case_id,
                                 supervisor_id=person.id)
     except VerificationError:
         await query.answer(_("You handled this case yourself, so you cannot verify it. Another supervisor will."),
                            show_alert=True)
         return
     except REFUSALS as exc:
-        await query.answer(_refusal(exc), show_alert=True)
+        await query.answer(refusal(exc), show_alert=True)
         return
     await query.answer()
 
@@ -189,9 +151,9 @@ def _topic_refusal(exc: Exception) -> str:
     if isinstance(exc, topics.NotTheSupervisorGroup):
         return _("This group is not the supervisors' group of {area}: its pings go to another group.").format(
             area=html.escape(exc.area_name))
-    if isinstance(exc, escalation.OutsideYourArea):
+    if isinstance(exc, supervision_access.OutsideYourArea):
         return _("Area {code} is not in your area's subtree.").format(code=html.escape(str(exc)))
-    return _refusal(exc)
+    return refusal(exc)
 
 
 async def topic(message: Message, command: CommandObject, ctx: ServiceContext, person: Person) -> None:
@@ -201,137 +163,72 @@ async def topic(message: Message, command: CommandObject, ctx: ServiceContext, p
     thread_id = message.message_thread_id if message.is_topic_message else None
     try:
         if off:
-            names = await asyncio.to_thread(topics.unbind_topic, ctx, supervisor_id=person.id,
-                                            chat_id=message.chat.id, message_thread_id=thread_id,
-                                            area_code=area_code)
+            await asyncio.to_thread(topics.unbind_topic, ctx, supervisor_id=person.id, chat_id=message.chat.id,
+                                    message_thread_id=thread_id, area_code=area_code)
         else:
-            binding = await asyncio.to_thread(topics.bind_topic, ctx, supervisor_id=person.id,
-                                              chat_id=message.chat.id, message_thread_id=thread_id,
-                                              area_code=area_code)
+            await asyncio.to_thread(topics.bind_topic, ctx, supervisor_id=person.id, chat_id=message.chat.id,
+                                    message_thread_id=thread_id, area_code=area_code)
     except (topics.TopicError, *REFUSALS) as exc:
-        text = _topic_refusal(exc)
-    else:
-        if off:
-            text = (_("Escalation pings about {areas} no longer come to this topic.").format(
-                areas=html.escape(", ".join(names))) if names
-                else _("No area of yours sends its escalation pings to this topic."))
-        else:
-            text = _("📌 Escalation pings about {area} now come to this topic.").format(
-                area=html.escape(binding.area_name))
-            if binding.claimed_for is not None:
-                text += "\n" + _("This group is now the supervisors' group of {area}.").format(
-                    area=html.escape(binding.claimed_for))
-    # No person on a group message: a bot removed from the group must not mark the supervisor as blocked.
-    await asyncio.to_thread(topics.reply_in_topic, ctx, chat_id=message.chat.id, message_thread_id=thread_id,
-                            text=text, person_id=person.id if message.chat.id > 0 else None)
+        # Nothing changed; no person on a group message: a bot removed from a group must not mark them blocked.
+        await asyncio.to_thread(_reply_in_topic, ctx, chat_id=message.chat.id, message_thread_id=thread_id,
+                                text=_topic_refusal(exc), person_id=person.id if message.chat.id > 0 else None)
 
 
-# -- /stats ---------------------------------------------------------------------------------------------
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
-def _hours(value: float | None) -> str:
-    return "—" if value is None else _("{hours} h").format(hours=f"{value:.1f}")
-
-
-def render_kpis(k: kpi.Kpis, period: str) -> str:
-    names = {"today": _("today"), "7d": _("the last 7 days"), "30d": _("the last 30 days")}
-    lines = [_("📊 {area}, {period}").format(area=html.escape(k.area_code), period=names[period]),
-             _("Registered: {n}").format(n=k.registered),
-             _("Closed: {n}").format(n=k.closed),
-             _("Closure rate (closed ÷ due): {rate} ({closed}/{due})").format(
-                 rate=_pct(k.closure_rate), closed=k.closed_of_due, due=k.due),
-             _("On-time closure rate: {rate}").format(rate=_pct(k.on_time_rate)),
-             _("Rework rate: {rate}").format(rate=_pct(k.rework_rate)),
-             _("Extension rate: {rate}").format(rate=_pct(k.extension_rate)),
-             _("Time to accept: mean {mean}, p90 {p90}").format(mean=_hours(k.accept_mean_h),
-                                                                p90=_hours(k.accept_p90_h)),
-             _("Time to close: mean {mean}, p90 {p90}").format(mean=_hours(k.close_mean_h), p90=_hours(k.close_p90_h)),
-             _("Satisfaction: {mean} / 5; dissatisfied: {rate}").format(
-                 mean="—" if k.satisfaction_mean is None else f"{k.satisfaction_mean:.2f}",
-                 rate=_pct(k.dissatisfaction_rate))]
-    if k.worst_grids:
-        lines.append(_("Worst grids (overdue open · closure rate):"))
-        for g in k.worst_grids:
-            lines.append(f"· {html.escape(g.grid_code)}: {g.open_overdue} · {_pct(g.closure_rate)}")
-    return "\n".join(lines)
-
-
-async def _send_stats(ctx: ServiceContext, chat_id: int, person: Person, period: str) -> None:
-    try:
-        k = await asyncio.to_thread(kpi.supervisor_kpis, ctx, supervisor_id=person.id, period=period)
-    except REFUSALS as exc:
-        await _say(ctx, chat_id, person, _refusal(exc))
-        return
-    await _say(ctx, chat_id, person, render_kpis(k, period), stats_keyboard(_, period))
-
-
-async def stats(message: Message, command: CommandObject, ctx: ServiceContext, person: Person) -> None:
-    period = (command.args or "7d").strip().lower()
-    if period not in kpi.PERIODS:
-        await _say(ctx, message.chat.id, person, _("Use /stats today, /stats 7d or /stats 30d."))
-        return
-    await _send_stats(ctx, message.chat.id, person, period)
-
-
-async def stats_period(query: CallbackQuery, callback_data: StatsCb, ctx: ServiceContext, person: Person) -> None:
-    await query.answer()
-    if callback_data.period in kpi.PERIODS:
-        await _send_stats(ctx, query.from_user.id, person, callback_data.period)
+def _reply_in_topic(ctx: ServiceContext, **kw) -> None:  # noqa: ANN003
+    with transaction(ctx.sessions) as session:
+        reply_in_topic(session, ctx, **kw)
+    ctx.on_notifications()
 
 
 # -- escalation pings -----------------------------------------------------------------------------------
 
 
 async def acknowledge(query: CallbackQuery, callback_data: PingCb, ctx: ServiceContext, person: Person) -> None:
-    number = await _call(query, escalation.acknowledge, ctx=ctx, case_id=callback_data.case_id,
+    number = await call(query, escalation.acknowledge, ctx=ctx, case_id=callback_data.case_id,
                          step_id=callback_data.step_id, supervisor_id=person.id)
     if number is not None:
         await query.answer(_("Acknowledged: no more reminders about case {number}.").format(number=number))
 
 
 async def list_workers(query: CallbackQuery, callback_data: PingCb, ctx: ServiceContext, person: Person) -> None:
-    workers = await _call(query, escalation.grid_workers, ctx=ctx, case_id=callback_data.case_id,
+    workers = await call(query, takeover.grid_workers, ctx=ctx, case_id=callback_data.case_id,
                           supervisor_id=person.id)
     if workers is None:
         return
     await query.answer()
     if not workers:
-        await _say(ctx, query.from_user.id, person, _("The case's grid has no active worker of its departments."))
+        await say(ctx, query.from_user.id, person, _("The case's grid has no active worker of its departments."))
         return
     rows = [(w.person_id, w.name, w.on_duty) for w in workers]
-    await _say(ctx, query.from_user.id, person, _("Reassign to which worker? (🟢 on duty)"),
+    await say(ctx, query.from_user.id, person, _("Reassign to which worker? (🟢 on duty)"),
                workers_keyboard(_, callback_data.case_id, rows))
 
 
 async def pick_worker(query: CallbackQuery, callback_data: PickCb, ctx: ServiceContext, person: Person) -> None:
-    number = await _call(query, escalation.reassign, ctx=ctx, case_id=callback_data.case_id, supervisor_id=person.id,
+    number = await call(query, takeover.reassign, ctx=ctx, case_id=callback_data.case_id, supervisor_id=person.id,
                          worker_id=callback_data.worker_id)
     if number is not None:
         await query.answer(_("Case {number} was offered to the worker you chose.").format(number=number))
 
 
 async def take_over(query: CallbackQuery, callback_data: PingCb, ctx: ServiceContext, person: Person) -> None:
-    number = await _call(query, escalation.take_over, ctx=ctx, case_id=callback_data.case_id, supervisor_id=person.id)
+    number = await call(query, takeover.take_over, ctx=ctx, case_id=callback_data.case_id, supervisor_id=person.id)
     if number is not None:
         await query.answer(_("You now hold case {number}.").format(number=number))
 
 
 async def ask_grant(query: CallbackQuery, callback_data: PingCb, ctx: ServiceContext, person: Person) -> None:
-    pending = await _call(query, extensions.has_pending, ctx=ctx, case_id=callback_data.case_id,
+    pending = await call(query, extensions.has_pending, ctx=ctx, case_id=callback_data.case_id,
                           supervisor_id=person.id)
     if pending is None:
         return
     await query.answer()
-    await _say(ctx, query.from_user.id, person, _("How much more working time?"),
+    await say(ctx, query.from_user.id, person, _("How much more working time?"),
                grant_keyboard(_, callback_data.case_id, pending=pending))
 
 
 async def grant(query: CallbackQuery, callback_data: GrantCb, ctx: ServiceContext, person: Person) -> None:
-    due = await _call(query, extensions.grant_extension, ctx=ctx, case_id=callback_data.case_id,
+    due = await call(query, extensions.grant_extension, ctx=ctx, case_id=callback_data.case_id,
                       supervisor_id=person.id, minutes=callback_data.minutes)
     if due is not None:
         await query.answer(_("Extension granted: new deadline {due}.").format(due=local_time(due, ctx.timezone)),
@@ -340,45 +237,42 @@ async def grant(query: CallbackQuery, callback_data: GrantCb, ctx: ServiceContex
 
 async def ask_refusal(query: CallbackQuery, callback_data: PingCb, state: FSMContext, ctx: ServiceContext,
                       person: Person) -> None:
-    if await _call(query, extensions.has_pending, ctx=ctx, case_id=callback_data.case_id,
+    if await call(query, extensions.has_pending, ctx=ctx, case_id=callback_data.case_id,
                    supervisor_id=person.id) is None:
         return
     await query.answer()
     await state.set_state(RefuseFlow.reason)
     await state.set_data({"case_id": callback_data.case_id})
-    await _say(ctx, query.from_user.id, person, _("Why is the extension refused? Send the reason in one message."))
+    await say(ctx, query.from_user.id, person, _("Why is the extension refused? Send the reason in one message."))
 
 
 async def refusal_reason(message: Message, state: FSMContext, ctx: ServiceContext, person: Person) -> None:
     data = await state.get_data()
     await state.clear()
-    try:
-        number = await asyncio.to_thread(extensions.refuse_extension, ctx, case_id=data["case_id"],
-                                         supervisor_id=person.id, reason=message.text)
+    try:  # the confirmation is queued with the refusal (ExtensionRefused)
+        await asyncio.to_thread(extensions.refuse_extension, ctx, case_id=data["case_id"], supervisor_id=person.id,
+                                reason=message.text)
     except REFUSALS as exc:
-        await _say(ctx, message.chat.id, person, _refusal(exc))
-        return
-    await _say(ctx, message.chat.id, person, _("Extension of case {number} refused; the worker was told.").format(
-        number=number))
+        await say(ctx, message.chat.id, person, refusal(exc))
 
 
 async def ask_shelve_reason(query: CallbackQuery, callback_data: PingCb, state: FSMContext, ctx: ServiceContext,
                             person: Person) -> None:
     # Check the scope before asking anything, so a replayed button learns nothing.
-    if await _call(query, extensions.has_pending, ctx=ctx, case_id=callback_data.case_id,
+    if await call(query, extensions.has_pending, ctx=ctx, case_id=callback_data.case_id,
                    supervisor_id=person.id) is None:
         return
     await query.answer()
     await state.set_state(ShelveFlow.reason)
     await state.set_data({"case_id": callback_data.case_id})
-    await _say(ctx, query.from_user.id, person,
+    await say(ctx, query.from_user.id, person,
                _("Why can this case not be solved now? Send the reason in one message."))
 
 
 async def shelve_reason(message: Message, state: FSMContext, ctx: ServiceContext, person: Person) -> None:
     data = await state.get_data()
     await state.update_data(reason=message.text[:500])
-    await _say(ctx, message.chat.id, person, _("When should it be reviewed?"), shelve_keyboard(_, data["case_id"]))
+    await say(ctx, message.chat.id, person, _("When should it be reviewed?"), shelve_keyboard(_, data["case_id"]))
 
 
 async def shelve(query: CallbackQuery, callback_data: ShelveCb, state: FSMContext, ctx: ServiceContext,
@@ -388,7 +282,7 @@ async def shelve(query: CallbackQuery, callback_data: ShelveCb, state: FSMContex
         await query.answer(_("Press Shelve on the case again and give the reason first."), show_alert=True)
         return
     review_at = extensions.review_date(ctx, callback_data.days)
-    number = await _call(query, extensions.shelve, ctx=ctx, case_id=callback_data.case_id, supervisor_id=person.id,
+    number = await call(query, extensions.shelve, ctx=ctx, case_id=callback_data.case_id, supervisor_id=person.id,
                          reason=data["reason"], review_at=review_at)
     if number is not None:
         await state.clear()
@@ -397,7 +291,7 @@ async def shelve(query: CallbackQuery, callback_data: ShelveCb, state: FSMContex
 
 
 async def unshelve(query: CallbackQuery, callback_data: PingCb, ctx: ServiceContext, person: Person) -> None:
-    number = await _call(query, extensions.unshelve, ctx=ctx, case_id=callback_data.case_id, supervisor_id=person.id)
+    number = await call(query, extensions.unshelve, ctx=ctx, case_id=callback_data.case_id, supervisor_id=person.id)
     if number is not None:
         await query.answer(_("Case {number} is back in work; its clock runs again.").format(number=number))
 
@@ -409,17 +303,17 @@ async def extend(message: Message, command: CommandObject, state: FSMContext, ct
                  person: Person) -> None:
     parts = (command.args or "").split(maxsplit=1)
     if len(parts) < 2:
-        await _say(ctx, message.chat.id, person,
+        await say(ctx, message.chat.id, person,
                    _("Write /extend, the case number and the reason, e.g. /extend SH-20261121-000001 waiting for "
                      "a spare part."))
         return
     case_id = await asyncio.to_thread(extensions.find_case, ctx, number=parts[0])
     if case_id is None:
-        await _say(ctx, message.chat.id, person, _("This case does not exist."))
+        await say(ctx, message.chat.id, person, _("This case does not exist."))
         return
     await state.set_state(ExtendFlow.duration)
     await state.set_data({"case_id": case_id, "reason": parts[1][:500]})
-    await _say(ctx, message.chat.id, person, _("How much more working time do you need?"),
+    await say(ctx, message.chat.id, person, _("How much more working time do you need?"),
                extend_keyboard(_, case_id))
 
 
@@ -429,7 +323,7 @@ async def extend_duration(query: CallbackQuery, callback_data: ExtendCb, state: 
     if data.get("case_id") != callback_data.case_id or not data.get("reason"):
         await query.answer(_("Send /extend with the case number and the reason first."), show_alert=True)
         return
-    number = await _call(query, extensions.request_extension, ctx=ctx, case_id=callback_data.case_id,
+    number = await call(query, extensions.request_extension, ctx=ctx, case_id=callback_data.case_id,
                          worker_id=person.id, reason=data["reason"], minutes=callback_data.minutes)
     if number is not None:
         await state.clear()
@@ -437,4 +331,4 @@ async def extend_duration(query: CallbackQuery, callback_data: ExtendCb, state: 
                            show_alert=True)
 
 
-__all__ = ["build_router", "render_kpis"]
+__all__ = ["build_router"]

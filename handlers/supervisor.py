@@ -1,7 +1,8 @@
 """Supervisor handlers: Approve / Reject (with a reason) on proof cards, and the staff list with deactivation.
 
-Each handler parses the update, calls one service (in a worker thread) and renders the reply;
-the edits of every card of the case and the messages to the workers are written by the services.
+Each handler parses the update and calls one service (in a worker thread). The edits of every card of
+the case, the messages to the workers and the confirmation to the supervisor are queued by the renderers
+of the events the service publishes, in its transaction; questions and refusals are answered here.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ async def ask_reject_reason(query: CallbackQuery, callback_data: VerifyCb, state
 
 async def reject_with_reason(message: Message, state: FSMContext, ctx: ServiceContext, person: Person) -> None:
     data = await state.get_data()
-    try:
-        decision = await asyncio.to_thread(verification.reject, ctx, case_id=data["case_id"], supervisor_id=person.id,
-                                           reason=message.text, expected_version=data["version"])
+    try:  # the confirmation is queued with the decision (ClosureRejected)
+        await asyncio.to_thread(verification.reject, ctx, case_id=data["case_id"], supervisor_id=person.id,
+                                reason=message.text, expected_version=data["version"])
     except verification.ReasonRequired as exc:
         await _reply(ctx, message, _refusal(exc), person)
         return
@@ -105,8 +106,6 @@ async def reject_with_reason(message: Message, state: FSMContext, ctx: ServiceCo
         await _reply(ctx, message, _refusal(exc), person)
         return
     await state.clear()
-    await _reply(ctx, message, _("Case {number} sent back for rework; the worker was told why.").format(
-        number=decision.case_number), person)
 
 
 async def reason_needed(message: Message, ctx: ServiceContext, person: Person) -> None:

@@ -45,7 +45,8 @@ from onegrid.i18n import gettext_for
 from services import dispatch
 from services.context import ServiceContext
 from services.db import transaction
-from services.escalation import ACCEPT_PHASE, holders, lateness, subtree_grids
+from bot.renderers.supervision_card import lateness
+from services.escalation import ACCEPT_PHASE, holders, subtree_grids
 from services.kpi import EXCLUDED
 from services.notify import enqueue
 

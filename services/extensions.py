@@ -2,39 +2,44 @@
 
 What callers may rely on:
 - `request_extension`: the worker holding the case asks for working time with a reason (lifecycle
-  REQUEST_EXTENSION); the grid's supervisors get a card with Grant / Refuse.
+  REQUEST_EXTENSION; `ExtensionRequested`: the grid's supervisors get a card with Grant / Refuse).
 - `grant_extension`: moves the handling deadline by the granted working time (from the old deadline,
   or from now if that has passed), starts a new escalation round, records an `Extension` (it counts
   in the extension rate). With a pending request it is GRANT_EXTENSION; without one (from a ping)
-  the supervisor extends directly and an audit event says so.
-- `refuse_extension`: REFUSE_EXTENSION with a reason; the deadline stays.
+  the supervisor extends directly and an audit event says so (`ExtensionGranted`).
+- `refuse_extension`: REFUSE_EXTENSION with a reason; the deadline stays (`ExtensionRefused`).
 - `shelve`: SHELVE with a reason and a review date; the clock stops (the working minutes left are
-  kept), offers are withdrawn, the sweep pings on the review date. `unshelve`: UNSHELVE, the
-  deadlines restart with the time that was left, the case is offered again.
+  kept), offers are withdrawn, the sweep pings on the review date (`CaseShelved`). `unshelve`:
+  UNSHELVE, the deadlines restart with the time that was left, the case is offered again (`CaseUnshelved`).
 Each is one transaction, checks the supervisor's area, and refuses with nothing written.
 """
 
 from __future__ import annotations
 
-import html
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bot.supervision_ui import grant_keyboard
+from models.events.supervision import (
+    CaseShelved,
+    CaseUnshelved,
+    ExtensionGranted,
+    ExtensionRefused,
+    ExtensionRequested,
+)
 from models.events.work import RetractReason
 from models.lifecycle import Action, Actor, Role, Status
 from models.supervision import Extension, ExtensionStatus, Shelving
-from models.tables import Case, Person
+from models.tables import Case
 from models.work import CaseTask, TaskStatus
-from onegrid.i18n import N_, gettext_for
 from services import dispatch
 from services.cases import CaseNotFound, apply_action_in
 from services.context import ServiceContext
 from services.db import transaction
-from services.escalation import NotNow, _free_task, case_card, supervisor_and_case, supervisors_at
-from services.notify import enqueue
+from services.supervision_access import NotNow, supervisor_and_case
+from services.takeover import free_task
+from services.work import note_event
 from services.working_time import area_codes_of, calendar_of
 
 MAX_REASON = 500
@@ -74,15 +79,6 @@ def _minutes(minutes: int) -> int:
     return minutes
 
 
-def _tell(session: Session, ctx: ServiceContext, person_id: int | None, case: Case, render) -> None:  # noqa: ANN001
-    person = session.get(Person, person_id) if person_id else None
-    if person is None or person.telegram_user_id is None:
-        return
-    enqueue(session, chat_id=person.telegram_user_id, method="sendMessage", now=ctx.clock.now(),
-            person_id=person.id, case_id=case.id,
-            payload={"text": render(gettext_for(person.locale)), "parse_mode": "HTML"})
-
-
 def find_case(ctx: ServiceContext, *, number: str) -> int | None:
     with ctx.sessions() as session:
         return session.exec(select(Case.id).where(Case.number == number.strip().upper())).first()
@@ -108,16 +104,8 @@ def request_extension(ctx: ServiceContext, *, case_id: int, worker_id: int, reas
                         note=note)
         session.add(Extension(case_id=case.id, requested_by_id=worker_id, reason=note, working_minutes=minutes,
                               status=ExtensionStatus.PENDING, requested_at=now, old_due_at=case.handle_due_at))
-        worker = session.get(Person, worker_id)
-        for sup in supervisors_at(session, case, "grid"):
-            _ = gettext_for(sup.locale)
-            header = _("⏳ {name} asks for more time on case {number}: {hours} working hours.").format(
-                name=html.escape(worker.display_name), number=case.number, hours=round(minutes / 60, 1))
-            text = case_card(session, ctx, case, sup.locale, header=header)
-            text += "\n" + _("Reason: {reason}").format(reason=html.escape(note))
-            enqueue(session, chat_id=sup.telegram_user_id, method="sendMessage", now=now, person_id=sup.id,
-                    case_id=case.id, payload={"text": text, "parse_mode": "HTML",
-                                              "reply_markup": grant_keyboard(_, case.id, pending=True)})
+        ctx.publish(session, ExtensionRequested(case_id=case.id, case_number=case.number, worker_id=worker_id,
+                                                minutes=minutes, reason=note))
         number = case.number
     ctx.on_notifications()
     return number
@@ -155,8 +143,6 @@ def grant_extension(ctx: ServiceContext, *, case_id: int, supervisor_id: int, mi
         if status is Status.EXTENSION_REQUESTED:
             apply_action_in(session, ctx, case, action=Action.GRANT_EXTENSION, actor=actor)
         elif status in (Status.REGISTERED, Status.DISPATCHED, Status.RETURNED, Status.IN_PROGRESS, Status.REWORK):
-            from services.work import note_event
-
             note_event(session, ctx, case, Action.GRANT_EXTENSION, actor, f"+{minutes} working minutes")
         else:
             raise NotNow(case.number, case.status)
@@ -178,9 +164,8 @@ def grant_extension(ctx: ServiceContext, *, case_id: int, supervisor_id: int, mi
                                   working_minutes=minutes, status=ExtensionStatus.GRANTED, requested_at=now,
                                   decided_by_id=supervisor.id, decided_at=now, old_due_at=old, new_due_at=new_due))
             requester = case.handler_id
-        due_text = dispatch.local_time(new_due, ctx.timezone)
-        _tell(session, ctx, requester, case, lambda _: _("⏳ Case {number}: extension granted; handle it by {due}.")
-              .format(number=case.number, due=due_text))
+        ctx.publish(session, ExtensionGranted(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
+                                              requester_id=requester, minutes=minutes, new_due_at=new_due))
     ctx.on_notifications()
     return new_due
 
@@ -198,10 +183,9 @@ def refuse_extension(ctx: ServiceContext, *, case_id: int, supervisor_id: int, r
             ctx.clock.now()
         pending.decision_note = note
         session.add(pending)
-        due_text = dispatch.local_time(case.handle_due_at, ctx.timezone)
-        _tell(session, ctx, pending.requested_by_id, case, lambda _: _(
-            "✖️ Case {number}: extension refused ({reason}). The deadline stays {due}.").format(
-            number=case.number, reason=html.escape(note), due=due_text))
+        ctx.publish(session, ExtensionRefused(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
+                                              requester_id=pending.requested_by_id, reason=note,
+                                              due_at=case.handle_due_at))
         number = case.number
     ctx.on_notifications()
     return number
@@ -221,11 +205,10 @@ def shelve(ctx: ServiceContext, *, case_id: int, supervisor_id: int, reason: str
         codes = area_codes_of(session, case.grid_code)
         accept_left = cal.minutes_between(now, case.accept_due_at, codes) if case.accept_due_at else None
         handle_left = cal.minutes_between(now, case.handle_due_at, codes) if case.handle_due_at else None
-        holder = case.handler_id
         for task in session.exec(select(CaseTask).where(
                 CaseTask.case_id == case.id,
                 CaseTask.status.in_([TaskStatus.WAITING, TaskStatus.OFFERED, TaskStatus.ACCEPTED]))).all():
-            _free_task(session, ctx, case, task, RetractReason.SHELVED)
+            free_task(session, ctx, case, task, RetractReason.SHELVED)
             task.status = TaskStatus.WAITING
             session.add(task)
         session.flush()
@@ -235,7 +218,8 @@ def shelve(ctx: ServiceContext, *, case_id: int, supervisor_id: int, reason: str
                              shelved_at=now, accept_left_minutes=accept_left, handle_left_minutes=handle_left))
         session.execute(sa.update(Case).where(Case.id == case.id).values(next_escalation_at=review_at,
                                                                           assignee_id=None))
-        del holder
+        ctx.publish(session, CaseShelved(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
+                                         reason=note, review_at=review_at))
         number = case.number
     ctx.on_notifications()
     return number
@@ -264,6 +248,7 @@ def unshelve(ctx: ServiceContext, *, case_id: int, supervisor_id: int) -> str:
                                                         CaseTask.status == TaskStatus.WAITING)).all():
             dispatch.offer_task(session, ctx, case, task)
         dispatch.ensure_dispatched(session, ctx, case)
+        ctx.publish(session, CaseUnshelved(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id))
         number = case.number
     ctx.on_notifications()
     return number

@@ -9,7 +9,8 @@ What callers may rely on:
   that chain has a group yet, the group becomes the supervisor group of the supervisor's own area
   (how a city registers its groups; the result says so).
 - `unbind_topic` (`/topic off`) removes the bindings of that topic in the supervisor's subtree.
-Each is one transaction and refuses with nothing written.
+Each is one transaction, publishes `TopicBound` / `TopicUnbound` (the channel answers in the topic),
+and refuses with nothing written.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlmodel import select
 
+from models.events.supervision import TopicBound, TopicUnbound
 from models.lifecycle import Role
 from models.supervision import SupervisorTopic
 from models.tables import Area, Person
@@ -25,8 +27,7 @@ from services import dispatch
 from services.areas import area_chain, get_area
 from services.context import ServiceContext
 from services.db import transaction
-from services.escalation import NotASupervisor, OutsideYourArea
-from services.notify import enqueue
+from services.supervision_access import NotASupervisor, OutsideYourArea
 
 
 class TopicError(Exception):
@@ -65,15 +66,16 @@ def _supervisor(session, supervisor_id: int) -> Person:  # noqa: ANN001
     return person
 
 
-def _topic_of(chat_id: int, message_thread_id: int | None) -> None:
+def _topic_of(chat_id: int, message_thread_id: int | None) -> int:
     if chat_id >= 0 or not message_thread_id:
         raise NotInATopic()
+    return message_thread_id
 
 
 def bind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, message_thread_id: int | None,
                area_code: str | None = None) -> TopicBinding:
     """Send the pings about `area_code` (default: the supervisor's area) in this group to this topic."""
-    _topic_of(chat_id, message_thread_id)
+    thread_id = _topic_of(chat_id, message_thread_id)
     with transaction(ctx.sessions) as session:
         supervisor = _supervisor(session, supervisor_id)
         code = (area_code or supervisor.area_code).strip()
@@ -84,12 +86,12 @@ def bind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, message
             raise OutsideYourArea(area.code)
         chain = area_chain(session, area.code)
         groups = [a.supervisor_chat_id for a in chain if a.supervisor_chat_id is not None]
-        claimed_for = None
+        claimed_for = claimed_code = None
         if not groups:
             own = get_area(session, supervisor.area_code)
             own.supervisor_chat_id = chat_id
             session.add(own)
-            claimed_for = dispatch.localized(own, supervisor.locale, own.code)
+            claimed_for, claimed_code = dispatch.localized(own, supervisor.locale, own.code), own.code
         elif chat_id not in groups:
             raise NotTheSupervisorGroup(dispatch.localized(area, supervisor.locale, area.code))
         row = session.exec(select(SupervisorTopic).where(SupervisorTopic.chat_id == chat_id,
@@ -98,6 +100,8 @@ def bind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, message
             row = SupervisorTopic(chat_id=chat_id, area_code=area.code, message_thread_id=message_thread_id)
         row.message_thread_id = message_thread_id
         session.add(row)
+        ctx.publish(session, TopicBound(supervisor_id=supervisor.id, chat_id=chat_id, message_thread_id=thread_id,
+                                        area_code=area.code, claimed_area_code=claimed_code))
         return TopicBinding(area.code, dispatch.localized(area, supervisor.locale, area.code), claimed_for)
 
 
@@ -105,31 +109,22 @@ def unbind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, messa
                  area_code: str | None = None) -> list[str]:
     """Stop sending pings to this topic: every area of the supervisor's subtree bound to it (or just
     `area_code`). Returns the names of the areas unbound (empty: none was)."""
-    _topic_of(chat_id, message_thread_id)
+    thread_id = _topic_of(chat_id, message_thread_id)
     with transaction(ctx.sessions) as session:
         supervisor = _supervisor(session, supervisor_id)
         if area_code and not dispatch.supervises(session, supervisor, area_code.strip()):
             raise OutsideYourArea(area_code)
         rows = session.exec(select(SupervisorTopic).where(
             SupervisorTopic.chat_id == chat_id, SupervisorTopic.message_thread_id == message_thread_id)).all()
-        names = []
+        names, codes = [], []
         for row in rows:
             if (area_code and row.area_code != area_code.strip()) or \
                     not dispatch.supervises(session, supervisor, row.area_code):
                 continue
             area = session.exec(select(Area).where(Area.code == row.area_code)).first()
             names.append(dispatch.localized(area, supervisor.locale, row.area_code))
+            codes.append(row.area_code)
             session.delete(row)
+        ctx.publish(session, TopicUnbound(supervisor_id=supervisor.id, chat_id=chat_id, message_thread_id=thread_id,
+                                          area_codes=tuple(codes)))
         return names
-
-
-def reply_in_topic(ctx: ServiceContext, *, chat_id: int, message_thread_id: int | None, text: str,
-                   person_id: int | None = None) -> None:
-    """Queue a reply in the chat, inside the forum topic when there is one."""
-    payload = {"text": text, "parse_mode": "HTML"}
-    if message_thread_id:
-        payload["message_thread_id"] = message_thread_id
-    with transaction(ctx.sessions) as session:
-        enqueue(session, chat_id=chat_id, method="sendMessage", payload=payload, now=ctx.clock.now(),
-                person_id=person_id)
-    ctx.on_notifications()

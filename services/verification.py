@@ -2,34 +2,40 @@
 
 What callers may rely on:
 - When a case awaits verification, the nearest supervisors of its area who did not handle any
-  of its tasks each get a proof card (the text with Approve / Reject first, then the proof
-  photos); with no such supervisor an `Escalation` (NO_VERIFIER) is recorded.
+  of its tasks each get a proof card (`VerificationRequested`: the text with Approve / Reject first,
+  then the proof photos); with no such supervisor an `Escalation` (NO_VERIFIER) is recorded.
 - `approve` / `reject` are one transaction each and refuse (nothing written) anyone who is not an
   active supervisor of the case's area, anyone who handled a task of the case (never verify your
   own work), and a card made for an earlier round (`expected_version`).
-- Approve closes the case; reject sends it back for rework (返工) with the reason: every task
-  goes back to the worker who did it, who is told why. Every open card of the case is edited to
-  say who decided what, so no two supervisors decide the same round.
+- Approve closes the case (`ClosureApproved`); reject sends it back for rework (返工) with the reason
+  (`ClosureRejected`): every task goes back to the worker who did it, who is told why. Every open card
+  of the case is marked decided (its id is in the event, so the channel edits it to say who decided
+  what), so no two supervisors decide the same round.
 - `close_from_source`: a case opened by a camera or sensor may be closed by its source. The rule:
-  awaiting verification → approved by the system (closed); nobody has accepted it yet → closed as
-  cleared at source (自动结案; offers withdrawn); a worker is on it → kept, the worker is told.
-  `clear_at_source_in` is the same rule inside the caller's transaction (machine intake's clear).
+  awaiting verification → approved by the system (closed, `ClosedBySource`); nobody has accepted it
+  yet → closed as cleared at source (自动结案; offers withdrawn); a worker is on it → kept, the worker
+  is told (`SourceReportsGone`). `clear_at_source_in` is the same rule inside the caller's transaction
+  (machine intake's clear).
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from bot.worker_ui import task_keyboard, verify_keyboard
+from models.events.supervision import (
+    ClosedBySource,
+    ClosureApproved,
+    ClosureRejected,
+    SourceReportsGone,
+    VerificationRequested,
+)
 from models.events.work import RetractReason
 from models.lifecycle import TERMINAL, Action, Actor, Role, SelfVerification, Status
-from models.tables import Area, Case, CaseSource, Category, Notification, NotificationStatus, Person, Photo
+from models.tables import Case, CaseSource, Person
 from models.work import (
     CaseTask,
     Completion,
@@ -42,15 +48,13 @@ from models.work import (
     VerificationStatus,
     WorkOffer,
 )
-from onegrid.i18n import gettext_for
 from services import dispatch
 from services.cases import CaseNotFound, StaleCase, apply_action_in
 from services.context import ServiceContext
 from services.db import transaction
-from services.notify import enqueue
+from services.verification_card import ProofCard, handled_by, proof_card
 
 MAX_REASON = 500
-
 
 class VerificationError(Exception):
     """A refusal the supervisor can be told about; nothing was written."""
@@ -84,133 +88,21 @@ class NotMachineSource(VerificationError):
     pass
 
 
-# -- the card's data -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProofPart:
-    """One department's proof in the current round."""
-
-    department: str
-    worker_name: str
-    photo_paths: list[str]
-    distance_m: float | None
-    allowed_m: float | None
-    accuracy_m: float | None
-    live: bool
-    flagged: bool
-    problems: list[str]
-    time_on_site: timedelta | None  # first proof photo → last good location (None: never within the radius)
-    submitted_at: datetime | None
-
-
-@dataclass(frozen=True)
-class ProofCard:
-    case_id: int
-    number: str
-    version: int
-    category: str
-    grid: str
-    address: str | None
-    description: str
-    parts: list[ProofPart]
-
-
-def proof_card(session: Session, case: Case, locale: str) -> ProofCard:
-    """What a supervisor needs to judge the current round of `case`, names in `locale`."""
-    category = session.exec(select(Category).where(Category.code == case.category_code)).first()
-    grid = session.exec(select(Area).where(Area.code == case.grid_code)).first() if case.grid_code else None
-    parts = []
-    tasks = session.exec(select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.id)).all()
-    for task in tasks:
-        completion = session.exec(select(Completion).where(
-            Completion.task_id == task.id, Completion.status == CompletionStatus.SUBMITTED,
-        ).order_by(Completion.id.desc())).first()
-        if completion is None:
-            continue
-        worker = session.get(Person, completion.worker_id)
-        photos = session.exec(select(Photo).where(Photo.id.in_(completion.photo_ids)).order_by(Photo.id)).all() \
-            if completion.photo_ids else []
-        parts.append(ProofPart(
-            department=dispatch.department_name(session, task.department_code, locale),
-            worker_name=worker.display_name if worker else "—",
-            photo_paths=[p.path for p in photos],
-            distance_m=completion.distance_m,
-            allowed_m=completion.allowed_m,
-            accuracy_m=completion.accuracy_m,
-            live=completion.live,
-            flagged=completion.flagged,
-            problems=list(completion.problems),
-            time_on_site=_time_on_site(completion, photos),
-            submitted_at=completion.submitted_at,
-        ))
-    return ProofCard(case.id, case.number, case.version, dispatch.localized(category, locale, case.category_code),
-                     dispatch.localized(grid, locale, case.grid_code or "—"), case.address, case.description, parts)
-
-
-def _time_on_site(completion: Completion, photos: list[Photo]) -> timedelta | None:
-    if completion.last_seen_at is None or not photos:
-        return None
-    since = min(p.created_at for p in photos if p.created_at is not None)
-    until = max(filter(None, [completion.location_at, completion.last_seen_at]))
-    return max(until - since, timedelta(0))
-
-
-def render_card(card: ProofCard, locale: str, timezone: str) -> str:
-    _ = gettext_for(locale)
-    lines = [
-        _("🔍 Please verify case {number}").format(number=card.number),
-        _("Category: {category}").format(category=html.escape(card.category)),
-        _("Grid: {grid}").format(grid=html.escape(card.grid)),
-    ]
-    if card.address:
-        lines.append(_("Address: {address}").format(address=html.escape(card.address)))
-    if card.description:
-        lines.append(_("Description: {description}").format(description=html.escape(card.description[:600])))
-    for part in card.parts:
-        lines.append("")
-        lines.append(_("— {department}: {worker}").format(department=html.escape(part.department),
-                                                        worker=html.escape(part.worker_name)))
-        lines.append(_("Photos: {count}").format(count=len(part.photo_paths)))
-        if part.distance_m is not None:
-            kind = _("live location") if part.live else _("static location")
-            lines.append(_("Location: {distance} m from the case point ({kind}, accuracy {accuracy})").format(
-                distance=round(part.distance_m), kind=kind,
-                accuracy=_("±{metres} m").format(metres=round(part.accuracy_m)) if part.accuracy_m is not None
-                else _("not reported")))
-        if part.time_on_site is not None:
-            lines.append(_("Time on site: {minutes} min").format(minutes=int(part.time_on_site.total_seconds() // 60)))
-        else:
-            lines.append(_("Time on site: not measured (never within the allowed distance)"))
-        if part.flagged:
-            lines.append(_("⚠️ Flagged by the worker: {problems}").format(
-                problems=", ".join(problem_label(p, part, locale) for p in part.problems)))
-        lines.append(_("Submitted: {at}").format(at=dispatch.local_time(part.submitted_at, timezone)))
-    return "\n".join(lines)
-
-
-def problem_label(problem: str, part: ProofPart, locale: str) -> str:
-    _ = gettext_for(locale)
-    if problem == "too_far":
-        return _("{distance} m away, {allowed} m allowed").format(
-            distance=round(part.distance_m or 0), allowed=round(part.allowed_m or 0))
-    if problem == "low_accuracy":
-        return _("accuracy only ±{metres} m").format(metres=round(part.accuracy_m or 0))
-    return problem
-
 
 # -- sending cards ------------------------------------------------------------------------------------
 
 
-def handled_by(session: Session, case: Case) -> set[int]:
-    """Everyone who handled a part of the case in any round: none of them may verify it."""
-    people = set(session.exec(select(CaseTask.assignee_id).where(
-        CaseTask.case_id == case.id, CaseTask.assignee_id.is_not(None))).all())
-    people |= set(session.exec(select(Completion.worker_id).where(
-        Completion.case_id == case.id, Completion.status != CompletionStatus.ABANDONED)).all())
-    if case.handler_id is not None:
-        people.add(case.handler_id)
-    return people
+def open_request(session: Session, ctx: ServiceContext, case: Case, supervisor: Person, *,
+                 from_queue: bool = False) -> VerificationRequest:
+    """Record an open card of `case` for `supervisor` and publish it (the channel sends the card)."""
+    request = VerificationRequest(case_id=case.id, supervisor_id=supervisor.id, case_version=case.version,
+                                  status=VerificationStatus.OPEN, created_at=ctx.clock.now())
+    session.add(request)
+    session.flush()
+    ctx.publish(session, VerificationRequested(case_id=case.id, case_number=case.number, case_version=case.version,
+                                               supervisor_id=supervisor.id, request_id=request.id,
+                                               from_queue=from_queue))
+    return request
 
 
 def request_verification(session: Session, ctx: ServiceContext, case: Case) -> list[VerificationRequest]:
@@ -220,75 +112,19 @@ def request_verification(session: Session, ctx: ServiceContext, case: Case) -> l
     if not supervisors:
         dispatch.escalate(session, ctx, case, None, EscalationReason.NO_VERIFIER, exclude=handlers)
         return []
-    now = ctx.clock.now()
-    step = timedelta(seconds=ctx.settings.delivery_chat_interval_s)
-    requests = []
-    for supervisor in supervisors:
-        card = proof_card(session, case, supervisor.locale)
-        _ = gettext_for(supervisor.locale)
-        message = enqueue(session, chat_id=supervisor.telegram_user_id, method="sendMessage", now=now,
-                          person_id=supervisor.id, case_id=case.id,
-                          payload={"text": render_card(card, supervisor.locale, ctx.timezone), "parse_mode": "HTML",
-                                   "reply_markup": verify_keyboard(_, case.id, case.version)})
-        due = now
-        paths = [(part.department, path) for part in card.parts for path in part.photo_paths]
-        for index, (department, path) in enumerate(paths, start=1):
-            due += step
-            photo = enqueue(session, chat_id=supervisor.telegram_user_id, method="sendPhoto", now=now,
-                            person_id=supervisor.id, case_id=case.id,
-                            payload={"photo_path": path, "parse_mode": "HTML",
-                                     "caption": _("Proof {index}/{total} · {number} · {department}").format(
-                                         index=index, total=len(paths), number=case.number,
-                                         department=html.escape(department))})
-            photo.next_attempt_at = due  # one message a second per chat: queue each for when it may go
-        session.flush()
-        request = VerificationRequest(case_id=case.id, supervisor_id=supervisor.id, case_version=case.version,
-                                      status=VerificationStatus.OPEN, notification_id=message.id, created_at=now)
-        session.add(request)
-        requests.append(request)
-    return requests
+    return [open_request(session, ctx, case, supervisor) for supervisor in supervisors]
 
 
-def _close_cards(session: Session, ctx: ServiceContext, case: Case, notice) -> None:  # noqa: ANN001
-    """Mark every open card of the case decided and edit it to `notice(gettext)` (buttons removed)."""
+def _close_cards(session: Session, ctx: ServiceContext, case: Case) -> tuple[int, ...]:
+    """Mark every open card of the case decided; returns their ids (the channel edits them)."""
     now = ctx.clock.now()
     cards = session.exec(select(VerificationRequest).where(
-        VerificationRequest.case_id == case.id, VerificationRequest.status == VerificationStatus.OPEN)).all()
+        VerificationRequest.case_id == case.id, VerificationRequest.status == VerificationStatus.OPEN)
+        .order_by(VerificationRequest.id)).all()
     for card in cards:
         card.status, card.closed_at = VerificationStatus.DECIDED, now
         session.add(card)
-        supervisor = session.get(Person, card.supervisor_id)
-        row = session.get(Notification, card.notification_id) if card.notification_id else None
-        if supervisor is None or row is None:
-            continue
-        text = notice(gettext_for(supervisor.locale))
-        if row.status == NotificationStatus.SENT and row.telegram_message_id is not None:
-            enqueue(session, chat_id=row.chat_id, method="editMessageText", now=now, person_id=supervisor.id,
-                    case_id=case.id, payload={"message_id": row.telegram_message_id, "text": text,
-                                              "parse_mode": "HTML"})
-        elif row.status in (NotificationStatus.PENDING, NotificationStatus.SENDING):
-            enqueue(session, chat_id=row.chat_id, method="sendMessage", now=now, person_id=supervisor.id,
-                    case_id=case.id, payload={"text": text, "parse_mode": "HTML"})
-
-
-def _tell_workers(session: Session, ctx: ServiceContext, case: Case, render, *, keyboard_for_task: bool = False) -> None:  # noqa: ANN001
-    now = ctx.clock.now()
-    tasks = session.exec(select(CaseTask).where(CaseTask.case_id == case.id, CaseTask.assignee_id.is_not(None))).all()
-    seen: set[int] = set()
-    for task in tasks:
-        if task.assignee_id in seen:
-            continue
-        seen.add(task.assignee_id)
-        worker = session.get(Person, task.assignee_id)
-        if worker is None or worker.telegram_user_id is None:
-            continue
-        _ = gettext_for(worker.locale)
-        payload: dict = {"text": render(_), "parse_mode": "HTML"}
-        if keyboard_for_task:
-            payload["reply_markup"] = task_keyboard(_, task.id, can_return=False)
-        enqueue(session, chat_id=worker.telegram_user_id, method="sendMessage", payload=payload, now=now,
-                person_id=worker.id, case_id=case.id)
-
+    return tuple(card.id for card in cards)
 
 # -- deciding -----------------------------------------------------------------------------------------
 
@@ -326,12 +162,9 @@ def approve(ctx: ServiceContext, *, case_id: int, supervisor_id: int, expected_v
         except StaleCase as exc:
             raise CardOutdated(case.number, "changed") from exc
         _decide_completions(session, ctx, case, CompletionStatus.APPROVED, supervisor.id, None)
-        name = html.escape(supervisor.display_name)
-        at = dispatch.local_time(ctx.clock.now(), ctx.timezone)
-        _close_cards(session, ctx, case, lambda _: _("✅ Case {number} approved and closed by {name} ({at}).").format(
-            number=case.number, name=name, at=at))
-        _tell_workers(session, ctx, case, lambda _: _("✅ Case {number} was verified and closed. Thank you!").format(
-            number=case.number))
+        card_ids = _close_cards(session, ctx, case)
+        ctx.publish(session, ClosureApproved(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
+                                             card_ids=card_ids))
         result = Decision(case.number, case.status)
     ctx.on_notifications()
     return result
@@ -356,14 +189,9 @@ def reject(ctx: ServiceContext, *, case_id: int, supervisor_id: int, reason: str
         session.execute(sa.update(CaseTask).where(
             CaseTask.case_id == case.id, CaseTask.status == TaskStatus.DONE, CaseTask.assignee_id.is_not(None),
         ).values(status=TaskStatus.ACCEPTED, done_at=None, updated_at=now, version=CaseTask.version + 1))
-        name, why = html.escape(supervisor.display_name), html.escape(note)
-        _close_cards(session, ctx, case, lambda _: _("🔁 Case {number} sent back for rework by {name}: {reason}").format(
-            number=case.number, name=name, reason=why))
-        _tell_workers(session, ctx, case, lambda _: "\n".join([
-            _("🔁 Rework: case {number} was not accepted by the supervisor.").format(number=case.number),
-            _("Reason: {reason}").format(reason=why),
-            _("Fix it, then press Complete and send new photos and your location."),
-        ]), keyboard_for_task=True)
+        card_ids = _close_cards(session, ctx, case)
+        ctx.publish(session, ClosureRejected(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
+                                             reason=note, card_ids=card_ids))
         result = Decision(case.number, case.status)
     ctx.on_notifications()
     return result
@@ -437,19 +265,14 @@ def clear_at_source_in(session: Session, ctx: ServiceContext, case: Case, *, rea
     if status is Status.AWAITING_VERIFICATION:
         apply_action_in(session, ctx, case, action=Action.APPROVE, actor=system, note=reason)
         _decide_completions(session, ctx, case, CompletionStatus.APPROVED, None, reason)
-        _close_cards(session, ctx, case, lambda _: _(
-            "✅ Case {number} closed: the source reports the problem gone.").format(number=case.number))
-        _tell_workers(session, ctx, case, lambda _: _(
-            "✅ Case {number} was closed: the source reports the problem gone. Thank you!").format(
-            number=case.number))
+        card_ids = _close_cards(session, ctx, case)
+        ctx.publish(session, ClosedBySource(case_id=case.id, case_number=case.number, card_ids=card_ids))
         return SourceClear.CLOSED
     accepted = session.exec(select(func.count()).select_from(CaseTask).where(
         CaseTask.case_id == case.id, CaseTask.status.in_([TaskStatus.ACCEPTED, TaskStatus.DONE]))).one()
     if accepted or status in _HANDLING:
         if tell_workers:
-            _tell_workers(session, ctx, case, lambda _: _(
-                "ℹ️ The source of case {number} reports the problem gone. Check on site and complete it "
-                "if that is so.").format(number=case.number))
+            ctx.publish(session, SourceReportsGone(case_id=case.id, case_number=case.number))
         return SourceClear.KEPT
     if not close_unstarted:
         return SourceClear.WAITING
@@ -486,8 +309,8 @@ __all__ = [
     "close_from_source",
     "end_work",
     "handled_by",
+    "open_request",
     "proof_card",
     "reject",
-    "render_card",
     "request_verification",
 ]

@@ -17,7 +17,7 @@ from models.lifecycle import Status
 from models.supervision import Extension, ExtensionStatus, SupervisorTopic
 from models.tables import Case, Notification
 from models.work import CaseTask, TaskStatus, VerificationRequest, WorkOffer
-from services import escalation, work
+from services import escalation, takeover, work
 from services.dispatch import local_time
 from services.invitations import create_invitation
 from tests.worker_support import (  # noqa: F401  (emulator and world are fixtures)
@@ -220,7 +220,7 @@ async def test_the_supervisor_who_took_over_completes_the_case_in_chat(world, em
     boss = emulator.user(9642, first_name="Li", language_code="en")
     case = await asyncio.to_thread(report, world.ctx)
     await asyncio.to_thread(accept, world.ctx, db, case, worker_id)
-    await asyncio.to_thread(escalation.take_over, world.ctx, case_id=case.id, supervisor_id=boss_id)
+    await asyncio.to_thread(takeover.take_over, world.ctx, case_id=case.id, supervisor_id=boss_id)
     [held] = await boss.wait_inbox(1)
     assert held["text"].startswith(f"🙋 You hold case {case.number} now.")
     assert button_texts(held) == [f"📸 Complete {case.number}"]

@@ -12,7 +12,7 @@ from models.lifecycle import Status
 from models.supervision import EscalationStep, Extension, ExtensionStatus, SupervisorTopic
 from models.tables import Area, Case, CaseEvent
 from models.work import CaseTask, TaskStatus, WorkOffer
-from services import escalation, extensions, staff_menus, topics, verification, work
+from services import escalation, extensions, staff_menus, supervision_access, takeover, topics, verification, work
 from tests.worker_support import (
     GRID,
     STREET,
@@ -125,14 +125,14 @@ def test_cross_area_supervisor_is_refused_and_nothing_changes(ctx, db, clock) ->
     case = accepted_case(ctx, db)
     before = load(db, case.id)
     foreign = ctx.ids["foreign"]
-    for call in (lambda: escalation.take_over(ctx, case_id=case.id, supervisor_id=foreign),
-                 lambda: escalation.reassign(ctx, case_id=case.id, supervisor_id=foreign, worker_id=ctx.ids["other"]),
+    for call in (lambda: takeover.take_over(ctx, case_id=case.id, supervisor_id=foreign),
+                 lambda: takeover.reassign(ctx, case_id=case.id, supervisor_id=foreign, worker_id=ctx.ids["other"]),
                  lambda: escalation.acknowledge(ctx, case_id=case.id, step_id=10**6, supervisor_id=foreign),
                  lambda: extensions.grant_extension(ctx, case_id=case.id, supervisor_id=foreign),
                  lambda: extensions.shelve(ctx, case_id=case.id, supervisor_id=foreign, reason="x",
                                            review_at=clock.now() + timedelta(days=1)),
-                 lambda: escalation.grid_workers(ctx, case_id=case.id, supervisor_id=foreign)):
-        with pytest.raises(escalation.OutsideYourArea):
+                 lambda: takeover.grid_workers(ctx, case_id=case.id, supervisor_id=foreign)):
+        with pytest.raises(supervision_access.OutsideYourArea):
             call()
     after = load(db, case.id)
     assert (after.version, after.status, after.handle_due_at) == (before.version, before.status, before.handle_due_at)
@@ -140,7 +140,7 @@ def test_cross_area_supervisor_is_refused_and_nothing_changes(ctx, db, clock) ->
 
 def test_reassign_offers_to_the_chosen_grid_worker_and_tells_the_holder(ctx, db) -> None:
     case = accepted_case(ctx, db)
-    escalation.reassign(ctx, case_id=case.id, supervisor_id=ctx.ids["sup"], worker_id=ctx.ids["other"])
+    takeover.reassign(ctx, case_id=case.id, supervisor_id=ctx.ids["sup"], worker_id=ctx.ids["other"])
     assert load(db, case.id).status == Status.DISPATCHED
     assert any("reassigned" in n.payload["text"] for n in queued(db.sessions, WORKER, "sendMessage"))
     assert any("Work order" in n.payload.get("text", "") for n in queued(db.sessions, OTHER_WORKER, "sendMessage"))
@@ -148,7 +148,7 @@ def test_reassign_offers_to_the_chosen_grid_worker_and_tells_the_holder(ctx, db)
 
 def test_take_over_makes_the_supervisor_the_holder(ctx, db) -> None:
     case = accepted_case(ctx, db)
-    escalation.take_over(ctx, case_id=case.id, supervisor_id=ctx.ids["sup"])
+    takeover.take_over(ctx, case_id=case.id, supervisor_id=ctx.ids["sup"])
     fresh = load(db, case.id)
     assert fresh.status == Status.IN_PROGRESS and fresh.handler_id == ctx.ids["sup"]
     assert fresh.assignee_id == ctx.ids["sup"]
@@ -178,7 +178,7 @@ def test_the_supervisor_who_took_over_completes_with_proof_and_another_verifies(
     district_boss = add_supervisor(db.sessions, clock.now(), 605, area_code="SH-HP")
     case = accepted_case(ctx, db)
     worker_task = held_task_id(db, case.id, ctx.ids["worker"])
-    escalation.take_over(ctx, case_id=case.id, supervisor_id=ctx.ids["sup"])
+    takeover.take_over(ctx, case_id=case.id, supervisor_id=ctx.ids["sup"])
     task_id = held_task_id(db, case.id, ctx.ids["sup"])
     [note] = [n for n in queued(db.sessions, SUP, "sendMessage") if "You hold case" in n.payload["text"]]
     assert note.payload["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == f"wt:c:{task_id}"
@@ -234,7 +234,11 @@ def test_topic_binding_routes_group_pings_to_the_topic_until_unbound(ctx, db, cl
     case = report(ctx)
     clock.set(load(db, case.id).accept_due_at + timedelta(minutes=16))
     escalation.sweep(ctx)
-    [ping] = queued(db.sessions, GROUP, "sendMessage")
+    # Each binding is confirmed in its topic (queued with the binding), then comes the one ping.
+    bound_street, bound_grid, ping = queued(db.sessions, GROUP, "sendMessage")
+    assert (bound_street.payload["message_thread_id"], bound_grid.payload["message_thread_id"]) == (THREAD, 43)
+    assert "This group is now the supervisors' group of East Nanjing Road." in bound_street.payload["text"]
+    assert "Grid 1" in bound_grid.payload["text"] and bound_grid.person_id is None
     # In the city's language (zh_CN), in the grid's topic rather than the street's.
     assert case.number in ping.payload["text"] and ping.payload["message_thread_id"] == 43
     assert topics.unbind_topic(ctx, supervisor_id=ctx.ids["sup"], chat_id=GROUP, message_thread_id=43) == [
@@ -250,11 +254,11 @@ def test_topic_binding_refusals_write_nothing(ctx, db) -> None:
         topics.bind_topic(ctx, supervisor_id=sup, chat_id=GROUP, message_thread_id=None)
     with pytest.raises(topics.NotInATopic):
         topics.bind_topic(ctx, supervisor_id=sup, chat_id=SUP, message_thread_id=THREAD)  # a private chat
-    with pytest.raises(escalation.OutsideYourArea):
+    with pytest.raises(supervision_access.OutsideYourArea):
         topics.bind_topic(ctx, supervisor_id=foreign, chat_id=GROUP, message_thread_id=THREAD, area_code=GRID)
     with pytest.raises(topics.UnknownArea):
         topics.bind_topic(ctx, supervisor_id=sup, chat_id=GROUP, message_thread_id=THREAD, area_code="SH-XX-99")
-    with pytest.raises(escalation.NotASupervisor):
+    with pytest.raises(supervision_access.NotASupervisor):
         topics.bind_topic(ctx, supervisor_id=ctx.ids["worker"], chat_id=GROUP, message_thread_id=THREAD)
     topics.bind_topic(ctx, supervisor_id=sup, chat_id=GROUP, message_thread_id=THREAD)
     # The street has its group now: another group cannot take its pings.
