@@ -1,14 +1,41 @@
-"""The one place that says who reacts to which domain event (cosmicpython's EVENT_HANDLERS).
+"""The one place that says who reacts to which domain event (cosmicpython's EVENT_HANDLERS), and how urgently.
 
 Services publish plain events (models/events/); each channel contributes renderers per event. Find the
-code of any message by looking its event up here, then in the channel's renderer module.
+code of any message by looking its event up here, then in the channel's renderer module. PRIORITIES
+gives the delivery class (models.tables.Priority) of what each event's renderers queue; an event not
+listed there queues at REPLY.
 """
 
 from __future__ import annotations
 
-from bot.renderers import resident, staff, supervision, work
-from services.bus import EventBus, Renderer, merge_tables
 from models.events import Event
+from models.events import supervision as sup
+from models.events import work as wrk
+from models.tables import Priority
+from bot.renderers import resident, staff, supervision, work
+from services.bus import EventBus, PriorityTable, Renderer, merge_tables
+
+
+def _escalation_priority(event: sup.CaseEscalated) -> int:
+    return Priority.LIFE_SAFETY if event.final else Priority.SUPERVISION
+
+
+PRIORITIES: PriorityTable = {
+    wrk.OfferRetracted: Priority.WORK_ORDER,
+    wrk.OrderWithdrawn: Priority.WORK_ORDER,
+    sup.VerificationRequested: Priority.SUPERVISION,
+    sup.ClosureApproved: Priority.SUPERVISION,
+    sup.ClosureRejected: Priority.WORK_ORDER,  # the worker must go back to the site
+    sup.ClosedBySource: Priority.SUPERVISION,
+    sup.SourceReportsGone: Priority.SUPERVISION,
+    sup.ExtensionRequested: Priority.SUPERVISION,
+    sup.ExtensionGranted: Priority.SUPERVISION,
+    sup.ExtensionRefused: Priority.SUPERVISION,
+    sup.CaseEscalated: _escalation_priority,
+    sup.GroupsPinged: Priority.SUPERVISION,
+    sup.ShelfReviewDue: Priority.SUPERVISION,
+    sup.CaseTakenOver: Priority.WORK_ORDER,
+}
 
 
 def event_table() -> dict[type[Event], list[Renderer]]:
@@ -17,4 +44,4 @@ def event_table() -> dict[type[Event], list[Renderer]]:
 
 
 def make_bus() -> EventBus:
-    return EventBus(event_table())
+    return EventBus(event_table(), PRIORITIES)

@@ -185,11 +185,12 @@ def _ping(session: Session, ctx: ServiceContext, case: Case, step: Step, row: Es
         row.notified_person_ids = [p.id for p in people]
         # Nobody to remind: the grid's supervisors must know instead.
         supervisors = [] if people else supervisors_at(session, case, "grid")
-        _publish_ping(session, ctx, case, step, row, workers=people, supervisors=supervisors)
+        _publish_ping(session, ctx, case, step, row, workers=people, supervisors=supervisors,
+                      final=step == ladder.steps[-1])
         session.add(row)
         return
     people = supervisors_at(session, case, step.notify)
-    _publish_ping(session, ctx, case, step, row, supervisors=people)
+    _publish_ping(session, ctx, case, step, row, supervisors=people, final=step == ladder.steps[-1])
     target = _group_target(session, case, step.notify)
     if target is not None:
         groups.setdefault(target, []).append((case, row))
@@ -202,12 +203,13 @@ def _ping(session: Session, ctx: ServiceContext, case: Case, step: Step, row: Es
 
 
 def _publish_ping(session: Session, ctx: ServiceContext, case: Case, step: Step, row: EscalationStep, *,
-                  workers: list[Person] = (), supervisors: list[Person] = (), repeat: int = 0) -> None:
+                  workers: list[Person] = (), supervisors: list[Person] = (), repeat: int = 0,
+                  final: bool = False) -> None:
     if not workers:
         row.notified_person_ids = sorted(set(row.notified_person_ids or []) | {p.id for p in supervisors})
     ctx.publish(session, CaseEscalated(
         case_id=case.id, case_number=case.number, step_id=row.id or 0, step_code=step.code, after=step.after,
-        level=step.notify, repeat=repeat, worker_ids=tuple(p.id for p in workers),
+        level=step.notify, repeat=repeat, final=final, worker_ids=tuple(p.id for p in workers),
         supervisor_ids=tuple(p.id for p in supervisors)))
 
 
@@ -242,7 +244,8 @@ def _repeat_due(session: Session, ctx: ServiceContext, policy: Policy, now: date
         row.next_repeat_at = now + timedelta(minutes=ladder.repeat_minutes)
         people = [p for p in (session.get(Person, pid) for pid in row.notified_person_ids) if p is not None
                   and p.active and p.telegram_user_id is not None]
-        _publish_ping(session, ctx, case, step, row, supervisors=people, repeat=row.repeats)
+        _publish_ping(session, ctx, case, step, row, supervisors=people, repeat=row.repeats,
+                      final=step == ladder.steps[-1])
         target = _group_target(session, case, row.level)
         if target is not None:
             groups.setdefault(target, []).append((case, row))

@@ -134,6 +134,7 @@ class CaseEscalated(Event):
     after: str
     level: str
     repeat: int = 0
+    final: bool = False  # the ladder's last step: nobody above is left to tell
     worker_ids: tuple[int, ...] = ()
     supervisor_ids: tuple[int, ...] = ()
 
