@@ -14,51 +14,36 @@ What callers may rely on:
 - A patrol case (source PATROL) reported by an active worker is assigned to that worker at
   once (dispatched and accepted in the same transaction); other departments are offered as usual.
 - The case moves REGISTERED/RETURNED → DISPATCHED as soon as any task is offered.
-- A work order is a text message with the buttons (sent at once), then the resident's photo and
-  the location as a Telegram venue or location, each queued two per-chat intervals later: Telegram
-  allows one message a second per chat anyway, and the sender should not wait on a chat's pace.
-- Reporter details in a work order are masked (`mask_name`, `mask_phone`); a username never appears.
+- Every offer publishes `OfferMade`, a patrol assignment `PatrolOrderAssigned`, nobody found
+  `DispatchEscalated`, an offer taken back `OfferRetracted` (models/events/work.py); the channel
+  renderers (bot/renderers/work*.py) word the work order and queue its messages.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from bot.worker_ui import Gettext, offer_keyboard, task_keyboard
+from models.events.work import DispatchEscalated, OfferMade, OfferRetracted, PatrolOrderAssigned, RetractReason
 from models.lifecycle import OPEN, Action, Actor, Role, Status
-from models.tables import (
-    Area,
-    AreaLevel,
-    Case,
-    CaseSource,
-    Category,
-    Department,
-    Notification,
-    NotificationStatus,
-    Person,
-    Photo,
-)
-from models.events.work import OfferRetracted, RetractReason
+from models.tables import Area, AreaLevel, Case, CaseSource, Category, Department, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
-from onegrid.i18n import gettext_for
-from services.areas import area_chain, supervisor_group
+from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
+from services.areas import supervisor_group
 from services.context import ServiceContext
-from services.notify import enqueue
-from services.privacy import mask_name, mask_phone
+from services.dispatch_pool import find_workers, handed_back_by, parent_code, supervises, supervisors_of
 
 log = logging.getLogger(__name__)
 
-_NO_PREVIEW = {"is_disabled": True}
 
-
-# -- names in the reader's language -------------------------------------------------------------
+# -- names and times for services that still word their own messages ------------------------------------
+# The work-order renderer has its own (bot/renderers/work_text.py); these stay until the other services
+# publish events instead of text.
 
 
 def localized(row: Area | Category | Department | None, locale: str, fallback: str = "") -> str:
@@ -70,12 +55,8 @@ def localized(row: Area | Category | Department | None, locale: str, fallback: s
     return row.name_en
 
 
-def _department(session: Session, code: str) -> Department | None:
-    return session.exec(select(Department).where(Department.code == code)).first()
-
-
 def department_name(session: Session, code: str, locale: str) -> str:
-    return localized(_department(session, code), locale, code)
+    return localized(session.exec(select(Department).where(Department.code == code)).first(), locale, code)
 
 
 def local_time(at: datetime | None, timezone: str) -> str:
@@ -83,155 +64,6 @@ def local_time(at: datetime | None, timezone: str) -> str:
     if at is None:
         return "—"
     return at.astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M")
-
-
-# -- masking ------------------------------------------------------------------------------------
-
-
-# -- links --------------------------------------------------------------------------------------
-
-
-def navigation_links(lat: float, lon: float, label: str) -> list[tuple[str, str]]:
-    """(name, url) pairs that open turn-by-turn navigation to the point (WGS-84 coordinates)."""
-    from urllib.parse import quote
-
-    return [
-        ("amap", f"https://uri.amap.com/marker?position={lon:.6f},{lat:.6f}&name={quote(label)}"
-                 "&coordinate=wgs84&callnative=1"),
-        ("google", f"https://www.google.com/maps/search/?api=1&query={lat:.6f},{lon:.6f}"),
-    ]
-
-
-# -- the work-order text --------------------------------------------------------------------------
-
-
-def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, locale: str, *,
-               header: str) -> str:
-    """The work order as a worker reads it, in `locale`; `header` is its first line (already translated)."""
-    _ = gettext_for(locale)
-    category = session.exec(select(Category).where(Category.code == case.category_code)).first()
-    grid = session.exec(select(Area).where(Area.code == case.grid_code)).first() if case.grid_code else None
-    others = session.exec(
-        select(CaseTask.department_code).where(CaseTask.case_id == case.id, CaseTask.id != task.id)
-        .order_by(CaseTask.id)
-    ).all()
-    lines = [
-        header,
-        _("Category: {category}").format(category=html.escape(localized(category, locale, case.category_code))),
-        _("Department: {department}").format(department=html.escape(department_name(session, task.department_code,
-                                                                                    locale))),
-    ]
-    if others:
-        names = ", ".join(html.escape(department_name(session, code, locale)) for code in others)
-        lines.append(_("Joint handling with: {departments}").format(departments=names))
-    lines.append(_("Grid: {grid}").format(grid=html.escape(localized(grid, locale, case.grid_code or "—"))))
-    if case.address:
-        lines.append(_("Address: {address}").format(address=html.escape(case.address)))
-    if case.description:
-        lines.append(_("Description: {description}").format(description=html.escape(case.description[:1500])))
-    lines.append(_("Accept by: {accept} · Handle by: {handle}").format(
-        accept=local_time(case.accept_due_at, ctx.timezone), handle=local_time(case.handle_due_at, ctx.timezone)))
-    lines.append(_reporter_line(session, case, _))
-    links = dict(navigation_links(case.lat, case.lon, case.number))
-    amap, google = _("Amap"), _("Google Maps")
-    lines.append(_("Navigate: {amap} · {google}").format(
-        amap=f'<a href="{html.escape(links["amap"])}">{amap}</a>',
-        google=f'<a href="{html.escape(links["google"])}">{google}</a>'))
-    return "\n".join(lines)
-
-
-def _reporter_line(session: Session, case: Case, _: Gettext) -> str:
-    if case.source != CaseSource.RESIDENT:
-        sources = {
-            CaseSource.PATROL: _("patrol"),
-            CaseSource.CAMERA: _("camera"),
-            CaseSource.SENSOR: _("sensor"),
-            CaseSource.HOTLINE: _("12345 hotline"),
-            CaseSource.UPSTREAM: _("city platform"),
-        }
-        return _("Source: {source}").format(source=sources.get(CaseSource(case.source), case.source))
-    reporter = session.get(Person, case.reporter_id) if case.reporter_id else None
-    if reporter is None or reporter.deleted_at is not None:
-        return _("Reporter: anonymous")
-    details = mask_name(reporter.display_name) or "—"
-    if reporter.phone:
-        details += " · " + mask_phone(reporter.phone)
-    return _("Reporter: {reporter}").format(reporter=html.escape(details))
-
-
-# -- who can take a task ------------------------------------------------------------------------
-
-
-def find_workers(session: Session, *, area_code: str, department_code: str, exclude: Iterable[int] = (),
-                 limit: int | None = None) -> list[Person]:
-    """On-duty, active, reachable workers of `department_code` in `area_code`, least loaded first."""
-    excluded = set(exclude)
-    rows = session.exec(
-        select(Person).where(
-            Person.area_code == area_code,
-            Person.department_code == department_code,
-            Person.on_duty.is_(True),
-            Person.active.is_(True),
-            Person.telegram_user_id.is_not(None),
-            Person.deleted_at.is_(None),
-            Person.blocked_bot_at.is_(None),
-        )
-    ).all()
-    workers = [p for p in rows if p.has_role(Role.WORKER) and p.id not in excluded]
-    if not workers:
-        return []
-    ids = [w.id for w in workers]
-    open_case = Case.status.in_([s.value for s in OPEN])  # a case ended elsewhere is nobody's load
-    held = dict(session.exec(
-        select(CaseTask.assignee_id, func.count()).join(Case, Case.id == CaseTask.case_id)
-        .where(CaseTask.assignee_id.in_(ids), CaseTask.status == TaskStatus.ACCEPTED, open_case)
-        .group_by(CaseTask.assignee_id)
-    ).all())
-    offered = dict(session.exec(
-        select(WorkOffer.worker_id, func.count()).join(Case, Case.id == WorkOffer.case_id)
-        .where(WorkOffer.worker_id.in_(ids), WorkOffer.status == OfferStatus.OPEN, open_case)
-        .group_by(WorkOffer.worker_id)
-    ).all())
-    workers.sort(key=lambda w: (held.get(w.id, 0), offered.get(w.id, 0), w.id))
-    return workers if limit is None else workers[:limit]
-
-
-def handed_back_by(session: Session, task_id: int) -> set[int]:
-    """Workers who returned this task (before or after accepting); it is not offered to them again."""
-    return set(session.exec(
-        select(WorkOffer.worker_id).where(
-            WorkOffer.task_id == task_id, WorkOffer.status.in_([OfferStatus.DECLINED, OfferStatus.RETURNED])
-        )
-    ).all())
-
-
-def supervisors_of(session: Session, area_code: str | None, *, exclude: Iterable[int] = ()) -> list[Person]:
-    """Active supervisors of the nearest level of `area_code`'s chain (grid → street → district → city) that has any."""
-    if area_code is None:
-        return []
-    excluded = set(exclude)
-    for area in area_chain(session, area_code):
-        people = session.exec(
-            select(Person).where(
-                Person.area_code == area.code,
-                Person.active.is_(True),
-                Person.telegram_user_id.is_not(None),
-                Person.deleted_at.is_(None),
-            ).order_by(Person.id)
-        ).all()
-        found = [p for p in people if p.has_role(Role.SUPERVISOR) and p.id not in excluded]
-        if found:
-            return found
-    return []
-
-
-def supervises(session: Session, supervisor: Person, area_code: str | None) -> bool:
-    """Whether `supervisor`'s area is `area_code` or one of its ancestors."""
-    if not supervisor.has_role(Role.SUPERVISOR) or not supervisor.active or supervisor.area_code is None:
-        return False
-    if area_code is None:
-        return False
-    return any(a.code == supervisor.area_code for a in area_chain(session, area_code))
 
 
 # -- offering -----------------------------------------------------------------------------------
@@ -251,7 +83,7 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     session.add_all(tasks)
     session.flush()
     remaining = tasks
-    if case.source == CaseSource.PATROL and _assign_to_reporter(session, ctx, case, tasks[0]):
+    if case.source == CaseSource.PATROL and assign_to_reporter(session, ctx, case, tasks[0]):
         remaining = tasks[1:]
     for task in remaining:
         offer_task(session, ctx, case, task)
@@ -278,7 +110,7 @@ def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     workers = find_workers(session, area_code=case.grid_code, department_code=task.department_code,
                            exclude=exclude, limit=limit)
     if not workers:
-        parent = _parent_code(session, case.grid_code)
+        parent = parent_code(session, case.grid_code)
         if parent is not None:
             workers = find_workers(session, area_code=parent, department_code=task.department_code,
                                    exclude=exclude, limit=limit)
@@ -293,86 +125,24 @@ def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
         return []
     task.status = TaskStatus.OFFERED
     session.add(task)
-    return [_offer(session, ctx, case, task, worker) for worker in workers]
+    return [offer_to_worker(session, ctx, case, task, worker) for worker in workers]
 
 
-def _parent_code(session: Session, area_code: str | None) -> str | None:
-    if area_code is None:
-        return None
-    return session.exec(select(Area.parent_code).where(Area.code == area_code)).first()
-
-
-def _offer(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, worker: Person) -> WorkOffer:
-    now = ctx.clock.now()
+def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, worker: Person) -> WorkOffer:
+    """Open an offer of `task` to `worker` and publish `OfferMade` (its renderer sends the work order)."""
     offer = WorkOffer(case_id=case.id, task_id=task.id, worker_id=worker.id, status=OfferStatus.OPEN,
-                      created_at=now)
+                      created_at=ctx.clock.now())
     session.add(offer)
     session.flush()
-    _ = gettext_for(worker.locale)
-    text = order_text(session, ctx, case, task, worker.locale,
-                      header=_("🆕 Work order {number}").format(number=case.number))
-    message = enqueue(session, chat_id=worker.telegram_user_id, method="sendMessage", now=now,
-                      person_id=worker.id, case_id=case.id,
-                      payload={"text": text, "parse_mode": "HTML", "link_preview_options": _NO_PREVIEW,
-                               "reply_markup": offer_keyboard(_, offer.id)})
-    follow_ups = work_order_attachments(session, ctx, case, worker, first_at=now)
-    session.flush()
-    offer.message_notification_id = message.id
-    offer.follow_up_notification_ids = [n.id for n in follow_ups]
-    session.add(offer)
+    ctx.publish(session, OfferMade(offer_id=offer.id, case_id=case.id, task_id=task.id, worker_id=worker.id))
     return offer
 
 
-def work_order_attachments(session: Session, ctx: ServiceContext, case: Case, worker: Person, *,
-                           first_at: datetime) -> list[Notification]:
-    """Queue the resident's photo and the case location for `worker`, two per-chat intervals apart.
-
-    Telegram takes one message a second per chat; the work order itself may leave the queue up to
-    a second after `first_at`, so each follow-up is queued two intervals after the one before: it is
-    then sent when due instead of holding the sender back on the chat's pace.
-    """
-    _ = gettext_for(worker.locale)
-    step = timedelta(seconds=2 * ctx.settings.delivery_chat_interval_s)
-    due = first_at
-    queued: list[Notification] = []
-
-    def add(method: str, payload: dict) -> None:
-        nonlocal due
-        due += step
-        row = enqueue(session, chat_id=worker.telegram_user_id, method=method, payload=payload, now=first_at,
-                      person_id=worker.id, case_id=case.id)
-        row.next_attempt_at = due  # Telegram takes one message a second per chat: queue it for then
-        queued.append(row)
-
-    photo = report_photo(session, ctx, case)
-    if photo is not None:
-        add("sendPhoto", {"photo_path": photo.path, "parse_mode": "HTML",
-                          "caption": _("Resident's photo · {number}").format(number=case.number)})
-    category = session.exec(select(Category).where(Category.code == case.category_code)).first()
-    title = f"{case.number} · {localized(category, worker.locale, case.category_code)}"[:128]
-    if case.address:
-        add("sendVenue", {"latitude": case.lat, "longitude": case.lon, "title": title,
-                          "address": case.address[:256]})
-    else:
-        add("sendLocation", {"latitude": case.lat, "longitude": case.lon})
-    return queued
-
-
-def report_photo(session: Session, ctx: ServiceContext, case: Case) -> Photo | None:
-    """The reporter's first photo whose cleaned copy is on disk (only that copy is ever sent on)."""
-    photos = session.exec(
-        select(Photo).where(Photo.case_id == case.id, Photo.purpose == "report").order_by(Photo.id)
-    ).all()
-    for photo in photos:
-        if (ctx.settings.data_dir / photo.path).is_file():
-            return photo
-    return None
+_offer = offer_to_worker  # the old name, still called by services/escalation.py (reassign)
 
 
 def ensure_dispatched(session: Session, ctx: ServiceContext, case: Case) -> None:
     """Move a registered or returned case to DISPATCHED once any of its tasks is offered or held."""
-    from services.cases import apply_action_in
-
     if Status(case.status) not in (Status.REGISTERED, Status.RETURNED):
         return
     active = session.exec(
@@ -381,34 +151,24 @@ def ensure_dispatched(session: Session, ctx: ServiceContext, case: Case) -> None
         )
     ).one()
     if active:
-        apply_action_in(session, ctx, case, action=Action.DISPATCH, actor=Actor(Role.SYSTEM))
+        cases.apply_action_in(session, ctx, case, action=Action.DISPATCH, actor=Actor(Role.SYSTEM))
 
 
-def _assign_to_reporter(session: Session, ctx: ServiceContext, case: Case, task: CaseTask) -> bool:
+def assign_to_reporter(session: Session, ctx: ServiceContext, case: Case, task: CaseTask) -> bool:
     """A worker's own patrol report: theirs at once, no offers. False when the reporter is not an active worker."""
-    from services.cases import apply_action_in
-
     reporter = session.get(Person, case.reporter_id) if case.reporter_id else None
     if reporter is None or not reporter.active or not reporter.has_role(Role.WORKER):
         return False
     now = ctx.clock.now()
-    apply_action_in(session, ctx, case, action=Action.DISPATCH, actor=Actor(Role.SYSTEM))
-    apply_action_in(session, ctx, case, action=Action.ACCEPT, actor=Actor(Role.WORKER, reporter.id))
+    cases.apply_action_in(session, ctx, case, action=Action.DISPATCH, actor=Actor(Role.SYSTEM))
+    cases.apply_action_in(session, ctx, case, action=Action.ACCEPT, actor=Actor(Role.WORKER, reporter.id))
     session.execute(sa.update(Case).where(Case.id == case.id).values(assignee_id=reporter.id))
     task.status, task.assignee_id, task.accepted_at, task.updated_at = TaskStatus.ACCEPTED, reporter.id, now, now
     task.version += 1
     session.add(task)
     session.add(WorkOffer(case_id=case.id, task_id=task.id, worker_id=reporter.id, status=OfferStatus.ACCEPTED,
                           created_at=now, closed_at=now))
-    if reporter.telegram_user_id is not None:
-        _ = gettext_for(reporter.locale)
-        text = order_text(session, ctx, case, task, reporter.locale,
-                          header=_("📋 Your patrol report is case {number}, assigned to you.").format(
-                              number=case.number))
-        text += "\n\n" + _("Press Complete when the problem is solved.")
-        enqueue(session, chat_id=reporter.telegram_user_id, method="sendMessage", now=now, person_id=reporter.id,
-                case_id=case.id, payload={"text": text, "parse_mode": "HTML", "link_preview_options": _NO_PREVIEW,
-                                          "reply_markup": task_keyboard(_, task.id)})
+    ctx.publish(session, PatrolOrderAssigned(case_id=case.id, task_id=task.id, worker_id=reporter.id))
     return True
 
 
@@ -439,49 +199,21 @@ def open_offers(session: Session, task_id: int) -> list[WorkOffer]:
 
 def escalate(session: Session, ctx: ServiceContext, case: Case, task: CaseTask | None,
              reason: EscalationReason, *, exclude: Iterable[int] = ()) -> Escalation:
-    """Record that nobody could be found for `case` and tell the nearest supervisors (and the area's group)."""
-    now = ctx.clock.now()
+    """Record that nobody could be found for `case` and publish `DispatchEscalated` (the nearest supervisors
+    and the area's group are told)."""
     people = supervisors_of(session, case.grid_code, exclude=exclude)
     group = supervisor_group(session, case.grid_code, grid_code=case.grid_code) if case.grid_code else None
     chat_ids = [group[0]] if group else []
     row = Escalation(case_id=case.id, task_id=task.id if task else None, area_code=case.grid_code, reason=reason,
-                     notified_person_ids=[p.id for p in people], notified_chat_ids=chat_ids, created_at=now)
+                     notified_person_ids=[p.id for p in people], notified_chat_ids=chat_ids,
+                     created_at=ctx.clock.now())
     session.add(row)
-    for person in people:
-        enqueue(session, chat_id=person.telegram_user_id, method="sendMessage", now=now, person_id=person.id,
-                case_id=case.id, payload={"text": _escalation_text(session, case, task, reason, person.locale),
-                                          "parse_mode": "HTML"})
-    if group is not None:
-        payload = {"text": _escalation_text(session, case, task, reason, ctx.settings.default_locale),
-                   "parse_mode": "HTML"}
-        if group[1] is not None:  # the forum topic bound to the case's grid or an area above it
-            payload["message_thread_id"] = group[1]
-        enqueue(session, chat_id=group[0], method="sendMessage", now=now, case_id=case.id, payload=payload)
+    session.flush()
+    ctx.publish(session, DispatchEscalated(escalation_id=row.id, case_id=case.id, task_id=row.task_id,
+                                           reason=reason, supervisor_ids=tuple(p.id for p in people)))
     if not people and not chat_ids:
         log.warning("case %s: %s and no supervisor to tell in %s", case.number, reason.value, case.grid_code)
     return row
-
-
-def _escalation_text(session: Session, case: Case, task: CaseTask | None, reason: EscalationReason,
-                     locale: str) -> str:
-    _ = gettext_for(locale)
-    category = session.exec(select(Category).where(Category.code == case.category_code)).first()
-    grid = session.exec(select(Area).where(Area.code == case.grid_code)).first()
-    lines = []
-    if reason is EscalationReason.NO_WORKER:
-        lines.append(_("⚠️ No worker available for case {number}").format(number=case.number))
-        lines.append(_("Category: {category}").format(category=html.escape(localized(category, locale,
-                                                                                    case.category_code))))
-        if task is not None:
-            lines.append(_("Department: {department}").format(
-                department=html.escape(department_name(session, task.department_code, locale))))
-        lines.append(_("Grid: {grid}").format(grid=html.escape(localized(grid, locale, case.grid_code or "—"))))
-        lines.append(_("Nobody of this department is on duty in the grid or its street. The order goes to the "
-                       "first such worker who comes on duty; call someone in if it cannot wait."))
-    else:
-        lines.append(_("⚠️ Case {number} awaits verification, but no supervisor of the area can verify it "
-                       "(the only ones handled it).").format(number=case.number))
-    return "\n".join(lines)
 
 
 def pick_up_waiting(session: Session, ctx: ServiceContext, worker: Person, *, limit: int = 20) -> int:
@@ -511,13 +243,16 @@ def pick_up_waiting(session: Session, ctx: ServiceContext, worker: Person, *, li
 
 
 __all__ = [
+    "assign_to_reporter",
     "departments_for",
     "dispatch_new_case",
     "ensure_dispatched",
     "escalate",
     "find_workers",
+    "handed_back_by",
     "offer_task",
-    "order_text",
+    "offer_to_worker",
+    "open_offers",
     "pick_up_waiting",
     "retract_offer",
     "supervises",

@@ -1,15 +1,20 @@
-"""Telegram renderers of the work events (models/events/work.py): text, keyboards and parse modes live here."""
+"""Telegram renderers of the work events (models/events/work.py): text, keyboards and parse modes live here.
+
+This module words retractions; bot/renderers/work_offers.py the work order and a worker's answers,
+bot/renderers/work_proofs.py the completion flow. `RENDERERS` joins all three for onegrid/wiring.py.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from bot.renderers import work_offers, work_proofs
 from models.events.work import OfferRetracted, OrderWithdrawn, RetractReason
 from models.tables import Notification, NotificationStatus, Person
 from models.work import WorkOffer
 from onegrid.i18n import N_, gettext_for
-from services.bus import EventTable
+from services.bus import EventTable, merge_tables
 from services.context import ServiceContext
 from services.notify import enqueue
 
@@ -70,7 +75,8 @@ def order_withdrawn(session: Session, ctx: ServiceContext, event: OrderWithdrawn
             person_id=worker.id, case_id=event.case_id, payload={"text": text, "parse_mode": "HTML"})
 
 
-RENDERERS: EventTable = {
-    OfferRetracted: [offer_retracted],
-    OrderWithdrawn: [order_withdrawn],
-}
+RENDERERS: EventTable = merge_tables([
+    {OfferRetracted: [offer_retracted], OrderWithdrawn: [order_withdrawn]},
+    work_offers.RENDERERS,
+    work_proofs.RENDERERS,
+])

@@ -1,0 +1,120 @@
+"""The work order as a worker reads it, and the names and times in it, in the reader's language."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from bot.worker_ui import Gettext
+from models.tables import Area, Case, CaseSource, Category, Department, Person
+from models.work import CaseTask
+from onegrid.i18n import gettext_for
+from services.context import ServiceContext
+from services.notify import enqueue_text
+from services.privacy import mask_name, mask_phone
+
+NO_PREVIEW = {"is_disabled": True}
+
+
+def localized(row: Area | Category | Department | None, locale: str, fallback: str = "") -> str:
+    """The Chinese name for zh_CN readers, the English one (when there is one) for everybody else."""
+    if row is None:
+        return fallback
+    if locale.startswith("zh") or not row.name_en:
+        return row.name
+    return row.name_en
+
+
+def department_name(session: Session, code: str, locale: str) -> str:
+    return localized(session.exec(select(Department).where(Department.code == code)).first(), locale, code)
+
+
+def category_name(session: Session, code: str, locale: str) -> str:
+    return localized(session.exec(select(Category).where(Category.code == code)).first(), locale, code)
+
+
+def grid_name(session: Session, code: str | None, locale: str) -> str:
+    grid = session.exec(select(Area).where(Area.code == code)).first() if code else None
+    return localized(grid, locale, code or "—")
+
+
+def local_time(at: datetime | None, timezone: str) -> str:
+    """`11-21 10:30` in the city's time zone (deadlines are read by people in the city)."""
+    if at is None:
+        return "—"
+    return at.astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M")
+
+
+def navigation_links(lat: float, lon: float, label: str) -> list[tuple[str, str]]:
+    """(name, url) pairs that open turn-by-turn navigation to the point (WGS-84 coordinates)."""
+    return [
+        ("amap", f"https://uri.amap.com/marker?position={lon:.6f},{lat:.6f}&name={quote(label)}"
+                 "&coordinate=wgs84&callnative=1"),
+        ("google", f"https://www.google.com/maps/search/?api=1&query={lat:.6f},{lon:.6f}"),
+    ]
+
+
+def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, locale: str, *,
+               header: str) -> str:
+    """The work order as a worker reads it, in `locale`; `header` is its first line (already translated).
+
+    Reporter details are masked (`mask_name`, `mask_phone`); a username never appears.
+    """
+    _ = gettext_for(locale)
+    others = session.exec(
+        select(CaseTask.department_code).where(CaseTask.case_id == case.id, CaseTask.id != task.id)
+        .order_by(CaseTask.id)
+    ).all()
+    lines = [
+        header,
+        _("Category: {category}").format(category=html.escape(category_name(session, case.category_code, locale))),
+        _("Department: {department}").format(department=html.escape(department_name(session, task.department_code,
+                                                                                    locale))),
+    ]
+    if others:
+        names = ", ".join(html.escape(department_name(session, code, locale)) for code in others)
+        lines.append(_("Joint handling with: {departments}").format(departments=names))
+    lines.append(_("Grid: {grid}").format(grid=html.escape(grid_name(session, case.grid_code, locale))))
+    if case.address:
+        lines.append(_("Address: {address}").format(address=html.escape(case.address)))
+    if case.description:
+        lines.append(_("Description: {description}").format(description=html.escape(case.description[:1500])))
+    lines.append(_("Accept by: {accept} · Handle by: {handle}").format(
+        accept=local_time(case.accept_due_at, ctx.timezone), handle=local_time(case.handle_due_at, ctx.timezone)))
+    lines.append(reporter_line(session, case, _))
+    links = dict(navigation_links(case.lat, case.lon, case.number))
+    amap, google = _("Amap"), _("Google Maps")
+    lines.append(_("Navigate: {amap} · {google}").format(
+        amap=f'<a href="{html.escape(links["amap"])}">{amap}</a>',
+        google=f'<a href="{html.escape(links["google"])}">{google}</a>'))
+    return "\n".join(lines)
+
+
+def reporter_line(session: Session, case: Case, _: Gettext) -> str:
+    if case.source != CaseSource.RESIDENT:
+        sources = {
+            CaseSource.PATROL: _("patrol"),
+            CaseSource.CAMERA: _("camera"),
+            CaseSource.SENSOR: _("sensor"),
+            CaseSource.HOTLINE: _("12345 hotline"),
+            CaseSource.UPSTREAM: _("city platform"),
+        }
+        return _("Source: {source}").format(source=sources.get(CaseSource(case.source), case.source))
+    reporter = session.get(Person, case.reporter_id) if case.reporter_id else None
+    if reporter is None or reporter.deleted_at is not None:
+        return _("Reporter: anonymous")
+    details = mask_name(reporter.display_name) or "—"
+    if reporter.phone:
+        details += " · " + mask_phone(reporter.phone)
+    return _("Reporter: {reporter}").format(reporter=html.escape(details))
+
+
+def tell(session: Session, ctx: ServiceContext, person: Person, text: str, reply_markup: dict | None = None) -> None:
+    """A message to `person` in their private chat (the reply to what they just did, or news for them)."""
+    if person.telegram_user_id is not None:
+        enqueue_text(session, chat_id=person.telegram_user_id, text=text, now=ctx.clock.now(),
+                     reply_markup=reply_markup, person_id=person.id)

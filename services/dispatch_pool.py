@@ -1,0 +1,97 @@
+"""Who can take a task, and who oversees an area: the people dispatch chooses from.
+
+Workers are the on-duty, active, reachable workers of a department in an area, least loaded first;
+supervisors are those of the nearest level of an area's chain (grid → street → district → city) that has any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlmodel import Session, func, select
+
+from models.lifecycle import OPEN, Role
+from models.tables import Area, Case, Person
+from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
+from services.areas import area_chain
+
+
+def find_workers(session: Session, *, area_code: str, department_code: str, exclude: Iterable[int] = (),
+                 limit: int | None = None) -> list[Person]:
+    """On-duty, active, reachable workers of `department_code` in `area_code`, least loaded first.
+
+    Load is open orders held, then open offers; ties go to the longest-serving (lowest id).
+    """
+    excluded = set(exclude)
+    rows = session.exec(
+        select(Person).where(
+            Person.area_code == area_code,
+            Person.department_code == department_code,
+            Person.on_duty.is_(True),
+            Person.active.is_(True),
+            Person.telegram_user_id.is_not(None),
+            Person.deleted_at.is_(None),
+            Person.blocked_bot_at.is_(None),
+        )
+    ).all()
+    workers = [p for p in rows if p.has_role(Role.WORKER) and p.id not in excluded]
+    if not workers:
+        return []
+    ids = [w.id for w in workers]
+    open_case = Case.status.in_([s.value for s in OPEN])  # a case ended elsewhere is nobody's load
+    held = dict(session.exec(
+        select(CaseTask.assignee_id, func.count()).join(Case, Case.id == CaseTask.case_id)
+        .where(CaseTask.assignee_id.in_(ids), CaseTask.status == TaskStatus.ACCEPTED, open_case)
+        .group_by(CaseTask.assignee_id)
+    ).all())
+    offered = dict(session.exec(
+        select(WorkOffer.worker_id, func.count()).join(Case, Case.id == WorkOffer.case_id)
+        .where(WorkOffer.worker_id.in_(ids), WorkOffer.status == OfferStatus.OPEN, open_case)
+        .group_by(WorkOffer.worker_id)
+    ).all())
+    workers.sort(key=lambda w: (held.get(w.id, 0), offered.get(w.id, 0), w.id))
+    return workers if limit is None else workers[:limit]
+
+
+def handed_back_by(session: Session, task_id: int) -> set[int]:
+    """Workers who returned this task (before or after accepting); it is not offered to them again."""
+    return set(session.exec(
+        select(WorkOffer.worker_id).where(
+            WorkOffer.task_id == task_id, WorkOffer.status.in_([OfferStatus.DECLINED, OfferStatus.RETURNED])
+        )
+    ).all())
+
+
+def parent_code(session: Session, area_code: str | None) -> str | None:
+    if area_code is None:
+        return None
+    return session.exec(select(Area.parent_code).where(Area.code == area_code)).first()
+
+
+def supervisors_of(session: Session, area_code: str | None, *, exclude: Iterable[int] = ()) -> list[Person]:
+    """Active supervisors of the nearest level of `area_code`'s chain (grid → street → district → city) that has any."""
+    if area_code is None:
+        return []
+    excluded = set(exclude)
+    for area in area_chain(session, area_code):
+        people = session.exec(
+            select(Person).where(
+                Person.area_code == area.code,
+                Person.active.is_(True),
+                Person.telegram_user_id.is_not(None),
+                Person.deleted_at.is_(None),
+            ).order_by(Person.id)
+        ).all()
+        found = [p for p in people if p.has_role(Role.SUPERVISOR) and p.id not in excluded]
+        if found:
+            return found
+    return []
+
+
+def supervises(session: Session, supervisor: Person, area_code: str | None) -> bool:
+    """Whether `supervisor`'s area is `area_code` or one of its ancestors."""
+    if not supervisor.has_role(Role.SUPERVISOR) or not supervisor.active or supervisor.area_code is None:
+        return False
+    if area_code is None:
+        return False
+    return any(a.code == supervisor.area_code for a in area_chain(session, area_code))
