@@ -111,7 +111,8 @@ async def start_report(message: Message, state: FSMContext, ctx: ServiceContext,
     chat_id = message.chat.id
     if _needs_consent(person):
         locale = current_locale()
-        await reply(ctx, chat_id, person, Outgoing(_(PRIVACY_NOTICE), consent_keyboard(_, then="report", locale=locale)))
+        await reply(ctx, chat_id, person,
+                    Outgoing(_(PRIVACY_NOTICE), consent_keyboard(_, then="report", locale=locale)))
         return
     current = await state.get_state()
     await begin(chat_id, state, ctx, person, replaced=bool(current and current.startswith(DRAFT_STATE_PREFIX)))

@@ -135,7 +135,8 @@ def rate(ctx: ServiceContext, *, feedback_id: int, person_id: int, rating: int, 
         feedback.rated_at = now
         if feedback.fixed is None:  # rated without answering: the rating stands on its own
             feedback.answered_at = feedback.answered_at or now
-        view = _publish(session, ctx, FeedbackRated, person, _view(ctx, feedback, case, now), reply_to, comment_invited=comment_invited)
+        view = _publish(session, ctx, FeedbackRated, person, _view(ctx, feedback, case, now), reply_to,
+                        comment_invited=comment_invited)
     ctx.on_notifications()
     return view
 

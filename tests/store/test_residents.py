@@ -76,7 +76,8 @@ def test_submission_writes_case_photos_follow_receipt_and_reply_together(ctx, db
         assert [p.telegram_file_unique_id for p in photos] == ["u0", "u1"]
         assert all(p.original_path is None for p in photos)
         [reply] = s.exec(select(Notification).where(Notification.chat_id == 9001)).all()
-        assert reply.payload["text"].startswith(f"✅ Registered as case <b>{done.number}</b>.") and reply.case_id == case.id
+        assert reply.payload["text"].startswith(f"✅ Registered as case <b>{done.number}</b>.")
+        assert reply.case_id == case.id
         assert s.exec(select(CaseFollower).where(CaseFollower.case_id == case.id)).one().person_id == person
 
 
@@ -208,7 +209,8 @@ def test_feedback_answers_belong_to_their_resident_and_reopen_once(ctx, db, cloc
     with pytest.raises(feedback.AlreadyAnswered):
         feedback.answer_fixed(ctx, feedback_id=fb.id, person_id=reporter, fixed=True, reply_to=ReplyTo(9013))
     with pytest.raises(ValueError):
-        feedback.rate(ctx, feedback_id=fb.id, person_id=reporter, rating=6, comment_invited=False, reply_to=ReplyTo(9013))
+        feedback.rate(ctx, feedback_id=fb.id, person_id=reporter, rating=6, comment_invited=False,
+                      reply_to=ReplyTo(9013))
     feedback.reopen(ctx, feedback_id=fb.id, person_id=reporter, note="still there", reply_to=ReplyTo(9013))
     with pytest.raises(feedback.AlreadyAnswered):
         feedback.reopen(ctx, feedback_id=fb.id, person_id=reporter, note="again", reply_to=ReplyTo(9013))
@@ -290,8 +292,8 @@ def test_closure_asks_each_follower_but_the_closer_through_feedback_requested(ct
         rows = s.exec(select(CaseFeedback).order_by(CaseFeedback.id)).all()
         question = s.exec(select(Notification).where(Notification.chat_id == 9021)
                           .order_by(Notification.id.desc())).first()
-    assert asked == [FeedbackRequested(feedback_id=r.id, case_id=case.case_id, number=case.number, person_id=r.person_id)
-                     for r in rows]
+    assert asked == [FeedbackRequested(feedback_id=r.id, case_id=case.case_id, number=case.number,
+                                       person_id=r.person_id) for r in rows]
     assert [r.person_id for r in rows] == [reporter, follower]
     assert question.payload["text"].startswith(f"Is the problem of case {case.number}")
     assert question.payload["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == f"fb:{rows[1].id}:y:0"
