@@ -15,12 +15,12 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.renderers.resident_outbox import Outgoing, send
 from bot.resident_ui import PRIVACY_NOTICE, consent_keyboard, current_locale, main_keyboard
 from models.lifecycle import Role
 from models.tables import Person
 from services import residents, staff_menus
 from services.context import ServiceContext
-from services.residents import Outgoing
 
 
 def build_router() -> Router:
@@ -57,7 +57,7 @@ async def help_(message: Message, ctx: ServiceContext, person: Person | None) ->
 
 
 async def _reply(ctx: ServiceContext, chat_id: int, person: Person | None, *messages: Outgoing) -> None:
-    await asyncio.to_thread(residents.send, ctx, chat_id=chat_id, messages=messages,
+    await asyncio.to_thread(send, ctx, chat_id=chat_id, messages=messages,
                             person_id=person.id if person else None)
 
 

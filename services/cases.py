@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition, open_case, transition
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem
 from services import dispatch, followers
@@ -58,7 +59,8 @@ def next_case_number(session: Session, *, prefix: str, now: datetime, timezone: 
     return f"{prefix}-{day}-{value:06d}"
 
 
-def _record(session: Session, case: Case, tr: Transition) -> None:
+def record(session: Session, case: Case, tr: Transition) -> None:
+    """Write the audit event and the upstream outbox row of `tr` (no status change by itself)."""
     session.add(
         CaseEvent(
             case_id=case.id,
@@ -98,8 +100,12 @@ def facts_of(case: Case) -> CaseFacts:
     )
 
 
-def _change_status(session: Session, ctx: ServiceContext, case: Case, tr: Transition) -> None:
-    """Persist `tr` on `case` with a conditional update on its version, its event, outbox and notifications."""
+def change_status(session: Session, ctx: ServiceContext, case: Case, tr: Transition) -> None:
+    """Persist `tr` on `case` with a conditional update on its version, its audit event and outbox row.
+
+    Publishes `CaseStatusChanged`; on closure each reachable follower also gets a 回访 question
+    (`followers.request_feedback`). Raises `StaleCase` when another writer changed the case first.
+    """
     values = {
         "status": tr.to_status.value,
         "handler_id": tr.facts.handler_id,
@@ -117,9 +123,18 @@ def _change_status(session: Session, ctx: ServiceContext, case: Case, tr: Transi
     if result.rowcount != 1:
         raise StaleCase(case.number)
     session.expire(case)
-    _record(session, case, tr)
+    record(session, case, tr)
     session.refresh(case)
-    followers.on_status_change(session, ctx, case, tr)
+    ctx.publish(session, CaseStatusChanged(
+        case_id=case.id, number=case.number, from_status=tr.from_status, to_status=tr.to_status, action=tr.action,
+        actor_person_id=tr.actor.person_id, note=tr.note, at=tr.at))
+    if tr.to_status is Status.CLOSED:
+        followers.request_feedback(session, ctx, case, tr)
+
+
+# Kept while services/upstream.py still uses the old private names; the lead removes them after the merge.
+_record = record
+_change_status = change_status
 
 
 def report_case(
@@ -168,9 +183,9 @@ def report_case(
         )
         session.add(case)
         session.flush()
-        _record(session, case, open_case(actor, at=now))
+        record(session, case, open_case(actor, at=now))
         registered = transition(facts_of(case), Action.REGISTER, Actor(Role.SYSTEM), at=now)
-        _change_status(session, ctx, case, registered)
+        change_status(session, ctx, case, registered)
         # Working time of the grid's calendar (services/working_time.py; without a grid, the city's default
         # hours and holidays); this also arms the escalation sweep.
         deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
@@ -208,7 +223,7 @@ def apply_action(
         # The lifecycle never sees a time before the case's last event, even if clocks of two
         # processes disagree slightly: it refuses such an event rather than reorder history.
         tr = transition(facts_of(case), action, actor, at=ctx.clock.now(), note=note)
-        _change_status(session, ctx, case, tr)
+        change_status(session, ctx, case, tr)
     ctx.on_notifications()
     return case
 
@@ -222,7 +237,7 @@ def apply_action_in(session: Session, ctx: ServiceContext, case: Case, *, action
     caller's transaction decides what commits. `case` is refreshed.
     """
     tr = transition(facts_of(case), action, actor, at=ctx.clock.now(), note=note)
-    _change_status(session, ctx, case, tr)
+    change_status(session, ctx, case, tr)
     return tr
 
 
@@ -242,6 +257,8 @@ __all__ = [
     "apply_action",
     "apply_action_in",
     "case_timeline",
+    "change_status",
     "next_case_number",
+    "record",
     "report_case",
 ]

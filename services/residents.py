@@ -8,29 +8,26 @@ What callers may rely on:
   name, username, phone and Telegram id are cleared, follows and queued messages dropped,
   feedback comments erased, photo originals deleted; cases, ratings and clean photos stay
   for the city's record, pointing at an anonymous person row.
-- Replies to the person acting now are queued in the same transaction as the change they
-  report (`Outgoing`, `queue_messages`), so a message exists exactly when the change committed.
+- Each change publishes its event (`LanguageChosen`, `ConsentGiven`, `AccountDeleted`) in its own
+  transaction, so the channel's reply to the person acting exists exactly when the change committed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from models.events.resident import AccountDeleted, ConsentGiven, LanguageChosen, ReplyTo
 from models.lifecycle import Role
 from models.resident import CaseFeedback, CaseFollower, ReportReceipt
 from models.tables import Notification, Person, Photo
 from onegrid.i18n import normalize_locale
 from services.context import ServiceContext
 from services.db import transaction
-from services.notify import enqueue, enqueue_text
-from services.privacy import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -55,51 +52,6 @@ class ReportLimitReached(ResidentError):
         self.count, self.limit, self.retry_at = count, limit, retry_at
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One message to the chat of the person acting now.
-
-    A new message (`edit_message_id` None) or an edit of one of the bot's messages: its text,
-    or only its inline keyboard when `text` is None. `reply_markup` is Bot API JSON.
-    """
-
-    text: str | None
-    reply_markup: dict[str, Any] | None = None
-    edit_message_id: int | None = None
-
-
-def queue_messages(session: Session, ctx: ServiceContext, *, chat_id: int, messages: Sequence[Outgoing],
-                   person_id: int | None = None, case_id: int | None = None) -> None:
-    """Queue `messages` to `chat_id` inside `session`'s transaction, in order."""
-    now = ctx.clock.now()
-    for m in messages:
-        if m.edit_message_id is None:
-            if m.text is None:
-                raise ValueError("a new message needs text")
-            enqueue_text(session, chat_id=chat_id, text=m.text, now=now, reply_markup=m.reply_markup,
-                         person_id=person_id, case_id=case_id)
-            continue
-        payload: dict[str, Any] = {"message_id": m.edit_message_id}
-        if m.reply_markup is not None:
-            payload["reply_markup"] = m.reply_markup
-        if m.text is None:
-            method = "editMessageReplyMarkup"
-        else:
-            method = "editMessageText"
-            payload.update(text=m.text, parse_mode="HTML")
-        enqueue(session, chat_id=chat_id, method=method, payload=payload, now=now, person_id=person_id,
-                case_id=case_id)
-
-
-def send(ctx: ServiceContext, *, chat_id: int, messages: Sequence[Outgoing], person_id: int | None = None) -> None:
-    """Queue replies that change nothing else (a menu, a prompt), in their own transaction."""
-    if not messages:
-        return
-    with transaction(ctx.sessions) as session:
-        queue_messages(session, ctx, chat_id=chat_id, messages=messages, person_id=person_id)
-    ctx.on_notifications()
-
-
 # -- people -------------------------------------------------------------------------------------
 
 def is_staff(person: Person | None) -> bool:
@@ -110,8 +62,7 @@ def find_by_telegram_id(session: Session, telegram_user_id: int) -> Person | Non
     return session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id)).first()
 
 
-def set_language(ctx: ServiceContext, *, telegram_user_id: int, locale: str, chat_id: int,
-                 messages: Sequence[Outgoing]) -> Person:
+def set_language(ctx: ServiceContext, *, telegram_user_id: int, locale: str, reply_to: ReplyTo) -> Person:
     """Remember `locale` as the person's chosen language (creating a bare record if needed)."""
     locale = normalize_locale(locale)
     with transaction(ctx.sessions) as session:
@@ -125,13 +76,14 @@ def set_language(ctx: ServiceContext, *, telegram_user_id: int, locale: str, cha
         person.locale_chosen = True
         person.blocked_bot_at = None
         session.flush()
-        queue_messages(session, ctx, chat_id=chat_id, messages=messages, person_id=person.id)
+        ctx.publish(session, LanguageChosen(person_id=person.id, locale=locale,
+                                            consented=person.consented_at is not None, reply_to=reply_to))
     ctx.on_notifications()
     return person
 
 
 def give_consent(ctx: ServiceContext, *, telegram_user_id: int, display_name: str, username: str | None,
-                 telegram_language: str | None, chat_id: int, messages: Sequence[Outgoing]) -> Person:
+                 telegram_language: str | None, reply_to: ReplyTo) -> Person:
     """Record the resident's consent (PIPL) and their name; idempotent for someone who already agreed."""
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
@@ -148,7 +100,7 @@ def give_consent(ctx: ServiceContext, *, telegram_user_id: int, display_name: st
         person.username = username[:64] if username else None
         person.blocked_bot_at = None
         session.flush()
-        queue_messages(session, ctx, chat_id=chat_id, messages=messages, person_id=person.id)
+        ctx.publish(session, ConsentGiven(person_id=person.id, reply_to=reply_to))
     ctx.on_notifications()
     return person
 
@@ -164,19 +116,20 @@ def follow_telegram_language(ctx: ServiceContext, *, person_id: int, telegram_la
             person.locale = locale
 
 
-def delete_account(ctx: ServiceContext, *, person_id: int, chat_id: int,
-                   messages: Sequence[Outgoing]) -> None:
+def delete_account(ctx: ServiceContext, *, person_id: int, reply_to: ReplyTo) -> None:
     """Remove or anonymise the resident's personal data (see the module docstring); cases stay.
 
-    Raises `StaffAccount` for a worker or supervisor. The confirmation in `messages` is the
-    last thing queued to this chat; every other queued message to it is dropped.
+    Raises `StaffAccount` for a worker or supervisor. `AccountDeleted` (the channel's confirmation)
+    is the last thing queued to the chat of `reply_to`; every other queued message to it is dropped.
     """
+    chat_id = reply_to.chat_id
     now = ctx.clock.now()
     originals: list[str] = []
     with transaction(ctx.sessions) as session:
         person = session.get(Person, person_id)
         if person is None or person.deleted_at is not None:
-            queue_messages(session, ctx, chat_id=chat_id, messages=messages)
+            ctx.publish(session, AccountDeleted(locale=person.locale if person else ctx.settings.default_locale,
+                                                reply_to=reply_to))
             return
         if is_staff(person):
             raise StaffAccount(str(person_id))
@@ -198,7 +151,7 @@ def delete_account(ctx: ServiceContext, *, person_id: int, chat_id: int,
         person.blocked_bot_at = None
         person.active = False
         person.deleted_at = now
-        queue_messages(session, ctx, chat_id=chat_id, messages=messages)
+        ctx.publish(session, AccountDeleted(locale=person.locale, reply_to=reply_to))
     _remove_files(ctx, originals)
     ctx.on_notifications()
 
@@ -233,16 +186,3 @@ def report_allowed(ctx: ServiceContext, *, person_id: int) -> None:
     """`check_report_limit` in its own read-only session (for the start of a report)."""
     with ctx.sessions() as session:
         check_report_limit(session, ctx, person_id=person_id)
-
-
-# -- masking --------------------------------------------------------------------------------------
-
-
-
-def reporter_label(person: Person | None, gettext: Callable[[str], str]) -> str:
-    """How staff see a reporter: never the name or username; a masked phone or a pseudonym."""
-    if person is None or person.deleted_at is not None:
-        return gettext("anonymous resident")
-    if person.phone:
-        return gettext("resident {phone}").format(phone=mask_phone(person.phone))
-    return gettext("resident R{number}").format(number=f"{person.id:06d}")

@@ -9,9 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlmodel import func, select
 
+from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, IllegalTransition, Role, SelfVerification, Status
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem, Person
 from services.cases import StaleCase, UnknownCategory, apply_action, report_case
+from services.bus import EventBus
 from services.context import ServiceContext
 from onegrid.wiring import make_bus
 from services.db import transaction
@@ -137,3 +139,38 @@ def test_first_accept_wins_when_two_workers_race(ctx, db) -> None:
         apply_action(ctx, case_id=case.id, action=Action.ACCEPT, actor=WORKER2, expected_version=seen_version)
     with db.sessions() as s:
         assert s.get(Case, case.id).handler_id == winner.handler_id == 2
+
+
+def test_every_status_change_publishes_case_status_changed_with_its_facts(ctx, db, clock) -> None:
+    seen: list[CaseStatusChanged] = []
+    ctx.bus = EventBus({CaseStatusChanged: [lambda session, _ctx, event: seen.append(event)]})
+    case = report(ctx)
+    at_report = clock.now()
+    clock.advance(minutes=3)
+    apply_action(ctx, case_id=case.id, action=Action.DISPATCH, actor=Actor(Role.SYSTEM))
+    apply_action(ctx, case_id=case.id, action=Action.ACCEPT, actor=WORKER)
+    apply_action(ctx, case_id=case.id, action=Action.RETURN, actor=WORKER, note="wrong department")
+    assert seen == [
+        CaseStatusChanged(case_id=case.id, number=case.number, from_status=Status.REPORTED,
+                          to_status=Status.REGISTERED, action=Action.REGISTER, actor_person_id=None, note=None,
+                          at=at_report),
+        CaseStatusChanged(case_id=case.id, number=case.number, from_status=Status.REGISTERED,
+                          to_status=Status.DISPATCHED, action=Action.DISPATCH, actor_person_id=None, note=None,
+                          at=clock.now()),
+        CaseStatusChanged(case_id=case.id, number=case.number, from_status=Status.DISPATCHED,
+                          to_status=Status.IN_PROGRESS, action=Action.ACCEPT, actor_person_id=WORKER.person_id,
+                          note=None, at=clock.now()),
+        CaseStatusChanged(case_id=case.id, number=case.number, from_status=Status.IN_PROGRESS,
+                          to_status=Status.RETURNED, action=Action.RETURN, actor_person_id=WORKER.person_id,
+                          note="wrong department", at=clock.now()),
+    ]
+    assert count(db, CaseEvent) == len(seen) + 1  # one per change; the REPORT row opens the case
+
+
+def test_a_refused_change_publishes_nothing(ctx) -> None:
+    case = report(ctx)
+    seen: list[CaseStatusChanged] = []
+    ctx.bus = EventBus({CaseStatusChanged: [lambda session, _ctx, event: seen.append(event)]})
+    with pytest.raises(IllegalTransition):
+        apply_action(ctx, case_id=case.id, action=Action.APPROVE, actor=SUPERVISOR)
+    assert seen == []

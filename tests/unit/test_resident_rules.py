@@ -23,7 +23,7 @@ from bot.resident_ui import (
 )
 from bot.throttle import FloodNotices, FloodShed, SheddingEventIsolation
 from services.catalogue import CATEGORY_CODE_MAX, load_catalogue
-from services.reporting import DescriptionTooLong, ReportDraft, clean_description
+from services.report_draft import DescriptionTooLong, ReportDraft, clean_description
 from services.privacy import mask_name, mask_phone
 
 codes = st.from_regex(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", fullmatch=True)
