@@ -9,6 +9,7 @@ listed there queues at REPLY.
 from __future__ import annotations
 
 from models.events import Event
+from models.events import resident as res
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
@@ -23,6 +24,10 @@ def _escalation_priority(event: sup.CaseEscalated) -> int:
 PRIORITIES: PriorityTable = {
     wrk.OfferRetracted: Priority.WORK_ORDER,
     wrk.OrderWithdrawn: Priority.WORK_ORDER,
+    wrk.OfferMade: Priority.WORK_ORDER,
+    wrk.DispatchEscalated: Priority.SUPERVISION,
+    res.CaseStatusChanged: Priority.RESIDENT_UPDATE,
+    res.FeedbackRequested: Priority.RESIDENT_UPDATE,
     sup.VerificationRequested: Priority.SUPERVISION,
     sup.ClosureApproved: Priority.SUPERVISION,
     sup.ClosureRejected: Priority.WORK_ORDER,  # the worker must go back to the site

@@ -138,7 +138,6 @@ def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: Cas
     return offer
 
 
-_offer = offer_to_worker  # the old name, still called by services/escalation.py (reassign)
 
 
 def ensure_dispatched(session: Session, ctx: ServiceContext, case: Case) -> None:

@@ -103,7 +103,7 @@ def reassign(ctx: ServiceContext, *, case_id: int, supervisor_id: int, worker_id
             task.status = TaskStatus.OFFERED
             session.add(task)
             session.flush()
-            dispatch._offer(session, ctx, case, task, worker)  # noqa: SLF001 - the same offer message as dispatch
+            dispatch.offer_to_worker(session, ctx, case, task, worker)
         _unaccept(session, ctx, case, actor, f"reassigned to {worker.display_name}"[:200])
         session.execute(sa.update(Case).where(Case.id == case.id).values(assignee_id=None))
         ctx.publish(session, CaseReassigned(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
