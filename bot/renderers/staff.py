@@ -6,7 +6,8 @@ for onegrid/wiring.py.
 
 from __future__ import annotations
 
-from bot.renderers import staff_digest, staff_spot_checks
+from bot.renderers import staff_accounts, staff_digest, staff_menus, staff_spot_checks
 from services.bus import EventTable, merge_tables
 
-RENDERERS: EventTable = merge_tables([staff_spot_checks.RENDERERS, staff_digest.RENDERERS])
+RENDERERS: EventTable = merge_tables([staff_spot_checks.RENDERERS, staff_digest.RENDERERS, staff_menus.RENDERERS,
+                                      staff_accounts.RENDERERS])
