@@ -15,11 +15,12 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.renderers import staff_menus
 from bot.renderers.resident_outbox import Outgoing, send
 from bot.resident_ui import PRIVACY_NOTICE, consent_keyboard, current_locale, main_keyboard
 from models.lifecycle import Role
 from models.tables import Person
-from services import residents, staff_menus
+from services import residents
 from services.context import ServiceContext
 
 
@@ -63,7 +64,7 @@ async def _reply(ctx: ServiceContext, chat_id: int, person: Person | None, *mess
 
 def _help_text(person: Person | None) -> str:
     lines = [_("What you can do:")]
-    # Staff see the same commands as in their chat's menu (services/staff_menus.py), in the same words.
+    # Staff see the same commands as in their chat's menu (bot/renderers/staff_menus.py), in the same words.
     staff: list[tuple[str, str]] = []
     if person is not None and person.has_role(Role.WORKER):
         staff += staff_menus.WORKER_COMMANDS

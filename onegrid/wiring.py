@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from models.events import Event
 from models.events import resident as res
+from models.events import staff as stf
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
@@ -40,6 +41,10 @@ PRIORITIES: PriorityTable = {
     sup.GroupsPinged: Priority.SUPERVISION,
     sup.ShelfReviewDue: Priority.SUPERVISION,
     sup.CaseTakenOver: Priority.WORK_ORDER,
+    stf.SpotCheckRequested: Priority.SUPERVISION,
+    stf.SpotCheckFailed: Priority.SUPERVISION,
+    stf.DigestReady: Priority.HOUSEKEEPING,
+    stf.StaffMenuChanged: Priority.HOUSEKEEPING,
 }
 
 

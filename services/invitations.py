@@ -11,6 +11,9 @@ What callers may rely on:
 - `deactivate_worker` (a supervisor of the worker's area) stops a worker: no new orders, open
   offers withdrawn, held orders sent back to dispatch; work already submitted stays for verification.
   `deactivate_worker_for_office` does the same for the office (an API key) within an area.
+- The supervisor's staff list and deactivation live in services/invitation_staff.py, the exceptions in
+  services/invitation_errors.py; both are re-exported here. A redeemed invitation is published as
+  `InvitationRedeemed`, a deactivation as `WorkerDeactivated` (models/events/staff.py).
 - `list_invitations` never returns tokens (only hashes are stored); `revoke_invitation` ends an
   unused invitation at once: from then on its link is refused as expired.
 """
@@ -18,7 +21,6 @@ What callers may rely on:
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,74 +28,40 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from models.events.work import RetractReason
-from models.lifecycle import Action, Actor, Role, Status
-from models.tables import Area, Case, Department, Invitation, Person
-from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
-from onegrid.i18n import gettext_for, normalize_locale
+from models.events.staff import InvitationRedeemed
+from models.lifecycle import Role
+from models.tables import Area, Department, Invitation, Person
+from onegrid.i18n import normalize_locale
 from services import dispatch
 from services.api_keys import area_subtree
-from services.areas import area_chain
-from services.cases import StaleCase, apply_action_in
 from services.context import ServiceContext
 from services.db import transaction
-from services.notify import enqueue
-from services.work import abandon_drafts, note_event
+from services.invitation_errors import (
+    AlreadyInactive,
+    BadInvitationRequest,
+    InvalidInvitation,
+    InvitationError,
+    InvitationNotFound,
+    InvitationProblem,
+    InvitationUsed,
+    NotAllowed,
+    PersonNotFound,
+)
+from services.invitation_staff import (
+    Deactivation,
+    StaffMember,
+    StaffPage,
+    area_within,
+    deactivate_worker,
+    deactivate_worker_for_office,
+    staff_in_scope,
+)
 
 INVITE_PREFIX = "inv_"
 TOKEN_PATTERN = re.compile(r"^inv_[A-Za-z0-9_-]{32}$")
 STAFF_ROLES = (Role.WORKER, Role.SUPERVISOR)
-
-
-class InvitationError(Exception):
-    """A request that cannot be met; nothing was written."""
-
-
-class InvitationProblem(StrEnum):
-    FORGED = "forged"  # no such invitation (or not even the shape of one)
-    REUSED = "reused"
-    EXPIRED = "expired"
-
-
-class InvalidInvitation(InvitationError):
-    def __init__(self, problem: InvitationProblem) -> None:
-        super().__init__(problem.value)
-        self.problem = problem
-
-
-class BadInvitationRequest(InvitationError):
-    """Wrong role, unknown area or department: said in plain words for the command line."""
-
-
-class NotAllowed(InvitationError):
-    """The acting person may not do this (not a supervisor of that area, or acting on themselves)."""
-
-
-class AlreadyInactive(InvitationError):
-    pass
-
-
-class InvitationNotFound(InvitationError):
-    """No such invitation (or it lies outside the caller's area: the same answer)."""
-
-
-class InvitationUsed(InvitationError):
-    """The invitation was redeemed already; revoking it would change nothing."""
-
-
-class PersonNotFound(InvitationError):
-    """No such person (or outside the caller's area: the same answer)."""
-
-
-def area_within(session: Session, area_code: str | None, within: str | None) -> bool:
-    """Whether `area_code` is `within` or lies below it; everything is within None (the whole store)."""
-    if within is None:
-        return True
-    if area_code is None:
-        return False
-    return any(a.code == within for a in area_chain(session, area_code))
 
 
 def token_hash(token: str) -> str:
@@ -197,6 +165,9 @@ def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int,
         area = session.exec(select(Area).where(Area.code == invitation.area_code)).first()
         department = (session.exec(select(Department).where(Department.code == person.department_code)).first()
                       if person.department_code else None)
+        ctx.publish(session, InvitationRedeemed(invitation_id=invitation.id, person_id=person.id, role=role,
+                                                area_code=invitation.area_code,
+                                                department_code=invitation.department_code))
         locale = person.locale
         return Binding(person.id, role, invitation.area_code, dispatch.localized(area, locale, invitation.area_code),
                        dispatch.localized(department, locale, person.department_code or "") if department else None,
@@ -267,163 +238,13 @@ def revoke_invitation(ctx: ServiceContext, *, invitation_id: int, within: str | 
         return invitation
 
 
-# -- the supervisor's staff ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StaffMember:
-    person_id: int
-    name: str
-    area_code: str
-    department_code: str | None
-    on_duty: bool
-
-
-@dataclass(frozen=True)
-class StaffPage:
-    members: list[StaffMember]
-    page: int
-    has_more: bool
-
-
-def _supervisor(session, supervisor_id: int) -> Person:  # noqa: ANN001
-    supervisor = session.get(Person, supervisor_id)
-    if supervisor is None or not supervisor.has_role(Role.SUPERVISOR) or not supervisor.active \
-            or supervisor.area_code is None:
-        raise NotAllowed("not an active supervisor")
-    return supervisor
-
-
-def staff_in_scope(ctx: ServiceContext, *, supervisor_id: int, page: int = 0, page_size: int = 10) -> StaffPage:
-    """Active workers in the supervisor's area (and the areas below it), by area then name."""
-    with ctx.sessions() as session:
-        supervisor = _supervisor(session, supervisor_id)
-        people = session.exec(select(Person).where(Person.active.is_(True), Person.area_code.is_not(None),
-                                                   Person.id != supervisor.id)).all()
-        inside: dict[str, bool] = {}
-        members = []
-        for person in people:
-            if not person.has_role(Role.WORKER):
-                continue
-            if person.area_code not in inside:
-                inside[person.area_code] = any(a.code == supervisor.area_code
-                                               for a in area_chain(session, person.area_code))
-            if inside[person.area_code]:
-                members.append(StaffMember(person.id, person.display_name or str(person.id), person.area_code,
-                                           person.department_code, person.on_duty))
-        members.sort(key=lambda m: (m.area_code, m.name, m.person_id))
-        start = max(page, 0) * page_size
-        return StaffPage(members[start:start + page_size], max(page, 0), len(members) > start + page_size)
-
-
-@dataclass(frozen=True)
-class Deactivation:
-    name: str
-    returned: int  # held orders sent back to dispatch
-    withdrawn: int  # open offers taken back
-
-
-def deactivate_worker(ctx: ServiceContext, *, worker_id: int, supervisor_id: int) -> Deactivation:
-    """Deactivate a worker of the supervisor's area; their open work goes back to dispatch."""
-
-    def authorize(session, worker: Person | None) -> tuple[Actor, str]:  # noqa: ANN001
-        supervisor = _supervisor(session, supervisor_id)
-        if worker is None or not worker.has_role(Role.WORKER) or worker.id == supervisor.id:
-            raise NotAllowed("not a worker")
-        if not dispatch.supervises(session, supervisor, worker.area_code):
-            raise NotAllowed("outside the supervisor's area")
-        return Actor(Role.SUPERVISOR, supervisor.id), supervisor.display_name
-
-    return _deactivate(ctx, worker_id, authorize)
-
-
-def deactivate_worker_for_office(ctx: ServiceContext, *, worker_id: int, within: str | None, actor: Actor,
-                                 by_name: str) -> Deactivation:
-    """`deactivate_worker` for the office (an API key acting as `actor`), for workers in `within`'s subtree.
-
-    The worker is told `by_name` deactivated them. Raises PersonNotFound (unknown, or outside
-    `within`: nothing changes), NotAllowed (the person is not a worker) or AlreadyInactive.
-    """
-
-    def authorize(session, worker: Person | None) -> tuple[Actor, str]:  # noqa: ANN001
-        if worker is None or not area_within(session, worker.area_code, within):
-            raise PersonNotFound(str(worker_id))
-        if not worker.has_role(Role.WORKER):
-            raise NotAllowed("not a worker")
-        return actor, by_name
-
-    return _deactivate(ctx, worker_id, authorize)
-
-
-def _deactivate(ctx: ServiceContext, worker_id: int, authorize) -> Deactivation:  # noqa: ANN001
-    for attempt in range(3):
-        try:
-            result = _deactivate_once(ctx, worker_id, authorize)
-        except StaleCase:
-            if attempt == 2:
-                raise
-            continue
-        ctx.on_notifications()
-        return result
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _deactivate_once(ctx: ServiceContext, worker_id: int, authorize) -> Deactivation:  # noqa: ANN001
-    with transaction(ctx.sessions) as session:
-        worker = session.get(Person, worker_id)
-        actor, by_name = authorize(session, worker)
-        if not worker.active:
-            raise AlreadyInactive(worker.display_name)
-        now = ctx.clock.now()
-        worker.active, worker.on_duty = False, False
-        session.add(worker)
-        session.flush()
-        withdrawn = returned = 0
-        for offer in session.exec(select(WorkOffer).where(WorkOffer.worker_id == worker.id,
-                                                          WorkOffer.status == OfferStatus.OPEN)).all():
-            case = session.get(Case, offer.case_id)
-            dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.DEACTIVATED)
-            withdrawn += 1
-            task = session.get(CaseTask, offer.task_id)
-            if task.status == TaskStatus.OFFERED and not dispatch.open_offers(session, task.id):
-                dispatch.offer_task(session, ctx, case, task)
-                dispatch.ensure_dispatched(session, ctx, case)
-        held = session.exec(select(CaseTask).where(CaseTask.assignee_id == worker.id,
-                                                   CaseTask.status == TaskStatus.ACCEPTED)).all()
-        for task in held:
-            case = session.get(Case, task.case_id)
-            task.status, task.assignee_id, task.accepted_at, task.updated_at = TaskStatus.WAITING, None, None, now
-            task.version += 1
-            session.add(task)
-            session.execute(sa.update(WorkOffer).where(
-                WorkOffer.task_id == task.id, WorkOffer.worker_id == worker.id,
-                WorkOffer.status == OfferStatus.ACCEPTED).values(status=OfferStatus.WITHDRAWN, closed_at=now))
-            abandon_drafts(session, task.id, worker.id, now)
-            session.flush()
-            others = session.exec(select(CaseTask.id).where(
-                CaseTask.case_id == case.id, CaseTask.id != task.id,
-                CaseTask.status.in_([TaskStatus.ACCEPTED, TaskStatus.DONE]))).first()
-            note = f"{task.department_code}: worker deactivated"
-            if others is None and Status(case.status) in (Status.IN_PROGRESS, Status.REWORK):
-                apply_action_in(session, ctx, case, action=Action.REASSIGN, actor=actor, note=note)
-                session.execute(sa.update(Case).where(Case.id == case.id).values(assignee_id=None))
-            else:
-                note_event(session, ctx, case, Action.REASSIGN, actor, note)
-            dispatch.offer_task(session, ctx, case, task)
-            returned += 1
-        if worker.telegram_user_id is not None:
-            _ = gettext_for(worker.locale)
-            text = _("Your worker account was deactivated by {name}. Your open orders went back to dispatch.").format(
-                name=html.escape(by_name))
-            enqueue(session, chat_id=worker.telegram_user_id, method="sendMessage", now=now, person_id=worker.id,
-                    payload={"text": text, "parse_mode": "HTML"})
-        return Deactivation(worker.display_name, returned, withdrawn)
-
-
 __all__ = [
     "INVITE_PREFIX",
     "AlreadyInactive",
     "BadInvitationRequest",
+    "Binding",
+    "Deactivation",
+    "IssuedInvitation",
     "InvalidInvitation",
     "InvitationError",
     "InvitationNotFound",
@@ -432,6 +253,8 @@ __all__ = [
     "InvitationUsed",
     "NotAllowed",
     "PersonNotFound",
+    "StaffMember",
+    "StaffPage",
     "area_within",
     "create_invitation",
     "deactivate_worker",

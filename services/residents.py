@@ -26,6 +26,7 @@ from models.lifecycle import Role
 from models.resident import CaseFeedback, CaseFollower, ReportReceipt
 from models.tables import Notification, Person, Photo
 from onegrid.i18n import normalize_locale
+from services import staff_menus
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -76,6 +77,7 @@ def set_language(ctx: ServiceContext, *, telegram_user_id: int, locale: str, rep
         person.locale_chosen = True
         person.blocked_bot_at = None
         session.flush()
+        staff_menus.queue_menu(session, ctx, person)  # a staff member's menu follows their language
         ctx.publish(session, LanguageChosen(person_id=person.id, locale=locale,
                                             consented=person.consented_at is not None, reply_to=reply_to))
     ctx.on_notifications()

@@ -1,95 +1,86 @@
-"""Per-chat command menus of staff: what a worker or supervisor sees behind the "/" button.
+"""Per-chat command menus of staff: which commands a worker or supervisor sees behind the "/" button.
 
 What callers may rely on:
-- The menu is one `setMyCommands` call with `BotCommandScopeChat` for the person's private chat,
-  written to the notification queue, so Telegram faults are retried like any message; the
-  descriptions are in the person's language (a chat-scoped menu serves every client language).
-- Workers get /tasks /duty /extend /help; supervisors /verify /stats /topic /workers /help; a
-  person with both roles gets both lists, without repeats.
-- `queue_menu_for` is called when an invitation binds a person; `queue_all` at startup (it skips
-  people whose menu is still waiting in the queue, so restarts do not pile up rows).
+- Workers get tasks, duty, extend, help; supervisors verify, stats, topic, workers, help; a person
+  with both roles gets both lists, without repeats (`menu_of`). The words and the Telegram call
+  (one chat-scoped `setMyCommands`, queued so faults are retried) are the channel's:
+  bot/renderers/staff_menus.py renders `StaffMenuChanged`.
+- A menu is queued only when it changed: `Person.menu_digest` remembers the commands and language
+  last queued, so binding, a role change or a language change queue one, and a restart or deploy
+  queues none for anyone whose menu is unchanged (`queue_all` at startup costs one scan, no rows).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from models.events.staff import StaffMenuChanged
 from models.lifecycle import Role
-from models.tables import Notification, NotificationStatus, Person
-from onegrid.i18n import N_, gettext_for
+from models.tables import Person
 from services.context import ServiceContext
 from services.db import transaction
-from services.notify import enqueue
 
-METHOD = "setMyCommands"
-
-WORKER_COMMANDS = (
-    ("tasks", N_("your open work orders, overdue first")),
-    ("duty", N_("go on or off duty")),
-    ("extend", N_("ask for more time on a case")),
-)
-SUPERVISOR_COMMANDS = (
-    ("verify", N_("cases awaiting your verification")),
-    ("stats", N_("how your area is doing")),
-    ("topic", N_("send an area's pings to this forum topic")),
-    ("workers", N_("the workers of your area")),
-)
-HELP = ("help", N_("what I can do"))
+WORKER_MENU = ("tasks", "duty", "extend")
+SUPERVISOR_MENU = ("verify", "stats", "topic", "workers")
+HELP = "help"
 
 
-def menu_of(person: Person) -> list[dict[str, str]]:
-    """The commands (Bot API `BotCommand` dicts) of the person's staff roles, in their language; [] for none."""
-    _ = gettext_for(person.locale)
-    entries: list[tuple[str, str]] = []
+def menu_of(person: Person) -> tuple[str, ...]:
+    """The command names of the person's staff roles, in menu order; () for none."""
+    names: list[str] = []
     if person.has_role(Role.WORKER):
-        entries += WORKER_COMMANDS
+        names += WORKER_MENU
     if person.has_role(Role.SUPERVISOR):
-        entries += SUPERVISOR_COMMANDS
-    if not entries:
-        return []
-    entries.append(HELP)
-    seen: set[str] = set()
-    return [{"command": name, "description": _(description)} for name, description in entries
-            if not (name in seen or seen.add(name))]
+        names += [name for name in SUPERVISOR_MENU if name not in names]
+    return (*names, HELP) if names else ()
 
 
-def queue_menu(session: Session, ctx: ServiceContext, person: Person) -> Notification | None:
-    """Queue the person's menu in `session`; None when they have no Telegram chat or no staff role."""
+def menu_digest(commands: tuple[str, ...], locale: str) -> str:
+    """What a menu looks like to its reader: its commands and their language."""
+    return hashlib.sha256(f"{locale}|{','.join(commands)}".encode()).hexdigest()[:32]
+
+
+def queue_menu(session: Session, ctx: ServiceContext, person: Person) -> bool:
+    """Publish the person's menu in `session` if it changed since last queued; whether it was published.
+
+    False too when they have no Telegram chat, no staff role, or left.
+    """
     commands = menu_of(person)
     if person.telegram_user_id is None or not commands or not person.active:
-        return None
-    payload: dict[str, Any] = {"commands": commands, "scope": {"type": "chat", "chat_id": person.telegram_user_id}}
-    return enqueue(session, chat_id=person.telegram_user_id, method=METHOD, payload=payload, now=ctx.clock.now(),
-                   person_id=person.id)
+        return False
+    digest = menu_digest(commands, person.locale)
+    if person.menu_digest == digest:
+        return False
+    person.menu_digest = digest
+    session.add(person)
+    ctx.publish(session, StaffMenuChanged(person_id=person.id, commands=commands))
+    return True
 
 
 def queue_menu_for(ctx: ServiceContext, *, person_id: int) -> bool:
-    """Queue one person's menu in its own transaction; whether a menu was queued."""
+    """Publish one person's menu in its own transaction; whether a menu was published."""
     with transaction(ctx.sessions) as session:
         person = session.get(Person, person_id)
-        queued = person is not None and queue_menu(session, ctx, person) is not None
+        queued = person is not None and queue_menu(session, ctx, person)
     if queued:
         ctx.on_notifications()
     return queued
 
 
 def queue_all(ctx: ServiceContext) -> int:
-    """Queue the menu of every active staff member with a chat (at startup); returns how many were queued."""
+    """Publish the menu of every active staff member whose menu changed (at startup); returns how many."""
     count = 0
     with transaction(ctx.sessions) as session:
-        waiting = set(session.exec(select(Notification.person_id).where(
-            Notification.method == METHOD,
-            Notification.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))).all())
         roles = sa.cast(Person.roles, sa.String)  # a JSON list; a text match keeps residents out of the scan
         people = session.exec(select(Person).where(
             Person.active.is_(True), Person.telegram_user_id.is_not(None), Person.deleted_at.is_(None),
             sa.or_(roles.like(f'%"{Role.WORKER.value}"%'), roles.like(f'%"{Role.SUPERVISOR.value}"%')))
             .order_by(Person.id)).all()
         for person in people:
-            if person.id not in waiting and queue_menu(session, ctx, person) is not None:
+            if queue_menu(session, ctx, person):
                 count += 1
     if count:
         ctx.on_notifications()

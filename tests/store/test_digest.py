@@ -17,6 +17,8 @@ from models.lifecycle import Status
 from models.supervision import DigestRun
 from models.tables import Case, CaseSource, Notification, Person
 from models.work import CaseTask, TaskStatus
+from bot import digest_chart
+from bot.renderers.staff_digest import render_overdue
 from services import digest
 from services.db import make_engine, make_session_factory, transaction
 from tests.worker_support import GRID, STREET, add_person, add_supervisor, add_worker, make_ctx, queued
@@ -100,7 +102,7 @@ def test_series_matches_hand_computed_values(db, history) -> None:
 
 
 def test_chart_is_a_png_of_the_series(db, history) -> None:
-    chart = digest.render_chart(series(db))
+    chart = digest_chart.render_chart(series(db))
     image = Image.open(io.BytesIO(chart.png))
     assert image.format == "PNG" and image.size == (1000, 560)
     data = chart.data
@@ -115,12 +117,12 @@ def test_chart_is_a_png_of_the_series(db, history) -> None:
 
     # What a reader sees: a blue bar for each day's open cases, a green one where cases closed, none
     # on the 20th, and the on-time line's points at 100 % and 50 % height, absent on the 20th.
-    assert all(image.getpixel(centre(box)) == digest.OPEN_COLOUR for box in data.open_bars)
-    assert image.getpixel(centre(data.closed_bars[0])) == digest.CLOSED_COLOUR
+    assert all(image.getpixel(centre(box)) == digest_chart.OPEN_COLOUR for box in data.open_bars)
+    assert image.getpixel(centre(data.closed_bars[0])) == digest_chart.CLOSED_COLOUR
     x0, _top, x1, bottom = data.closed_bars[2]
-    assert all(image.getpixel((x, bottom - 3)) != digest.CLOSED_COLOUR for x in range(x0, x1))
+    assert all(image.getpixel((x, bottom - 3)) != digest_chart.CLOSED_COLOUR for x in range(x0, x1))
     full, half = data.rate_points[0], data.rate_points[1]
-    assert image.getpixel(full) == digest.RATE_COLOUR and image.getpixel(half) == digest.RATE_COLOUR
+    assert image.getpixel(full) == digest_chart.RATE_COLOUR and image.getpixel(half) == digest_chart.RATE_COLOUR
     assert data.rate_points[2] is None
     assert half[1] - full[1] == pytest.approx((data.open_bars[0][3] - full[1]) / 2, abs=1)
 
@@ -143,7 +145,7 @@ def test_top_five_overdue_most_late_first(db, ctx, clock) -> None:
                        assignee_id=worker, created_at=now, updated_at=now, accepted_at=now))
     with db.sessions() as s:
         overdue = digest.top_overdue(s, area_code=STREET, now=now)
-        text = digest.render_overdue(s, ctx, overdue, area_code=STREET, locale="en")
+        text = render_overdue(s, ctx, overdue, area_code=STREET, locale="en")
     assert overdue.total == 7
     assert [o.number for o in overdue.cases] == [unaccepted.number] + [late[i].number for i in (5, 1, 4, 2)]
     assert [o.deadline for o in overdue.cases] == ["accept", "handle", "handle", "handle", "handle"]
@@ -161,7 +163,7 @@ def test_nothing_overdue(db, ctx) -> None:
     with db.sessions() as s:
         overdue = digest.top_overdue(s, area_code=STREET, now=local(21, 18))
         assert overdue.total == 0
-        assert digest.render_overdue(s, ctx, overdue, area_code=STREET, locale="en") == \
+        assert render_overdue(s, ctx, overdue, area_code=STREET, locale="en") == \
             "✅ Nothing overdue in East Nanjing Road."
 
 

@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from models.events.resident import ReplyTo
 from models.lifecycle import Status
 from models.supervision import EscalationStep, Extension, ExtensionStatus, SupervisorTopic
-from models.tables import Area, Case, CaseEvent
+from models.tables import Area, Case, CaseEvent, Notification, NotificationStatus, Person
 from models.work import CaseTask, TaskStatus, WorkOffer
-from services import escalation, extensions, staff_menus, supervision_access, takeover, topics, verification, work
+from services import escalation, extensions, residents, staff_menus, supervision_access, takeover, topics, verification, work
+from services.db import transaction
 from tests.worker_support import (
     GRID,
     STREET,
@@ -279,7 +281,7 @@ def test_staff_menus_are_queued_once_per_staff_member_in_their_language(ctx, db,
     add_person(db.sessions, clock.now(), telegram_user_id=608, roles=["worker", "supervisor"],
                       area_code=GRID, department_code="greening_appearance")
     assert staff_menus.queue_all(ctx) == 5  # two workers, two supervisors, one with both roles; no resident
-    assert staff_menus.queue_all(ctx) == 0  # still waiting in the queue: a restart adds nothing
+    assert staff_menus.queue_all(ctx) == 0  # unchanged menus: a restart queues nothing
     [worker_menu] = queued(db.sessions, WORKER, "setMyCommands")
     assert worker_menu.payload["scope"] == {"type": "chat", "chat_id": WORKER}
     assert [c["command"] for c in worker_menu.payload["commands"]] == ["tasks", "duty", "extend", "help"]
@@ -290,3 +292,21 @@ def test_staff_menus_are_queued_once_per_staff_member_in_their_language(ctx, db,
     assert [c["command"] for c in both_menu.payload["commands"]] == [
         "tasks", "duty", "extend", "verify", "stats", "topic", "workers", "help"]
     assert queued(db.sessions, 607, "setMyCommands") == []
+
+
+def test_a_menu_is_queued_again_only_when_its_commands_or_language_change(ctx, db, clock) -> None:
+    assert staff_menus.queue_all(ctx) == 4
+    with transaction(db.sessions) as s:  # every menu went out
+        for row in s.exec(select(Notification).where(Notification.method == "setMyCommands")):
+            row.status = NotificationStatus.SENT
+    assert staff_menus.queue_all(ctx) == 0  # a restart: nothing changed, nothing queued
+
+    residents.set_language(ctx, telegram_user_id=WORKER, locale="zh_CN", reply_to=ReplyTo(chat_id=WORKER))
+    menus = queued(db.sessions, WORKER, "setMyCommands")
+    assert len(menus) == 2 and menus[-1].payload["commands"][0]["description"] == "我的待办工单（超时优先）"
+    with transaction(db.sessions) as s:  # the worker becomes a supervisor too
+        person = s.exec(select(Person).where(Person.telegram_user_id == WORKER)).one()
+        person.roles = [*person.roles, "supervisor"]
+    assert staff_menus.queue_all(ctx) == 1
+    assert [c["command"] for c in queued(db.sessions, WORKER, "setMyCommands")[-1].payload["commands"]] == [
+        "tasks", "duty", "extend", "verify", "stats", "topic", "workers", "help"]
