@@ -23,7 +23,7 @@ from handlers import worker_proofs
 from handlers.worker_common import NOT_A_COMMAND, HasRole, ReturnFlow, refusal, reply, status_label
 from models.lifecycle import Role, Status
 from models.tables import Person
-from services import staff_menus, work
+from services import work
 from services.context import ServiceContext
 from services.invitations import INVITE_PREFIX, InvalidInvitation, InvitationProblem, redeem_invitation
 from services.notify import send_reply
@@ -61,7 +61,7 @@ async def bind_invitation(message: Message, command: CommandObject, ctx: Service
                           person: Person | None) -> None:
     user = message.from_user
     try:
-        binding = await asyncio.to_thread(
+        await asyncio.to_thread(
             redeem_invitation, ctx, token=command.args or "", telegram_user_id=user.id,
             display_name=user.full_name, username=user.username, language_code=user.language_code)
     except InvalidInvitation as exc:
@@ -73,18 +73,8 @@ async def bind_invitation(message: Message, command: CommandObject, ctx: Service
         }
         await reply(ctx, message, texts[exc.problem], person)
         return
-    name, area = html.escape(user.full_name), html.escape(binding.area_name)
-    if binding.role is Role.WORKER:
-        text = _("Welcome, {name}! You are now a grid worker of {area} ({department}).").format(
-            name=name, area=area, department=html.escape(binding.department_name or "—"))
-        text += "\n" + _("Send /duty to go on duty and receive work orders; /tasks lists your orders.")
-    else:
-        text = _("Welcome, {name}! You are now a supervisor of {area}.").format(name=name, area=area)
-        text += "\n" + _("You will receive proof cards to verify; /workers lists the workers of your area.")
-    # services/invitations.py publishes no event yet, so the welcome still goes in its own transaction.
-    await asyncio.to_thread(send_reply, ctx, chat_id=message.chat.id, text=text, person_id=binding.person_id)
-    # After the welcome (one chat's messages go in order): the command menu of their new role.
-    await asyncio.to_thread(staff_menus.queue_menu_for, ctx, person_id=binding.person_id)
+    # The welcome and the new role's command menu were queued with the binding (InvitationRedeemed).
+    ctx.on_notifications()
 
 
 # -- duty and the list ------------------------------------------------------------------------------------

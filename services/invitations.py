@@ -34,7 +34,7 @@ from models.events.staff import InvitationRedeemed
 from models.lifecycle import Role
 from models.tables import Area, Department, Invitation, Person
 from onegrid.i18n import normalize_locale
-from services import dispatch
+from services import dispatch, staff_menus
 from services.api_keys import area_subtree
 from services.context import ServiceContext
 from services.db import transaction
@@ -167,7 +167,9 @@ def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int,
                       if person.department_code else None)
         ctx.publish(session, InvitationRedeemed(invitation_id=invitation.id, person_id=person.id, role=role,
                                                 area_code=invitation.area_code,
-                                                department_code=invitation.department_code))
+                                                department_code=invitation.department_code,
+                                                display_name=display_name[:200]))
+        staff_menus.queue_menu(session, ctx, person)  # after the welcome: one chat's messages keep their order
         locale = person.locale
         return Binding(person.id, role, invitation.area_code, dispatch.localized(area, locale, invitation.area_code),
                        dispatch.localized(department, locale, person.department_code or "") if department else None,

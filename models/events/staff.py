@@ -175,6 +175,7 @@ class InvitationRedeemed(Event):
     role: Role
     area_code: str
     department_code: str | None
+    display_name: str = ""  # as the person's messenger account shows it now
 
 
 @dataclass(frozen=True, kw_only=True)

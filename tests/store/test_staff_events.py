@@ -31,8 +31,11 @@ def ctx(db, clock, tmp_path, recorded) -> ServiceContext:  # noqa: ANN001
 def test_redeeming_publishes_who_joined_as_what(ctx, recorded) -> None:
     issued = invitations.create_invitation(ctx, role="worker", area_code=GRID, department_code="urban_management")
     binding = invitations.redeem_invitation(ctx, token=issued.token, telegram_user_id=7101, display_name="New")
+    # The binding and the new role's menu, in that order, in the redeeming transaction.
     assert recorded == [InvitationRedeemed(invitation_id=issued.invitation_id, person_id=binding.person_id,
-                                           role=Role.WORKER, area_code=GRID, department_code="urban_management")]
+                                           role=Role.WORKER, area_code=GRID, department_code="urban_management",
+                                           display_name="New"),
+                        StaffMenuChanged(person_id=binding.person_id, commands=("tasks", "duty", "extend", "help"))]
 
 
 def test_menus_publish_the_commands_of_each_role(ctx, db, clock, recorded) -> None:
