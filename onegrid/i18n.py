@@ -11,20 +11,12 @@ import gettext as _gettext
 from functools import lru_cache
 from pathlib import Path
 
+from services.locales import DEFAULT, SUPPORTED, normalize_locale
+
+__all__ = ["DEFAULT", "DOMAIN", "LOCALES_DIR", "SUPPORTED", "N_", "gettext_for", "normalize_locale"]
+
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
-SUPPORTED = ("zh_CN", "en")
-DEFAULT = "zh_CN"
-
-
-def normalize_locale(language_code: str | None, default: str = DEFAULT) -> str:
-    """Map a Telegram language code to a supported locale: zh* → zh_CN, anything else → en."""
-    if not language_code:
-        return default
-    code = language_code.replace("-", "_").lower()
-    if code.startswith("zh"):
-        return "zh_CN"
-    return "en"
 
 
 @lru_cache(maxsize=8)

@@ -33,7 +33,7 @@ from sqlmodel import select
 from models.events.staff import InvitationRedeemed
 from models.lifecycle import Role
 from models.tables import Area, Department, Invitation, Person
-from onegrid.i18n import normalize_locale
+from services.locales import normalize_locale
 from services import dispatch, staff_menus
 from services.api_keys import area_subtree
 from services.context import ServiceContext

@@ -25,7 +25,7 @@ from models.events.resident import AccountDeleted, ConsentGiven, LanguageChosen,
 from models.lifecycle import Role
 from models.resident import CaseFeedback, CaseFollower, ReportReceipt
 from models.tables import Notification, Person, Photo
-from onegrid.i18n import normalize_locale
+from services.locales import normalize_locale
 from services import staff_menus
 from services.context import ServiceContext
 from services.db import transaction
