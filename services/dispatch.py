@@ -33,6 +33,7 @@ from models.events.work import DispatchEscalated, OfferMade, OfferRetracted, Pat
 from models.lifecycle import OPEN, Action, Actor, Role, Status
 from models.tables import Area, AreaLevel, Case, CaseSource, Category, Department, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
+from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
 from services.areas import supervisor_group
 from services.context import ServiceContext
@@ -76,7 +77,7 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     category = session.exec(select(Category).where(Category.code == case.category_code)).one()
     now = ctx.clock.now()
     tasks = [
-        CaseTask(case_id=case.id, department_code=code, lead=index == 0, status=TaskStatus.WAITING,
+        CaseTask(case_id=case.id, department_code=code, lead=index == 0, status=initial(TASKS, TaskStatus.WAITING),
                  created_at=now, updated_at=now)
         for index, code in enumerate(departments_for(category))
     ]
@@ -118,19 +119,19 @@ def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     task.updated_at = now
     task.version += 1
     if not workers:
-        task.status = TaskStatus.WAITING
+        task.status = TASKS.step(TaskStatus(task.status), TaskAction.WAIT)
         session.add(task)
         if escalate_when_nobody:
             escalate(session, ctx, case, task, EscalationReason.NO_WORKER)
         return []
-    task.status = TaskStatus.OFFERED
+    task.status = TASKS.step(TaskStatus(task.status), TaskAction.OFFER)
     session.add(task)
     return [offer_to_worker(session, ctx, case, task, worker) for worker in workers]
 
 
 def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, worker: Person) -> WorkOffer:
     """Open an offer of `task` to `worker` and publish `OfferMade` (its renderer sends the work order)."""
-    offer = WorkOffer(case_id=case.id, task_id=task.id, worker_id=worker.id, status=OfferStatus.OPEN,
+    offer = WorkOffer(case_id=case.id, task_id=task.id, worker_id=worker.id, status=initial(OFFERS, OfferStatus.OPEN),
                       created_at=ctx.clock.now())
     session.add(offer)
     session.flush()
@@ -162,10 +163,12 @@ def assign_to_reporter(session: Session, ctx: ServiceContext, case: Case, task: 
     cases.apply_action_in(session, ctx, case, action=Action.DISPATCH, actor=Actor(Role.SYSTEM))
     cases.apply_action_in(session, ctx, case, action=Action.ACCEPT, actor=Actor(Role.WORKER, reporter.id))
     session.execute(sa.update(Case).where(Case.id == case.id).values(assignee_id=reporter.id))
-    task.status, task.assignee_id, task.accepted_at, task.updated_at = TaskStatus.ACCEPTED, reporter.id, now, now
+    task.status = TASKS.step(TaskStatus(task.status), TaskAction.ASSIGN)
+    task.assignee_id, task.accepted_at, task.updated_at = reporter.id, now, now
     task.version += 1
     session.add(task)
-    session.add(WorkOffer(case_id=case.id, task_id=task.id, worker_id=reporter.id, status=OfferStatus.ACCEPTED,
+    session.add(WorkOffer(case_id=case.id, task_id=task.id, worker_id=reporter.id,
+                          status=initial(OFFERS, OfferStatus.ACCEPTED),
                           created_at=now, closed_at=now))
     ctx.publish(session, PatrolOrderAssigned(case_id=case.id, task_id=task.id, worker_id=reporter.id))
     return True
@@ -174,10 +177,23 @@ def assign_to_reporter(session: Session, ctx: ServiceContext, case: Case, task: 
 # -- taking offers back ---------------------------------------------------------------------------
 
 
-def retract_offer(session: Session, ctx: ServiceContext, offer: WorkOffer, *, status: OfferStatus,
-                  reason: RetractReason, note: str | None = None) -> None:
-    """Close `offer` with `status` and publish `OfferRetracted`, whose renderers correct the worker's copy."""
-    offer.status, offer.closed_at = status, ctx.clock.now()
+# Which action closes an offer with a given status: only for callers still passing `status=` (see retract_offer).
+_ACTION_CLOSING_WITH = {OFFERS.target(action): action for action in OFFERS.actions}
+
+
+def retract_offer(session: Session, ctx: ServiceContext, offer: WorkOffer, *, action: OfferAction | None = None,
+                  reason: RetractReason, note: str | None = None, status: OfferStatus | None = None) -> None:
+    """Close `offer` by `action` (LOSE, WITHDRAW ...) and publish `OfferRetracted` (its renderers correct the
+    worker's copy). Raises `IllegalStep` when the offer's status does not allow `action`.
+
+    `status=` (the closing status) is still accepted for callers not yet moved to `action=`.
+    """
+    if (action is None) == (status is None):
+        raise TypeError("retract_offer takes exactly one of action= or status=")
+    if action is None:
+        action = _ACTION_CLOSING_WITH[OfferStatus(status)]
+    offer.status = OFFERS.step(OfferStatus(offer.status), action)
+    offer.closed_at = ctx.clock.now()
     if note is not None:
         offer.note = note
     session.add(offer)

@@ -9,6 +9,7 @@ from sqlmodel import select
 from models.events.work import DutyChanged, RetractReason
 from models.tables import Case
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
+from models.work_lifecycles import OfferAction
 from services import dispatch
 from services.context import ServiceContext
 from services.db import transaction
@@ -45,7 +46,7 @@ def set_duty(ctx: ServiceContext, *, person_id: int, on_duty: bool | None = None
                 WorkOffer.worker_id == worker.id, WorkOffer.status == OfferStatus.OPEN)).all()
             for offer in offers:
                 case = session.get(Case, offer.case_id)
-                dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.OFF_DUTY)
+                dispatch.retract_offer(session, ctx, offer, action=OfferAction.WITHDRAW, reason=RetractReason.OFF_DUTY)
                 withdrawn += 1
                 task = session.get(CaseTask, offer.task_id)
                 if task.status == TaskStatus.OFFERED and not dispatch.open_offers(session, task.id):

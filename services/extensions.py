@@ -33,6 +33,7 @@ from models.lifecycle import Action, Actor, Role, Status
 from models.supervision import Extension, ExtensionStatus, Shelving
 from models.tables import Case
 from models.work import CaseTask, TaskStatus
+from models.work_lifecycles import TASKS, TaskAction
 from services import dispatch
 from services.cases import CaseNotFound, apply_action_in
 from services.context import ServiceContext
@@ -209,7 +210,7 @@ def shelve(ctx: ServiceContext, *, case_id: int, supervisor_id: int, reason: str
                 CaseTask.case_id == case.id,
                 CaseTask.status.in_([TaskStatus.WAITING, TaskStatus.OFFERED, TaskStatus.ACCEPTED]))).all():
             free_task(session, ctx, case, task, RetractReason.SHELVED)
-            task.status = TaskStatus.WAITING
+            task.status = TASKS.step(TaskStatus(task.status), TaskAction.SHELVE)
             session.add(task)
         session.flush()
         apply_action_in(session, ctx, case, action=Action.SHELVE, actor=Actor(Role.SUPERVISOR, supervisor.id),

@@ -14,15 +14,17 @@ What callers may rely on:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from models.events.work import OrderAccepted, OrderReturned, RetractReason
 from models.lifecycle import OPEN, Action, Actor, Role, Status
 from models.tables import Case
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
+from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, guard, initial
 from services import dispatch
 from services.cases import StaleCase, apply_action_in
 from services.context import ServiceContext
@@ -87,13 +89,15 @@ def _accept_once(ctx: ServiceContext, *, offer_id: int, worker_id: int, message_
         if offer.status != OfferStatus.OPEN:
             raise OfferUnavailable(case.number, OfferStatus(offer.status))
         if Status(case.status) not in OPEN:
-            dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.CASE_ENDED)
+            dispatch.retract_offer(session, ctx, offer, action=OfferAction.WITHDRAW,
+                                  reason=RetractReason.CASE_ENDED)
             return AcceptResult(AcceptOutcome.CASE_ENDED, case.number, task.id)
         now = ctx.clock.now()
+        sources, target = guard(TASKS, TaskAction.ACCEPT)
         won = session.execute(
             sa.update(CaseTask)
-            .where(CaseTask.id == task.id, CaseTask.status == TaskStatus.OFFERED, CaseTask.version == task.version)
-            .values(status=TaskStatus.ACCEPTED, assignee_id=worker.id, accepted_at=now, updated_at=now,
+            .where(CaseTask.id == task.id, CaseTask.status.in_(sources), CaseTask.version == task.version)
+            .values(status=target, assignee_id=worker.id, accepted_at=now, updated_at=now,
                     version=task.version + 1)
         ).rowcount
         if won != 1:
@@ -109,11 +113,11 @@ def _accept_once(ctx: ServiceContext, *, offer_id: int, worker_id: int, message_
         else:
             # A joint case another department already started: this department's part begins now.
             note_event(session, ctx, case, Action.ACCEPT, actor, f"{task.department_code}: accepted")
-        offer.status, offer.closed_at = OfferStatus.ACCEPTED, now
+        offer.status, offer.closed_at = OFFERS.step(OfferStatus(offer.status), OfferAction.ACCEPT), now
         session.add(offer)
         for other in dispatch.open_offers(session, task.id):
             if other.id != offer.id:
-                dispatch.retract_offer(session, ctx, other, status=OfferStatus.TAKEN, reason=RetractReason.TAKEN)
+                dispatch.retract_offer(session, ctx, other, action=OfferAction.LOSE, reason=RetractReason.TAKEN)
         ctx.publish(session, OrderAccepted(offer_id=offer.id, case_id=case.id, task_id=task.id, worker_id=worker.id,
                                            actor_message_id=message_id))
         return AcceptResult(AcceptOutcome.ACCEPTED, case.number, task.id)
@@ -161,9 +165,10 @@ def _return_once(ctx: ServiceContext, *, worker_id: int, note: str, offer_id: in
         accepted = task.status == TaskStatus.ACCEPTED and task.assignee_id == worker.id
         if offer is not None and offer.status == OfferStatus.OPEN and not accepted:
             # Conditional: an Accept by someone else committing meanwhile closes this offer first.
+            sources, target = guard(OFFERS, OfferAction.DECLINE)
             declined = session.execute(
-                sa.update(WorkOffer).where(WorkOffer.id == offer.id, WorkOffer.status == OfferStatus.OPEN)
-                .values(status=OfferStatus.DECLINED, note=note, closed_at=now)
+                sa.update(WorkOffer).where(WorkOffer.id == offer.id, WorkOffer.status.in_(sources))
+                .values(status=target, note=note, closed_at=now)
             ).rowcount
             if declined != 1:
                 raise StaleCase(case.number)
@@ -172,20 +177,21 @@ def _return_once(ctx: ServiceContext, *, worker_id: int, note: str, offer_id: in
         elif accepted:
             if Status(case.status) not in (Status.DISPATCHED, Status.IN_PROGRESS):
                 raise ReturnNotAllowed(case.number)
+            sources, target = guard(TASKS, TaskAction.RETURN)
             moved = session.execute(
                 sa.update(CaseTask)
                 .where(CaseTask.id == task.id, CaseTask.version == task.version,
-                       CaseTask.status == TaskStatus.ACCEPTED, CaseTask.assignee_id == worker.id)
-                .values(status=TaskStatus.WAITING, assignee_id=None, accepted_at=None, updated_at=now,
+                       CaseTask.status.in_(sources), CaseTask.assignee_id == worker.id)
+                .values(status=target, assignee_id=None, accepted_at=None, updated_at=now,
                         version=task.version + 1)
             ).rowcount
             if moved != 1:
                 raise StaleCase(case.number)
             session.refresh(task)
-            if offer is None:  # a patrol case or an assignment without an offer row
-                offer = WorkOffer(case_id=case.id, task_id=task.id, worker_id=worker.id, status=OfferStatus.RETURNED,
-                                  created_at=now)
-            offer.status, offer.note, offer.closed_at = OfferStatus.RETURNED, note, now
+            if offer is None or offer.status != OfferStatus.ACCEPTED:
+                offer = held_offer(session, task, worker.id, now)
+            offer.status = OFFERS.step(OfferStatus(offer.status), OfferAction.RETURN)
+            offer.note, offer.closed_at = note, now
             session.add(offer)
             session.flush()
             abandon_drafts(session, task.id, worker.id, now)
@@ -212,3 +218,15 @@ def _return_once(ctx: ServiceContext, *, worker_id: int, note: str, offer_id: in
         offers = dispatch.offer_task(session, ctx, case, task)
         dispatch.ensure_dispatched(session, ctx, case)
         return ReturnResult(case.number, len(offers), False)
+
+
+def held_offer(session: Session, task: CaseTask, worker_id: int, now: datetime) -> WorkOffer:
+    """The ACCEPTED offer by which `worker_id` holds `task`; a new ACCEPTED row when they hold it without one
+    (a supervisor's own order), so that handing it back is recorded as a RETURN like any other."""
+    offer = session.exec(select(WorkOffer).where(
+        WorkOffer.task_id == task.id, WorkOffer.worker_id == worker_id,
+        WorkOffer.status == OfferStatus.ACCEPTED).order_by(WorkOffer.id.desc())).first()
+    if offer is None:
+        offer = WorkOffer(case_id=task.case_id, task_id=task.id, worker_id=worker_id,
+                          status=initial(OFFERS, OfferStatus.ACCEPTED), created_at=now, closed_at=now)
+    return offer

@@ -30,6 +30,7 @@ from models.events.work import (
 from models.lifecycle import Action, Actor, Status
 from models.tables import Case, Category, Person, Photo, Proof
 from models.work import CaseTask, Completion, CompletionStatus, TaskStatus
+from models.work_lifecycles import COMPLETIONS, TASKS, CompletionAction, TaskAction, guard, initial
 from services import verification
 from services.cases import apply_action_in
 from services.context import ServiceContext
@@ -102,8 +103,8 @@ def start_completion(ctx: ServiceContext, *, task_id: int, worker_id: int) -> Co
             Completion.task_id == task.id, Completion.worker_id == worker.id,
             Completion.status == CompletionStatus.DRAFT).order_by(Completion.id.desc())).first()
         if draft is None:
-            draft = Completion(case_id=case.id, task_id=task.id, worker_id=worker.id, status=CompletionStatus.DRAFT,
-                               started_at=ctx.clock.now())
+            draft = Completion(case_id=case.id, task_id=task.id, worker_id=worker.id,
+                               status=initial(COMPLETIONS, CompletionStatus.DRAFT), started_at=ctx.clock.now())
             session.add(draft)
             session.flush()
         view = _view(case, draft, ctx)
@@ -289,11 +290,12 @@ def _keep_fix(draft: Completion, fix: LocationFix, judgement: LocationJudgement)
 def _submit(session: Session, ctx: ServiceContext, draft: Completion, task: CaseTask, case: Case, worker: Person,
             judgement: LocationJudgement, *, flagged: bool, submitted_anyway: bool = False) -> LocationResult:
     now = ctx.clock.now()
+    sources, target = guard(TASKS, TaskAction.SUBMIT)
     done = session.execute(
         sa.update(CaseTask)
-        .where(CaseTask.id == task.id, CaseTask.version == task.version, CaseTask.status == TaskStatus.ACCEPTED,
+        .where(CaseTask.id == task.id, CaseTask.version == task.version, CaseTask.status.in_(sources),
                CaseTask.assignee_id == worker.id)
-        .values(status=TaskStatus.DONE, done_at=now, updated_at=now, version=task.version + 1)
+        .values(status=target, done_at=now, updated_at=now, version=task.version + 1)
     ).rowcount
     if done != 1:
         raise TaskNotOpen(case.number, case.status)
@@ -301,7 +303,8 @@ def _submit(session: Session, ctx: ServiceContext, draft: Completion, task: Case
                   live=draft.live, distance_m=draft.distance_m, flagged=flagged, created_at=now)
     session.add(proof)
     session.flush()
-    draft.status, draft.submitted_at, draft.proof_id, draft.flagged = CompletionStatus.SUBMITTED, now, proof.id, flagged
+    draft.status = COMPLETIONS.step(CompletionStatus(draft.status), CompletionAction.SUBMIT)
+    draft.submitted_at, draft.proof_id, draft.flagged = now, proof.id, flagged
     session.add(draft)
     session.flush()
     pending = session.exec(select(CaseTask).where(

@@ -22,6 +22,7 @@ from models.lifecycle import Action, Actor, Role, Status
 from models.supervision import EscalationStep
 from models.tables import Case, Person
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
+from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction
 from services import dispatch
 from services.cases import apply_action_in
 from services.context import ServiceContext
@@ -58,12 +59,13 @@ def free_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask,
     """Take `task` back from whoever has it on offer or holds it; they are told why (`reason`)."""
     now = ctx.clock.now()
     for offer in dispatch.open_offers(session, task.id):
-        dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=reason)
+        dispatch.retract_offer(session, ctx, offer, action=OfferAction.WITHDRAW, reason=reason)
     if task.status == TaskStatus.ACCEPTED and task.assignee_id is not None:
         previous = session.get(Person, task.assignee_id)
+        withdrawn = OFFERS.step(OfferStatus.ACCEPTED, OfferAction.WITHDRAW)  # only the holder's accepted offer
         session.execute(sa.update(WorkOffer).where(
             WorkOffer.task_id == task.id, WorkOffer.worker_id == task.assignee_id,
-            WorkOffer.status == OfferStatus.ACCEPTED).values(status=OfferStatus.WITHDRAWN, closed_at=now))
+            WorkOffer.status == OfferStatus.ACCEPTED).values(status=withdrawn, closed_at=now))
         abandon_drafts(session, task.id, task.assignee_id, now)
         if previous is not None:
             ctx.publish(session, OrderWithdrawn(case_id=case.id, case_number=case.number, worker_id=previous.id,
@@ -100,7 +102,7 @@ def reassign(ctx: ServiceContext, *, case_id: int, supervisor_id: int, worker_id
         actor = Actor(Role.SUPERVISOR, supervisor.id)
         for task in tasks:
             free_task(session, ctx, case, task, RetractReason.REASSIGNED)
-            task.status = TaskStatus.OFFERED
+            task.status = TASKS.step(TaskStatus(task.status), TaskAction.REASSIGN)
             session.add(task)
             session.flush()
             dispatch.offer_to_worker(session, ctx, case, task, worker)
@@ -127,7 +129,8 @@ def take_over(ctx: ServiceContext, *, case_id: int, supervisor_id: int) -> str:
                                                     CaseTask.status.in_(_OPEN_TASK))).all()
         for task in tasks:
             free_task(session, ctx, case, task, RetractReason.TAKEN_OVER)
-            task.status, task.assignee_id, task.accepted_at = TaskStatus.ACCEPTED, supervisor.id, now
+            task.status = TASKS.step(TaskStatus(task.status), TaskAction.TAKE_OVER)
+            task.assignee_id, task.accepted_at = supervisor.id, now
             session.add(task)
         session.flush()
         if Status(case.status) is not Status.REWORK:

@@ -39,7 +39,6 @@ from models.tables import Case, CaseSource, Person
 from models.work import (
     CaseTask,
     Completion,
-    CompletionStatus,
     Escalation,
     EscalationReason,
     OfferStatus,
@@ -48,6 +47,7 @@ from models.work import (
     VerificationStatus,
     WorkOffer,
 )
+from models.work_lifecycles import COMPLETIONS, TASKS, CompletionAction, OfferAction, TaskAction, guard
 from services import dispatch
 from services.cases import CaseNotFound, StaleCase, apply_action_in
 from services.context import ServiceContext
@@ -161,7 +161,7 @@ def approve(ctx: ServiceContext, *, case_id: int, supervisor_id: int, expected_v
             raise OwnWork(case.number) from exc
         except StaleCase as exc:
             raise CardOutdated(case.number, "changed") from exc
-        _decide_completions(session, ctx, case, CompletionStatus.APPROVED, supervisor.id, None)
+        _decide_completions(session, ctx, case, CompletionAction.APPROVE, supervisor.id, None)
         card_ids = _close_cards(session, ctx, case)
         ctx.publish(session, ClosureApproved(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
                                              card_ids=card_ids))
@@ -185,10 +185,11 @@ def reject(ctx: ServiceContext, *, case_id: int, supervisor_id: int, reason: str
         except StaleCase as exc:
             raise CardOutdated(case.number, "changed") from exc
         now = ctx.clock.now()
-        _decide_completions(session, ctx, case, CompletionStatus.REJECTED, supervisor.id, note)
+        _decide_completions(session, ctx, case, CompletionAction.REJECT, supervisor.id, note)
+        sources, target = guard(TASKS, TaskAction.REWORK)
         session.execute(sa.update(CaseTask).where(
-            CaseTask.case_id == case.id, CaseTask.status == TaskStatus.DONE, CaseTask.assignee_id.is_not(None),
-        ).values(status=TaskStatus.ACCEPTED, done_at=None, updated_at=now, version=CaseTask.version + 1))
+            CaseTask.case_id == case.id, CaseTask.status.in_(sources), CaseTask.assignee_id.is_not(None),
+        ).values(status=target, done_at=None, updated_at=now, version=CaseTask.version + 1))
         card_ids = _close_cards(session, ctx, case)
         ctx.publish(session, ClosureRejected(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
                                              reason=note, card_ids=card_ids))
@@ -197,11 +198,12 @@ def reject(ctx: ServiceContext, *, case_id: int, supervisor_id: int, reason: str
     return result
 
 
-def _decide_completions(session: Session, ctx: ServiceContext, case: Case, status: CompletionStatus,
+def _decide_completions(session: Session, ctx: ServiceContext, case: Case, action: CompletionAction,
                         supervisor_id: int | None, note: str | None) -> None:
+    sources, target = guard(COMPLETIONS, action)
     session.execute(sa.update(Completion).where(
-        Completion.case_id == case.id, Completion.status == CompletionStatus.SUBMITTED,
-    ).values(status=status, decided_at=ctx.clock.now(), decided_by_id=supervisor_id, decision_note=note))
+        Completion.case_id == case.id, Completion.status.in_(sources),
+    ).values(status=target, decided_at=ctx.clock.now(), decided_by_id=supervisor_id, decision_note=note))
 
 
 # -- cleared at source ---------------------------------------------------------------------------------
@@ -264,7 +266,7 @@ def clear_at_source_in(session: Session, ctx: ServiceContext, case: Case, *, rea
         return SourceClear.ALREADY_ENDED
     if status is Status.AWAITING_VERIFICATION:
         apply_action_in(session, ctx, case, action=Action.APPROVE, actor=system, note=reason)
-        _decide_completions(session, ctx, case, CompletionStatus.APPROVED, None, reason)
+        _decide_completions(session, ctx, case, CompletionAction.APPROVE, None, reason)
         card_ids = _close_cards(session, ctx, case)
         ctx.publish(session, ClosedBySource(case_id=case.id, case_number=case.number, card_ids=card_ids))
         return SourceClear.CLOSED
@@ -287,10 +289,11 @@ def end_work(session: Session, ctx: ServiceContext, case: Case) -> None:
     offers = session.exec(select(WorkOffer).where(WorkOffer.case_id == case.id,
                                                   WorkOffer.status == OfferStatus.OPEN)).all()
     for offer in offers:
-        dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.CASE_ENDED)
+        dispatch.retract_offer(session, ctx, offer, action=OfferAction.WITHDRAW, reason=RetractReason.CASE_ENDED)
+    sources, target = guard(TASKS, TaskAction.CANCEL)
     session.execute(sa.update(CaseTask).where(
-        CaseTask.case_id == case.id, CaseTask.status.in_([TaskStatus.WAITING, TaskStatus.OFFERED, TaskStatus.ACCEPTED]),
-    ).values(status=TaskStatus.CANCELLED, updated_at=now, version=CaseTask.version + 1))
+        CaseTask.case_id == case.id, CaseTask.status.in_(sources),
+    ).values(status=target, updated_at=now, version=CaseTask.version + 1))
     session.execute(sa.update(Escalation).where(Escalation.case_id == case.id, Escalation.resolved_at.is_(None))
                     .values(resolved_at=now))
 

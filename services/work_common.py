@@ -13,7 +13,8 @@ from sqlmodel import Session
 
 from models.lifecycle import Action, Actor, Role, Status
 from models.tables import Case, CaseEvent, Person
-from models.work import Completion, CompletionStatus, OfferStatus
+from models.work import Completion, OfferStatus
+from models.work_lifecycles import COMPLETIONS, CompletionAction, guard
 from services.context import ServiceContext
 from services.photos import PhotoProblem
 from services.work_rules import LocationJudgement
@@ -149,6 +150,7 @@ def note_event(session: Session, ctx: ServiceContext, case: Case, action: Action
 
 def abandon_drafts(session: Session, task_id: int, worker_id: int, now: datetime) -> None:
     """Drafts of a proof the worker can no longer finish (the task left them) are abandoned."""
+    sources, target = guard(COMPLETIONS, CompletionAction.ABANDON)
     session.execute(sa.update(Completion).where(
         Completion.task_id == task_id, Completion.worker_id == worker_id,
-        Completion.status == CompletionStatus.DRAFT).values(status=CompletionStatus.ABANDONED, decided_at=now))
+        Completion.status.in_(sources)).values(status=target, decided_at=now))
