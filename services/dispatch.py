@@ -178,20 +178,11 @@ def assign_to_reporter(session: Session, ctx: ServiceContext, case: Case, task: 
 
 
 # Which action closes an offer with a given status: only for callers still passing `status=` (see retract_offer).
-_ACTION_CLOSING_WITH = {OFFERS.target(action): action for action in OFFERS.actions}
-
-
-def retract_offer(session: Session, ctx: ServiceContext, offer: WorkOffer, *, action: OfferAction | None = None,
-                  reason: RetractReason, note: str | None = None, status: OfferStatus | None = None) -> None:
+def retract_offer(session: Session, ctx: ServiceContext, offer: WorkOffer, *, action: OfferAction,
+                  reason: RetractReason, note: str | None = None) -> None:
     """Close `offer` by `action` (LOSE, WITHDRAW ...) and publish `OfferRetracted` (its renderers correct the
     worker's copy). Raises `IllegalStep` when the offer's status does not allow `action`.
-
-    `status=` (the closing status) is still accepted for callers not yet moved to `action=`.
     """
-    if (action is None) == (status is None):
-        raise TypeError("retract_offer takes exactly one of action= or status=")
-    if action is None:
-        action = _ACTION_CLOSING_WITH[OfferStatus(status)]
     offer.status = OFFERS.step(OfferStatus(offer.status), action)
     offer.closed_at = ctx.clock.now()
     if note is not None:

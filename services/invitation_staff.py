@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction
 from models.events.staff import WorkerDeactivated
 from models.events.work import RetractReason
 from models.lifecycle import Action, Actor, Role, Status
@@ -147,7 +148,7 @@ def _deactivate_once(ctx: ServiceContext, worker_id: int, authorize) -> Deactiva
         for offer in session.exec(select(WorkOffer).where(WorkOffer.worker_id == worker.id,
                                                           WorkOffer.status == OfferStatus.OPEN)).all():
             case = session.get(Case, offer.case_id)
-            dispatch.retract_offer(session, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.DEACTIVATED)
+            dispatch.retract_offer(session, ctx, offer, action=OfferAction.WITHDRAW, reason=RetractReason.DEACTIVATED)
             withdrawn += 1
             task = session.get(CaseTask, offer.task_id)
             if task.status == TaskStatus.OFFERED and not dispatch.open_offers(session, task.id):
@@ -157,12 +158,14 @@ def _deactivate_once(ctx: ServiceContext, worker_id: int, authorize) -> Deactiva
                                                    CaseTask.status == TaskStatus.ACCEPTED)).all()
         for task in held:
             case = session.get(Case, task.case_id)
-            task.status, task.assignee_id, task.accepted_at, task.updated_at = TaskStatus.WAITING, None, None, now
+            task.status = TASKS.step(TaskStatus(task.status), TaskAction.WITHDRAW)
+            task.assignee_id, task.accepted_at, task.updated_at = None, None, now
             task.version += 1
             session.add(task)
             session.execute(sa.update(WorkOffer).where(
                 WorkOffer.task_id == task.id, WorkOffer.worker_id == worker.id,
-                WorkOffer.status == OfferStatus.ACCEPTED).values(status=OfferStatus.WITHDRAWN, closed_at=now))
+                WorkOffer.status == OfferStatus.ACCEPTED).values(
+                    status=OFFERS.step(OfferStatus.ACCEPTED, OfferAction.WITHDRAW), closed_at=now))
             abandon_drafts(session, task.id, worker.id, now)
             session.flush()
             others = session.exec(select(CaseTask.id).where(

@@ -12,6 +12,7 @@ from datetime import datetime
 import shapely
 from sqlmodel import Session, select
 
+from models.work_lifecycles import SPOT_CHECKS, SpotCheckAction
 from models.events.staff import (
     AnswerKind,
     AnswerOutcome,
@@ -71,7 +72,8 @@ def _progress(session: Session, ctx: ServiceContext, check: SpotCheck, now: date
     if problems:
         outcome = AnswerOutcome.REFUSED
     elif check.photo_at is not None and check.location_at is not None:
-        check.status, check.finished_at, check.note = SpotCheckStatus.PASSED, now, None
+        check.status = SPOT_CHECKS.step(SpotCheckStatus(check.status), SpotCheckAction.PASS)
+        check.finished_at, check.note = now, None
         outcome = AnswerOutcome.PASSED
     elif check.photo_at is not None:
         outcome = AnswerOutcome.WAITING_FOR_LOCATION
@@ -234,7 +236,8 @@ def failure_reasons(check: SpotCheck) -> list[str]:
 def finish_check(session: Session, ctx: ServiceContext, check: SpotCheck, now: datetime) -> None:
     """End an open check past its deadline: FAILED when the worker sent anything, else SILENT; escalated."""
     answered = (check.photo_at is not None or check.photo_problem is not None or check.lat is not None)
-    check.status = SpotCheckStatus.FAILED if answered else SpotCheckStatus.SILENT
+    check.status = SPOT_CHECKS.step(SpotCheckStatus(check.status),
+                                    SpotCheckAction.FAIL if answered else SpotCheckAction.EXPIRE)
     check.finished_at = now
     check.note = "; ".join(failure_reasons(check))[:500]
     session.add(check)

@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import select
 
+from models.work_lifecycles import SPOT_CHECKS, initial
 from models.events.staff import AnswerOutcome, AnswerProblem, SpotCheckRequested
 from models.supervision import SpotCheck, SpotCheckRound, SpotCheckStatus
 from services.context import ServiceContext
@@ -111,13 +112,13 @@ def _start_round(ctx: ServiceContext, day: str, number: int, now: datetime) -> i
         due = now + timedelta(minutes=ctx.settings.spot_check_answer_minutes)
         for pick in picks:
             if pick.worker_id is None:
-                check = SpotCheck(grid_code=pick.grid_code, status=SpotCheckStatus.NOBODY, seed=seed, requested_at=now,
+                check = SpotCheck(grid_code=pick.grid_code, status=initial(SPOT_CHECKS, SpotCheckStatus.NOBODY), seed=seed, requested_at=now,
                                   due_at=now, finished_at=now, note="nobody_on_duty")
                 session.add(check)
                 session.flush()
                 escalate(session, ctx, check, now)
                 continue
-            check = SpotCheck(grid_code=pick.grid_code, worker_id=pick.worker_id, status=SpotCheckStatus.PENDING,
+            check = SpotCheck(grid_code=pick.grid_code, worker_id=pick.worker_id, status=initial(SPOT_CHECKS, SpotCheckStatus.PENDING),
                               seed=seed, requested_at=now, due_at=due)
             session.add(check)
             session.flush()

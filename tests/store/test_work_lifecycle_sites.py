@@ -79,16 +79,6 @@ def test_retracting_an_offer_already_taken_raises_and_publishes_nothing(ctx, db,
     assert rows(db, case.id) == before
 
 
-def test_retract_offer_still_takes_the_closing_status_from_callers_not_yet_moved(ctx, db, clock, recorded) -> None:
-    worker = add_worker(db.sessions, clock.now(), 821)
-    case = report(ctx)
-    with transaction(db.sessions) as s:
-        offer = s.exec(select(WorkOffer).where(WorkOffer.worker_id == worker)).one()
-        dispatch.retract_offer(s, ctx, offer, status=OfferStatus.WITHDRAWN, reason=RetractReason.DEACTIVATED)
-    assert rows(db, case.id)[2] == {worker: OfferStatus.WITHDRAWN}
-    assert [(e.worker_id, e.reason) for e in recorded] == [(worker, RetractReason.DEACTIVATED)]
-
-
 def test_returning_an_order_held_without_an_offer_row_records_an_accepted_offer_returned(ctx, db, clock) -> None:
     worker = add_worker(db.sessions, clock.now(), 831)
     case = report(ctx)
