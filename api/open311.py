@@ -13,7 +13,7 @@ import math
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -163,7 +163,7 @@ def service_of(category: Category, locale: str, has_questions: bool) -> dict[str
             "metadata": has_questions, "type": "realtime", "keywords": category.kind, "group": category.kind}
 
 
-def definition_of(category: Category, questions: list[Any]) -> dict[str, Any]:
+def definition_of(category: Category, questions: list[ServiceQuestion]) -> dict[str, Any]:
     return {
         "service_code": category.code,
         "attributes": [
