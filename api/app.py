@@ -17,9 +17,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import open311, v1, webhook
-from api.deps import ApiError, error_response
+from api import console, open311, v1, webhook
+from api.deps import REFUSALS, ApiError, error_response, refusal
 from api.metrics import make_registry
+from api.routes import open311 as open311_routes
 from services.api_keys import RateLimiter
 from services.health import store_health
 
@@ -122,9 +123,7 @@ def create_api(app: OneGrid) -> FastAPI:
 
     body_limits = {"/api/v1/areas/import": settings.api_max_import_bytes}
     if app.sandbox is not None:  # photo uploads of the sandbox console
-        from api.console import BODY_LIMITS as console_limits
-
-        body_limits.update(console_limits)
+        body_limits.update(console.BODY_LIMITS)
     api.add_middleware(BodyLimit, default=settings.api_max_body_bytes, overrides=body_limits)
 
     @api.exception_handler(ApiError)
@@ -132,6 +131,13 @@ def create_api(app: OneGrid) -> FastAPI:
         if request.url.path.startswith(open311.PREFIX):
             return open311.error_response(open311.fmt_of(request), exc.status, exc.message, exc.headers)
         return error_response(exc)
+
+    async def on_refusal(request: Request, exc: Exception) -> Response:
+        # A read service's refusal (not visible, bad cursor or filter) answers as its ApiError would.
+        return await on_api_error(request, refusal(exc))
+
+    for refused in REFUSALS:
+        api.add_exception_handler(refused, on_refusal)
 
     @api.exception_handler(open311.Open311Error)
     async def on_open311_error(request: Request, exc: open311.Open311Error) -> Response:
@@ -164,12 +170,10 @@ def create_api(app: OneGrid) -> FastAPI:
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    api.include_router(open311.build_router())
+    api.include_router(open311_routes.router)
     api.include_router(v1.build_router())
     api.include_router(webhook.build_router())
     if app.sandbox is not None:  # sandbox mode only: with a bot token, nothing of /console exists
-        from api import console
-
         api.include_router(console.build_router(app.sandbox))
     return api
 

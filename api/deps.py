@@ -1,4 +1,4 @@
-"""Request dependencies as `Annotated[..., Depends()]` aliases: the container, a session, the caller's key.
+"""Request dependencies as `Annotated[..., Depends()]` aliases: the container, the services' context, the caller's key.
 
 Authentication answers 401 (no or bad key, with WWW-Authenticate), scopes 403, the per-key rate
 limit 429 with Retry-After. Errors are raised as `ApiError`, rendered by api/app.py.
@@ -7,19 +7,23 @@ limit 429 with Retry-After. Errors are raised as `ApiError`, rendered by api/app
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel import Session
 
 from models.api import Scope
 from services.api_keys import Principal, authenticate
+from services.api_views import BadCursor, BadFilter, NotVisible
 from services.context import ServiceContext
 
 if TYPE_CHECKING:
     from onegrid.app import OneGrid
+
+
+V1_PREFIX = "/api/v1"
 
 
 class ApiError(Exception):
@@ -46,21 +50,13 @@ OneGridDep = Annotated[Any, Depends(get_onegrid)]
 CtxDep = Annotated[ServiceContext, Depends(get_ctx)]
 
 
-def get_session(ctx: CtxDep) -> Iterator[Session]:
-    """A read session for the request; writes go through services, which own their transactions."""
-    with ctx.sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-
 bearer = HTTPBearer(
     auto_error=False, scheme_name="ApiKey",
     description="`Authorization: Bearer og_<key_id>_<secret>`; keys are made with `onegrid apikey create`.",
 )
 
 
-async def _principal_for(request: Request, ctx: ServiceContext, token: str | None) -> Principal:
+async def principal_for(request: Request, ctx: ServiceContext, token: str | None) -> Principal:
     if not token:
         raise ApiError(401, "unauthenticated", "an API key is required", {"WWW-Authenticate": "Bearer"})
     principal = await asyncio.to_thread(authenticate, ctx, token=token)
@@ -77,7 +73,7 @@ async def _principal_for(request: Request, ctx: ServiceContext, token: str | Non
 async def current_key(
     request: Request, ctx: CtxDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    return await _principal_for(request, ctx, credentials.credentials if credentials else None)
+    return await principal_for(request, ctx, credentials.credentials if credentials else None)
 
 
 CurrentKey = Annotated[Principal, Depends(current_key)]
@@ -108,8 +104,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(exc: ApiError) -> Any:
+def error_response(exc: ApiError) -> JSONResponse:
     """The JSON answer for an ApiError: `{"detail": message, "code": code}`."""
-    from fastapi.responses import JSONResponse
-
     return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=exc.status, headers=exc.headers)
+
+
+def refusal(exc: NotVisible | BadCursor | BadFilter) -> ApiError:
+    """The answer to a read service's refusal: 404 for what the key may not see, 422 for a bad cursor or filter."""
+    if isinstance(exc, NotVisible):
+        return not_found(f"no such {exc.what}")
+    if isinstance(exc, BadCursor):
+        return ApiError(422, "bad_cursor", "cursor is not one this API gave out")
+    return ApiError(422, "bad_filter", f"unknown {exc.field} {exc.value!r}")
+
+
+REFUSALS = (NotVisible, BadCursor, BadFilter)

@@ -13,11 +13,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlmodel import func, select
-
-from models.api import WebhookUpdate
-from models.tables import Case, Notification
-from services.upstream import outbox_health
+from services.metrics_queries import store_counts
 
 if TYPE_CHECKING:
     from onegrid.app import OneGrid
@@ -30,13 +26,8 @@ class StoreCollector(Collector):
         self.app = app
 
     def collect(self) -> Any:
-        ctx = self.app.ctx
         try:
-            with ctx.sessions() as session:
-                cases = session.exec(select(Case.status, func.count()).group_by(Case.status)).all()
-                notes = session.exec(select(Notification.status, func.count()).group_by(Notification.status)).all()
-                webhook = session.exec(select(WebhookUpdate.state, func.count()).group_by(WebhookUpdate.state)).all()
-            outbox = outbox_health(ctx)
+            counts = store_counts(self.app.ctx)
         except Exception:  # noqa: BLE001 - a scrape must answer; the up metric says the store is down
             log.exception("metrics: the store did not answer")
             up = GaugeMetricFamily("onegrid_store_up", "1 when the case store answered this scrape")
@@ -47,24 +38,24 @@ class StoreCollector(Collector):
         up.add_metric([], 1)
         yield up
         g = GaugeMetricFamily("onegrid_cases", "Cases by status", labels=["status"])
-        for status, n in cases:
+        for status, n in counts.cases:
             g.add_metric([str(status)], n)
         yield g
         g = GaugeMetricFamily("onegrid_notifications", "Notification rows by status (queue depth: pending)",
                               labels=["status"])
-        for status, n in notes:
+        for status, n in counts.notifications:
             g.add_metric([str(status)], n)
         yield g
         g = GaugeMetricFamily("onegrid_outbox_events", "Outbox rows by status (depth: pending; dead letters: dead)",
                               labels=["status"])
-        for status, n in outbox["by_status"].items():
+        for status, n in counts.outbox["by_status"].items():
             g.add_metric([status], n)
         yield g
         g = GaugeMetricFamily("onegrid_outbox_oldest_pending_age_seconds", "Age of the oldest unsent outbox row")
-        g.add_metric([], outbox["oldest_pending_age_s"])
+        g.add_metric([], counts.outbox["oldest_pending_age_s"])
         yield g
         g = GaugeMetricFamily("onegrid_webhook_updates", "Stored Telegram updates by state", labels=["state"])
-        for state, n in webhook:
+        for state, n in counts.webhook_updates:
             g.add_metric([str(state)], n)
         yield g
         sender = self.app.sender

@@ -9,31 +9,23 @@ the FixMyStreet-style ``extended_status`` and OneGrid's own fields.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import APIKeyQuery
-from sqlmodel import Session, select
 
-from api.deps import ApiError, CtxDep, SessionDep, _principal_for
-from models.api import CaseSubmission, Scope, SyncLink
+from models.api import ServiceQuestion
 from models.lifecycle import Status
-from models.tables import Case, CaseEvent, Category, Department
-from services import intake
-from services.api_keys import Principal, case_in_scope, case_scope_clause
-from services.cases import OutsideGrid, UnknownCategory
+from models.tables import Category
 from services.context import ServiceContext
+from services.open311_queries import CLOSED_STATUSES, RequestQuery, RequestRecord
 
 PREFIX = "/open311/v2"
-
-CLOSED_STATUSES = frozenset({Status.CLOSED, Status.CANCELLED, Status.MERGED})
 
 # FixMyStreet's Open311 extended status vocabulary.
 EXTENDED_STATUS: dict[Status, str] = {
@@ -66,10 +58,6 @@ DEFAULT_NOTES: dict[Status, str] = {
     Status.MERGED: "Duplicate of another request.",
 }
 
-api_key_query = APIKeyQuery(name="api_key", auto_error=False, scheme_name="Open311ApiKey",
-                            description="Open311 `api_key` (query, or form field on POST)")
-
-
 class Fmt(StrEnum):
     JSON = "json"
     XML = "xml"
@@ -84,7 +72,7 @@ ERRORS = {
 }
 
 
-def _ok_doc(description: str) -> dict[int | str, Any]:
+def ok_doc(description: str) -> dict[int | str, Any]:
     return {200: {"description": description, "content": {"application/json": {}, "application/xml": {}}}}
 
 
@@ -156,27 +144,13 @@ def error_response(fmt: Fmt, code: int, description: str, headers: dict[str, str
                   headers=headers)
 
 
-def _stamp(when: datetime | None, tz: ZoneInfo) -> str | None:
+def stamp(when: datetime | None, tz: ZoneInfo) -> str | None:
     return when.astimezone(tz).isoformat(timespec="seconds") if when else None
 
 
-def _locale(request: Request, explicit: str | None, default: str) -> str:
+def locale_of(request: Request, explicit: str | None, default: str) -> str:
     wanted = explicit or request.headers.get("accept-language", "") or default
     return "en" if wanted.lower().startswith("en") else "zh_CN"
-
-
-# ---------------------------------------------------------------------------- authentication
-
-
-async def _key(request: Request, ctx: ServiceContext, token: str | None, scope: Scope) -> Principal:
-    try:
-        principal = await _principal_for(request, ctx, token)
-    except ApiError as exc:
-        code = 429 if exc.status == 429 else 403  # Open311 answers key problems with 403
-        raise Open311Error(code, exc.message, exc.headers if exc.status == 429 else None) from None
-    if not principal.allows(scope):
-        raise Open311Error(403, f"this api_key lacks the {scope.value!r} scope")
-    return principal
 
 
 # ---------------------------------------------------------------------------- services
@@ -189,7 +163,7 @@ def service_of(category: Category, locale: str, has_questions: bool) -> dict[str
             "metadata": has_questions, "type": "realtime", "keywords": category.kind, "group": category.kind}
 
 
-def definition_of(category: Category, questions: list[Any]) -> dict[str, Any]:
+def definition_of(category: Category, questions: list[ServiceQuestion]) -> dict[str, Any]:
     return {
         "service_code": category.code,
         "attributes": [
@@ -204,9 +178,10 @@ def definition_of(category: Category, questions: list[Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- requests
 
 
-def request_of(case: Case, *, category: Category | None, department: Department | None, locale: str,
-               tz: ZoneInfo, notes: str | None, extensions: bool, link: SyncLink | None,
-               submission: CaseSubmission | None) -> dict[str, Any]:
+def request_of(record: RequestRecord, *, locale: str, tz: ZoneInfo, extensions: bool) -> dict[str, Any]:
+    """One service request as the standard (and, with `extensions`, FixMyStreet) describes it."""
+    case, category, department = record.case, record.category, record.department
+    link, submission = record.link, record.submission
     status = Status(case.status)
     service_name = None
     if category is not None:
@@ -217,15 +192,15 @@ def request_of(case: Case, *, category: Category | None, department: Department 
     body: dict[str, Any] = {
         "service_request_id": case.number,
         "status": "closed" if status in CLOSED_STATUSES else "open",
-        "status_notes": notes or DEFAULT_NOTES[status],
+        "status_notes": record.note or DEFAULT_NOTES[status],
         "service_name": service_name,
         "service_code": case.category_code,
         "description": case.description or None,
         "agency_responsible": agency,
         "service_notice": None,
-        "requested_datetime": _stamp(case.created_at, tz),
-        "updated_datetime": _stamp(case.updated_at, tz),
-        "expected_datetime": _stamp(case.handle_due_at, tz) if status not in CLOSED_STATUSES else None,
+        "requested_datetime": stamp(case.created_at, tz),
+        "updated_datetime": stamp(case.updated_at, tz),
+        "expected_datetime": stamp(case.handle_due_at, tz) if status not in CLOSED_STATUSES else None,
         "address": case.address,
         "address_id": submission.address_id if submission else None,
         "zipcode": None,
@@ -243,34 +218,13 @@ def request_of(case: Case, *, category: Category | None, department: Department 
     return body
 
 
-def render_requests(session: Session, ctx: ServiceContext, rows: list[Case], *, locale: str,
+def render_requests(records: list[RequestRecord], *, locale: str, timezone: str,
                     extensions: bool) -> list[dict[str, Any]]:
-    if not rows:
-        return []
-    ids = [c.id for c in rows]
-    categories = {c.code: c for c in session.exec(select(Category).where(
-        Category.code.in_({c.category_code for c in rows})))}
-    departments = {d.code: d for d in session.exec(select(Department).where(
-        Department.code.in_({c.department_code for c in categories.values()})))}
-    # The latest note per case explains its current status.
-    notes: dict[int, str] = {}
-    for case_id, note in session.exec(select(CaseEvent.case_id, CaseEvent.note).where(
-            CaseEvent.case_id.in_(ids), CaseEvent.note.is_not(None)).order_by(CaseEvent.id)):
-        notes[case_id] = note
-    links = {link.case_id: link for link in session.exec(select(SyncLink).where(SyncLink.case_id.in_(ids)))}
-    subs = {s.case_id: s for s in session.exec(select(CaseSubmission).where(CaseSubmission.case_id.in_(ids)))}
-    tz = ZoneInfo(ctx.timezone)
-    out = []
-    for case in rows:
-        category = categories.get(case.category_code)
-        department = departments.get(category.department_code) if category else None
-        out.append(request_of(case, category=category, department=department, locale=locale, tz=tz,
-                              notes=notes.get(case.id), extensions=extensions, link=links.get(case.id),
-                              submission=subs.get(case.id)))
-    return out
+    tz = ZoneInfo(timezone)
+    return [request_of(r, locale=locale, tz=tz, extensions=extensions) for r in records]
 
 
-def _parse_when(name: str, value: str | None) -> datetime | None:
+def parse_when(name: str, value: str | None) -> datetime | None:
     if value is None or value == "":
         return None
     try:
@@ -280,221 +234,48 @@ def _parse_when(name: str, value: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _csv(value: str | None) -> list[str]:
+def csv_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-def _flag(value: str | None) -> bool:
+def flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("true", "1", "yes")
 
 
-def _number(name: str, value: str | None, low: float, high: float) -> float | None:
+def number(name: str, value: str | None, low: float, high: float) -> float | None:
     if value is None or value.strip() == "":
         return None
     try:
-        number = float(value)
+        parsed = float(value)
     except ValueError:
         raise Open311Error(400, f"{name} must be a number") from None
-    if not math.isfinite(number) or not low <= number <= high:
+    if not math.isfinite(parsed) or not low <= parsed <= high:
         raise Open311Error(400, f"{name} must be between {low} and {high}")
-    return number
+    return parsed
 
 
-def _check_jurisdiction(ctx: ServiceContext, jurisdiction_id: str | None) -> None:
+def check_jurisdiction(ctx: ServiceContext, jurisdiction_id: str | None) -> None:
     expected = ctx.settings.open311_jurisdiction_id
     if expected and jurisdiction_id and jurisdiction_id != expected:
         raise Open311Error(404, f"unknown jurisdiction_id {jurisdiction_id[:80]!r}")
 
 
-def _check_fmt(fmt: str) -> Fmt:
-    try:
-        return Fmt(fmt)
-    except ValueError:
-        raise Open311Error(404, "format must be json or xml") from None
-
-
-# ---------------------------------------------------------------------------- router
-
-Str = Annotated[str | None, Query()]
-FStr = Annotated[str | None, Form()]
-
-
-def build_router() -> APIRouter:
-    router = APIRouter(prefix=PREFIX, tags=["open311"], responses=ERRORS)
-
-    @router.get("/services.{fmt}", summary="Service list (the category catalogue)",
-                responses=_ok_doc("Services (services.json schema)"))
-    def services(request: Request, fmt: Fmt, ctx: CtxDep, session: SessionDep, jurisdiction_id: Str = None,
-                 locale: Str = None) -> Response:
-        _check_jurisdiction(ctx, jurisdiction_id)
-        lang = _locale(request, locale, ctx.settings.default_locale)
-        rows = session.exec(select(Category).where(Category.active == True).order_by(  # noqa: E712
-            Category.kind, Category.code)).all()
-        with_questions = set(session.exec(select(intake.ServiceQuestion.category_code).distinct()))
-        data = [service_of(c, lang, c.code in with_questions) for c in rows]
-        return render(fmt, data, root="services", item="service")
-
-    @router.get("/services/{service_code}.{fmt}", summary="Service definition (the category's questions)",
-                responses=_ok_doc("Service definition (service-definition.json schema)"))
-    def service_definition(service_code: str, fmt: Fmt, ctx: CtxDep, session: SessionDep,
-                           jurisdiction_id: Str = None) -> Response:
-        _check_jurisdiction(ctx, jurisdiction_id)
-        category = session.exec(select(Category).where(Category.code == service_code,
-                                                        Category.active == True)).first()  # noqa: E712
-        if category is None:
-            raise Open311Error(404, f"unknown service_code {service_code[:64]!r}")
-        data = definition_of(category, intake.service_questions(session, category.code))
-        return render(fmt, data, root="service_definition")
-
-    @router.post("/requests.{fmt}", summary="Create a service request (form-encoded)",
-                 responses=_ok_doc("[{service_request_id, service_notice, account_id}]"))
-    async def create_request(
-        request: Request, fmt: Fmt, ctx: CtxDep,
-        service_code: Annotated[str, Form(max_length=64)],
-        lat: Annotated[float, Form(ge=-90, le=90, description="WGS84 latitude (this server needs lat/long)")],
-        long: Annotated[float, Form(ge=-180, le=180, description="WGS84 longitude")],
-        api_key: FStr = None, jurisdiction_id: FStr = None, address_string: FStr = None, address_id: FStr = None, email: FStr = None,
-        device_id: FStr = None, account_id: FStr = None, first_name: FStr = None, last_name: FStr = None,
-        phone: FStr = None, description: FStr = None, media_url: FStr = None,
-        query_key: Annotated[str | None, Depends(api_key_query)] = None,
-    ) -> Response:
-        principal = await _key(request, ctx, api_key or query_key, Scope.WRITE)
-        _check_jurisdiction(ctx, jurisdiction_id)
-        form = await request.form()
-        attributes: dict[str, Any] = {}
-        for name, value in form.multi_items():
-            if name.startswith("attribute[") and name.endswith("]"):
-                code = name[len("attribute["):].rstrip("]").removesuffix("][")
-                if name.endswith("[]"):
-                    attributes.setdefault(code, []).append(str(value))
-                else:
-                    attributes[code] = str(value)
-        latitude, longitude = _number("lat", str(lat), -90, 90), _number("long", str(long), -180, 180)
-        if description and len(description) > 4000:
-            raise Open311Error(400, "description is limited to 4000 characters")
-        if media_url and (len(media_url) > 2000 or not media_url.startswith(("http://", "https://"))):
-            raise Open311Error(400, "media_url must be an http(s) URL")
-        fields = {"address_string": 500, "address_id": 200, "email": 200, "first_name": 100, "last_name": 100,
-                  "phone": 50, "device_id": 200, "account_id": 200}
-        values = {"address_string": address_string, "address_id": address_id, "email": email,
-                  "first_name": first_name, "last_name": last_name, "phone": phone, "device_id": device_id,
-                  "account_id": account_id}
-        for name, limit in fields.items():
-            if values[name] is not None and len(values[name]) > limit:
-                raise Open311Error(400, f"{name} is limited to {limit} characters")
-        service_request = intake.ServiceRequest(
-            service_code=service_code, lat=latitude, lon=longitude, description=description or "",
-            media_url=media_url or None, attributes=attributes, **{k: (v or None) for k, v in values.items()})
-        try:
-            case = await asyncio.to_thread(intake.submit_service_request, ctx, principal=principal,
-                                           request=service_request)
-        except UnknownCategory:
-            raise Open311Error(400, f"unknown service_code {service_code[:64]!r}") from None
-        except OutsideGrid:
-            raise Open311Error(400, "the location lies outside every grid of this jurisdiction") from None
-        except intake.OutsideArea:
-            raise Open311Error(403, "the location lies outside this api_key's area") from None
-        except intake.BadAttributes as exc:
-            raise Open311Error(400, str(exc)) from None
-        due = _stamp(case.handle_due_at, ZoneInfo(ctx.timezone))
-        notice = f"Registered as {case.number}" + (f"; expected to be handled by {due}" if due else "")
-        data = [{"service_request_id": case.number, "service_notice": notice}]
-        if account_id:
-            data[0]["account_id"] = account_id
-        return render(fmt, data, root="service_requests", item="request")
-
-    @router.get("/requests.{fmt}", summary="Service requests (default: the last 90 days, newest first)",
-                responses=_ok_doc("Requests (requests.json schema)"))
-    async def list_requests(
-        request: Request, fmt: Fmt, ctx: CtxDep,
-        query_key: Annotated[str | None, Depends(api_key_query)] = None,
-        jurisdiction_id: Str = None, service_request_id: Str = None, service_code: Str = None,
-        start_date: Str = None, end_date: Str = None, status: Str = None, extensions: Str = None,
-        updated_after: Str = None, updated_before: Str = None, locale: Str = None,
-    ) -> Response:
-        principal = await _key(request, ctx, query_key, Scope.READ)
-        _check_jurisdiction(ctx, jurisdiction_id)
-        params = {"service_request_id": service_request_id, "service_code": service_code, "start_date": start_date,
-                  "end_date": end_date, "status": status, "updated_after": updated_after,
-                  "updated_before": updated_before}
-        lang = _locale(request, locale, ctx.settings.default_locale)
-        data = await asyncio.to_thread(_find_requests, ctx, principal, params, lang, _flag(extensions))
-        return render(fmt, data, root="service_requests", item="request")
-
-    @router.get("/requests/{service_request_id}.{fmt}", summary="One service request",
-                responses=_ok_doc("A one-element requests array (requests.json schema)"))
-    async def read_request(
-        request: Request, service_request_id: str, fmt: Fmt, ctx: CtxDep,
-        query_key: Annotated[str | None, Depends(api_key_query)] = None,
-        jurisdiction_id: Str = None, extensions: Str = None, locale: Str = None,
-    ) -> Response:
-        principal = await _key(request, ctx, query_key, Scope.READ)
-        _check_jurisdiction(ctx, jurisdiction_id)
-        lang = _locale(request, locale, ctx.settings.default_locale)
-
-        def find() -> list[dict[str, Any]]:
-            with ctx.sessions() as session:
-                case = session.exec(select(Case).where(Case.number == service_request_id)).first()
-                if case is None or not case_in_scope(session, principal, case):
-                    raise Open311Error(404, "no such service request")
-                return render_requests(session, ctx, [case], locale=lang, extensions=_flag(extensions))
-
-        data = await asyncio.to_thread(find)
-        return render(fmt, data, root="service_requests", item="request")
-
-    return router
-
-
-def _find_requests(ctx: ServiceContext, principal: Principal, params: dict[str, str | None], locale: str,
-                   extensions: bool) -> list[dict[str, Any]]:
-    limit = ctx.settings.open311_max_results
-    with ctx.sessions() as session:
-        stmt = select(Case).where(case_scope_clause(principal))
-        ids = _csv(params["service_request_id"])
-        if ids:
-            # The standard: service_request_id overrides every other parameter.
-            rows = session.exec(stmt.where(Case.number.in_(ids[:limit]))).all()
-            if not rows:  # none of them exists in the key's area: the same answer as for an unknown id
-                raise Open311Error(404, "no such service request")
-            return render_requests(session, ctx, list(rows), locale=locale, extensions=extensions)
-        codes = _csv(params["service_code"])
-        if codes:
-            stmt = stmt.where(Case.category_code.in_(codes))
-        statuses = [s.lower() for s in _csv(params["status"])]
-        if any(s not in ("open", "closed") for s in statuses):
-            raise Open311Error(400, "status must be open, closed, or both separated by a comma")
-        if statuses and set(statuses) != {"open", "closed"}:
-            closed = [s.value for s in CLOSED_STATUSES]
-            stmt = stmt.where(Case.status.in_(closed) if statuses[0] == "closed" else Case.status.not_in(closed))
-        start, end = _parse_when("start_date", params["start_date"]), _parse_when("end_date", params["end_date"])
-        after = _parse_when("updated_after", params["updated_after"])
-        before = _parse_when("updated_before", params["updated_before"])
-        window = timedelta(days=ctx.settings.open311_default_window_days)
-        if start and end and end < start:
-            raise Open311Error(400, "end_date is before start_date")
-        if start and end and end - start > window:
-            raise Open311Error(400, f"start_date to end_date may not span more than {window.days} days")
-        if after or before:
-            # Polling by updated_datetime (an extension): oldest change first so a cursor can follow.
-            if after:
-                stmt = stmt.where(Case.updated_at >= after)
-            if before:
-                stmt = stmt.where(Case.updated_at <= before)
-            order = (Case.updated_at.asc(), Case.id.asc())
-        else:
-            if not start and not end:
-                start = ctx.clock.now() - window
-            elif start and not end:
-                end = start + window
-            elif end and not start:
-                start = end - window
-            stmt = stmt.where(Case.created_at >= start)
-            if end is not None:
-                stmt = stmt.where(Case.created_at <= end)
-            order = (Case.created_at.desc(), Case.id.desc())
-        if start and (after or before):
-            stmt = stmt.where(Case.created_at >= start)
-        if end and (after or before):
-            stmt = stmt.where(Case.created_at <= end)
-        rows = session.exec(stmt.order_by(*order).limit(limit)).all()
-        return render_requests(session, ctx, list(rows), locale=locale, extensions=extensions)
+def request_query(ctx: ServiceContext, params: dict[str, str | None]) -> RequestQuery:
+    """The search of GET requests.{fmt}; 400 for a bad status, date or a span over the default window."""
+    numbers = csv_list(params["service_request_id"])
+    if numbers:  # the standard: service_request_id overrides every other parameter
+        return RequestQuery(numbers=tuple(numbers))
+    statuses = [s.lower() for s in csv_list(params["status"])]
+    if any(s not in ("open", "closed") for s in statuses):
+        raise Open311Error(400, "status must be open, closed, or both separated by a comma")
+    closed = statuses[0] == "closed" if statuses and set(statuses) != {"open", "closed"} else None
+    start, end = parse_when("start_date", params["start_date"]), parse_when("end_date", params["end_date"])
+    after = parse_when("updated_after", params["updated_after"])
+    before = parse_when("updated_before", params["updated_before"])
+    window = timedelta(days=ctx.settings.open311_default_window_days)
+    if start and end and end < start:
+        raise Open311Error(400, "end_date is before start_date")
+    if start and end and end - start > window:
+        raise Open311Error(400, f"start_date to end_date may not span more than {window.days} days")
+    return RequestQuery(service_codes=tuple(csv_list(params["service_code"])), closed=closed, start=start,
+                        end=end, updated_after=after, updated_before=before)

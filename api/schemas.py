@@ -2,12 +2,12 @@
 
 ``CaseBase`` → ``CaseCreate`` / ``CaseUpdate`` (writable; unknown fields are refused, so a client
 can never set status, grid, assignee or ids) → the table ``models.tables.Case`` → ``CasePublic``
-(readable). Personal data is masked in public types unless the caller's key has the ``pii`` scope.
+(readable). Personal data is masked in public types unless the caller's key has the ``pii`` scope
+(api/views.py renders them).
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from models.lifecycle import Action
-from services import privacy
 
 CODE = r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$"
 Code = Annotated[str, StringConstraints(pattern=CODE, max_length=64)]
@@ -376,27 +375,3 @@ class InvitationPage(BaseModel):
 class ErrorBody(BaseModel):
     detail: Any
     code: str | None = None
-
-
-# ---------------------------------------------------------------------------- masking
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """138****1234 (services/privacy.py); None stays None."""
-    return privacy.mask_phone(phone) if phone else phone
-
-
-def mask_name(name: str | None) -> str | None:
-    """李** / J** (services/privacy.py); None stays None."""
-    return privacy.mask_name(name) if name else name
-
-
-def mask_email(email: str | None) -> str | None:
-    if not email or "@" not in email:
-        return mask_name(email)
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -13,7 +13,6 @@ replayed later, and applying the same request twice changes nothing more.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from typing import Annotated, Any
 
@@ -23,7 +22,7 @@ from fastapi.security import APIKeyHeader
 
 from api.deps import ApiError, CtxDep, OneGridDep
 from api.schemas import PushAnswer
-from services import telegram_webhook, upstream
+from services import sync_push, telegram_webhook, upstream
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_UPDATE_BYTES = 1024 * 1024
@@ -73,27 +72,20 @@ def build_router() -> APIRouter:
         requests: Annotated[list[dict[str, Any]] | dict[str, Any] | None, Body(
             description="Open311 service request(s): a request, a list, or {\"requests\": [...]}")] = None,
     ) -> PushAnswer:
-        secret = ctx.settings.upstream_push_secret
-        if secret is None:
-            raise ApiError(404, "not_found", "pushes from the upstream are not configured")
         body = await request.body()
         try:
-            upstream.verify_push(secret.get_secret_value(), timestamp=request.headers.get("X-OneGrid-Timestamp"),
-                                 signature=signature, body=body, now=ctx.clock.now(),
-                                 tolerance_s=ctx.settings.upstream_push_tolerance_s)
+            outcomes = await asyncio.to_thread(
+                sync_push.apply_upstream_push, ctx, body=body, timestamp=request.headers.get("X-OneGrid-Timestamp"),
+                signature=signature)
+        except sync_push.PushNotConfigured:
+            raise ApiError(404, "not_found", "pushes from the upstream are not configured") from None
         except upstream.BadSignature as exc:
             raise ApiError(401, "bad_signature", str(exc)) from None
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise ApiError(422, "malformed", "the body must be JSON") from None
-        items = data.get("requests", [data]) if isinstance(data, dict) else data
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise ApiError(422, "malformed", "expected a request, a list of requests or {\"requests\": [...]}")
-        outcomes: dict[str, int] = {}
-        for item in items[:1000]:
-            outcome = await asyncio.to_thread(upstream.apply_upstream_request, ctx, request=item)
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        except sync_push.MalformedPush as exc:
+            if exc.problem == "not_json":
+                raise ApiError(422, "malformed", "the body must be JSON") from None
+            raise ApiError(422, "malformed",
+                           "expected a request, a list of requests or {\"requests\": [...]}") from None
         return PushAnswer(outcomes=outcomes)
 
     return router
