@@ -83,7 +83,8 @@ class OneGrid:
             "delivery": vars(stats) if stats else None,
         }
 
-    def _tick(self) -> None:
+    def heartbeat(self) -> None:
+        """Record that the scheduler is alive (shown by `scheduler_status`)."""
         self.last_tick = self.ctx.clock.now()
 
 
@@ -132,7 +133,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     )
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler)
-    scheduler.add_job(app._tick, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
+    scheduler.add_job(app.heartbeat, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
     # Residents: expire quiet report drafts, purge photo originals past retention (services/reporting.py).
     scheduler.add_job(resident_sweep, "interval", minutes=1, args=[ctx], id="resident_sweep", coalesce=True,
                       max_instances=1)
@@ -253,7 +254,7 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
     await asyncio.to_thread(app.ctx.grid_map.rebuild, app.ctx.sessions)
     if app.sandbox is not None and not app.sandbox.running:
         await app.sandbox.start(app.bot)
-    app._tick()
+    app.heartbeat()
     if not app.scheduler.running:
         app.scheduler.start()
     if app.bot is not None and app.dispatcher is not None and app.sender is not None:
