@@ -13,17 +13,18 @@ What callers may rely on:
 - Every persona action goes through the emulator as a Telegram client would do it (a message,
   a callback query, a shared location) and reaches the bot by long polling; nothing here calls
   OneGrid's handlers or services to play a part of the bot.
+
+Its parts: `bot.sandbox_safety` (loopback only), `bot.sandbox_demo` (the demo people and their
+seeding), `bot.sandbox_views` (what the console reads from the store); this module holds the
+`Sandbox` itself and the personas one acts as.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import ipaddress
-import json
 import logging
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,21 +33,42 @@ import sqlalchemy as sa
 from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import select
 
+from bot import sandbox_views
 from bot.emulator import BotApiEmulator, FakeUser
+from bot.sandbox_demo import DEMO_PEOPLE, DEMO_STREET, DemoPerson, seed_demo_people
+from bot.sandbox_safety import SandboxRefused, check_binding, is_loopback_host
 from models.lifecycle import Role
-from models.tables import Area, AreaLevel, Case, CaseEvent, Category, Person
+from models.tables import Area, Person
 from onegrid.i18n import normalize_locale
 from onegrid.settings import Settings
 from services.context import ServiceContext
-from services.db import transaction
+
+__all__ = [  # the demo and safety names stay importable from here for the console, the app and tests
+    "BOT_USERNAME",
+    "CLIENT_PHOTO_EDGE",
+    "DEMO_PEOPLE",
+    "DEMO_STREET",
+    "EXTRA_RESIDENT_BASE",
+    "LIVE_LOCATION_SECONDS",
+    "MAX_EXTRA_RESIDENTS",
+    "MAX_UPLOAD_BYTES",
+    "DemoPerson",
+    "Persona",
+    "PersonaError",
+    "PersonaNotFound",
+    "Sandbox",
+    "SandboxRefused",
+    "check_binding",
+    "client_photo",
+    "is_loopback_host",
+    "seed_demo_people",
+]
 
 log = logging.getLogger(__name__)
 
 BOT_USERNAME = "onegrid_sandbox_bot"
-DEMO_STREET = "SH-CN-01"  # 江苏路街道, Changning
 EXTRA_RESIDENT_BASE = 9_100_000  # Telegram ids of residents added in the console start above this
 MAX_EXTRA_RESIDENTS = 50
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -54,10 +76,6 @@ MAX_UPLOAD_PIXELS = 50_000_000
 CLIENT_PHOTO_EDGE = 2560  # Telegram clients send photos at most this many pixels per side
 LIVE_LOCATION_SECONDS = 900  # "share live location for 15 minutes"
 UNSTARTED_API_URL = "http://127.0.0.1:9"  # the discard port: calls before start fail at once
-
-
-class SandboxRefused(RuntimeError):
-    """Sandbox mode may not start with these settings; the message says why and what to set."""
 
 
 class PersonaError(ValueError):
@@ -71,116 +89,6 @@ class PersonaError(ValueError):
 class PersonaNotFound(PersonaError):
     def __init__(self, message: str) -> None:
         super().__init__("unknown_persona", message)
-
-
-@dataclass(frozen=True)
-class DemoPerson:
-    """A person the sandbox seeds; `key` names them in the console and in tests."""
-
-    key: str
-    telegram_user_id: int
-    name: str
-    role: Role
-    locale: str
-    area_code: str | None = None
-    department_code: str | None = None
-    phone: str = ""
-
-    @property
-    def language_code(self) -> str:
-        """The Telegram client language that goes with `locale`."""
-        return "zh-hans" if self.locale == "zh_CN" else "en"
-
-
-# A resident, a worker in each of two grids of 江苏路街道 (department of exposed_garbage and the
-# other greening & city appearance categories) and the street's supervisor, in both languages.
-DEMO_PEOPLE: tuple[DemoPerson, ...] = (
-    DemoPerson("resident", 9_000_001, "李华", Role.RESIDENT, "zh_CN", phone="+8613800000001"),
-    DemoPerson("worker", 9_000_002, "王建国", Role.WORKER, "zh_CN", f"{DEMO_STREET}-001",
-               "greening_appearance", "+8613800000002"),
-    DemoPerson("worker2", 9_000_003, "Chen Jie", Role.WORKER, "en", f"{DEMO_STREET}-002",
-               "greening_appearance", "+8613800000003"),
-    DemoPerson("supervisor", 9_000_004, "Zhang Min", Role.SUPERVISOR, "en", DEMO_STREET,
-               phone="+8613800000004"),
-)
-
-
-# ------------------------------------------------------------------------------------ safety
-
-
-def is_loopback_host(host: str) -> bool:
-    """True when every address `host` names is a loopback address (127.0.0.0/8, ::1)."""
-    host = host.strip().strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False  # a name we cannot resolve is not known to be loopback
-    addresses = {info[4][0].split("%")[0] for info in infos}
-    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
-
-
-def check_binding(settings: Settings) -> None:
-    """Raise SandboxRefused when the API host is not loopback and no flag allows it."""
-    if is_loopback_host(settings.api_host) or settings.allow_non_loopback_sandbox:
-        return
-    raise SandboxRefused(
-        f"Sandbox mode refuses to listen on {settings.api_host}: anyone who reaches that address "
-        "could act as any demo person. Use ONEGRID_API_HOST=127.0.0.1, or set "
-        "ONEGRID_BOT_TOKEN to run the real bot, or ONEGRID_SANDBOX=off to run without a bot; "
-        "set ONEGRID_ALLOW_NON_LOOPBACK_SANDBOX=true only on a network you trust."
-    )
-
-
-# ------------------------------------------------------------------------------------ seeding
-
-
-def seed_demo_people(ctx: ServiceContext, people: tuple[DemoPerson, ...] = DEMO_PEOPLE) -> list[str]:
-    """Create the demo people missing from the store; returns the keys of those created.
-
-    The street's supervisor chat is set to the demo supervisor when the street has none, so
-    whatever the bot sends to the street's supervisor reaches that persona.
-    """
-    created: list[str] = []
-    now = ctx.clock.now()
-    for demo in people:
-        try:
-            with transaction(ctx.sessions) as session:
-                if _person(session, demo.telegram_user_id) is not None:
-                    continue
-                session.add(Person(
-                    telegram_user_id=demo.telegram_user_id,
-                    display_name=demo.name,
-                    phone=demo.phone or None,
-                    roles=[demo.role.value],
-                    area_code=demo.area_code,
-                    department_code=demo.department_code,
-                    locale=demo.locale,
-                    locale_chosen=True,
-                    on_duty=demo.role is Role.WORKER,
-                    created_at=now,
-                ))
-            created.append(demo.key)
-        except IntegrityError:  # another process seeded the same person first: that is fine
-            continue
-    supervisor = next((p for p in people if p.role is Role.SUPERVISOR), None)
-    if supervisor is not None and supervisor.area_code:
-        with transaction(ctx.sessions) as session:
-            session.execute(
-                sa.update(Area)
-                .where(Area.code == supervisor.area_code, Area.supervisor_chat_id.is_(None))
-                .values(supervisor_chat_id=supervisor.telegram_user_id)
-            )
-    return created
-
-
-def _person(session: Session, telegram_user_id: int) -> Person | None:
-    return session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id)).first()
 
 
 # ------------------------------------------------------------------------------------ the sandbox
@@ -440,83 +348,17 @@ class Sandbox:
         return None if stored is None else stored.data
 
     def map_features(self, area_code: str | None = None) -> dict[str, Any]:
-        """GeoJSON of the area around the demo street: its district, the district's streets and grids.
-
-        `area_code` picks another street or district; unknown codes give an empty collection.
-        """
-        with self.ctx.sessions() as session:
-            focus = session.exec(select(Area).where(Area.code == (area_code or DEMO_STREET))).first()
-            if focus is None:
-                return {"type": "FeatureCollection", "features": [], "focus": None}
-            district = focus if focus.level == AreaLevel.DISTRICT else session.exec(
-                select(Area).where(Area.code == focus.parent_code)).first() or focus
-            streets = list(session.exec(select(Area).where(Area.parent_code == district.code)))
-            grids = list(session.exec(select(Area).where(
-                Area.parent_code.in_([s.code for s in streets])))) if streets else []
-        features = []
-        for area in [district, *streets, *grids]:
-            if not area.geometry:
-                continue
-            features.append({
-                "type": "Feature",
-                "geometry": json.loads(area.geometry),
-                "properties": {"code": area.code, "name": area.name, "name_en": area.name_en,
-                               "level": str(area.level), "parent_code": area.parent_code},
-            })
-        return {"type": "FeatureCollection", "features": features, "focus": focus.code}
+        """GeoJSON of the demo street's district, its streets and grids (see `sandbox_views.map_features`)."""
+        return sandbox_views.map_features(self.ctx, area_code)
 
     def recent_cases(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest cases, newest first, with their category's names."""
-        with self.ctx.sessions() as session:
-            rows = session.exec(
-                select(Case, Category)
-                .join(Category, Category.code == Case.category_code, isouter=True)
-                .order_by(Case.id.desc())
-                .limit(limit)
-            ).all()
-            return [_case_summary(case, category) for case, category in rows]
+        return sandbox_views.recent_cases(self.ctx, limit)
 
     def latest_event_id(self) -> int:
         """The id of the newest case event (0 for none): the console refreshes when it moves."""
-        with self.ctx.sessions() as session:
-            return session.exec(select(sa.func.max(CaseEvent.id))).one() or 0
+        return sandbox_views.latest_event_id(self.ctx)
 
     def case_timeline(self, number: str) -> dict[str, Any] | None:
-        """A case and its audit events (case_event rows), oldest first, with who acted; None if unknown."""
-        with self.ctx.sessions() as session:
-            case = session.exec(select(Case).where(Case.number == number)).first()
-            if case is None:
-                return None
-            rows = session.exec(
-                select(CaseEvent, Person)
-                .join(Person, CaseEvent.actor_id == Person.id, isouter=True)
-                .where(CaseEvent.case_id == case.id)
-                .order_by(CaseEvent.id)
-            ).all()
-            events = [{
-                "id": event.id,
-                "at": event.at.isoformat() if event.at else None,
-                "action": str(event.action),
-                "from_status": str(event.from_status) if event.from_status else None,
-                "to_status": str(event.to_status),
-                "actor_role": str(event.actor_role),
-                "actor": person.display_name if person is not None else None,
-                "note": event.note,
-            } for event, person in rows]
-            category = session.exec(select(Category).where(Category.code == case.category_code)).first()
-            return {"case": _case_summary(case, category), "events": events}
-
-
-def _case_summary(case: Case, category: Category | None = None) -> dict[str, Any]:
-    return {
-        "number": case.number,
-        "status": str(case.status),
-        "category": case.category_code,
-        "category_name": category.name if category else None,
-        "category_name_en": category.name_en if category else None,
-        "grid": case.grid_code,
-        "lat": case.lat,
-        "lon": case.lon,
-        "created_at": case.created_at.isoformat() if case.created_at else None,
-        "updated_at": case.updated_at.isoformat() if case.updated_at else None,
-    }
+        """A case and its audit events, oldest first, with who acted; None if unknown."""
+        return sandbox_views.case_timeline(self.ctx, number)

@@ -12,20 +12,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import httpx
+import uvicorn
 from aiogram import Bot, Dispatcher
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from api.app import create_api
 from bot.delivery import DeliveryLimits, NotificationSender
 from bot.factory import create_bot, create_dispatcher
+from bot.sandbox import Sandbox, SandboxRefused
 from onegrid.clock import Clock, SystemClock
 from onegrid.settings import Settings
 from onegrid.wiring import make_bus
+from services.areas import refresh_grid_map
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
+from services.digest import run_due as run_due_digest
+from services.escalation import sweep as escalation_sweep
 from services.gridmap import GridMap
+from services.idempotency import purge_expired
+from services.intake import apply_pending_clears
 from services.reporting import sweep as resident_sweep
+from services.spot_checks import tick as spot_check_tick
+from services.telegram_webhook import WebhookProcessor
+from services.upstream import UpstreamRelay, make_client, poll_upstream_once
 
 log = logging.getLogger("onegrid")
 
@@ -44,11 +56,11 @@ class OneGrid:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     # The case-store API's background parts (services/upstream.py, services/telegram_webhook.py).
-    relay: Any = None
-    upstream_client: Any = None
-    webhook_processor: Any = None
+    relay: UpstreamRelay | None = None
+    upstream_client: httpx.AsyncClient | None = None
+    webhook_processor: WebhookProcessor | None = None
     # Sandbox mode (bot/sandbox.py): no bot token, the bot talks to the built-in Bot API emulator.
-    sandbox: Any = None
+    sandbox: Sandbox | None = None
 
     def scheduler_status(self) -> dict[str, Any]:
         return {
@@ -71,7 +83,8 @@ class OneGrid:
             "delivery": vars(stats) if stats else None,
         }
 
-    def _tick(self) -> None:
+    def heartbeat(self) -> None:
+        """Record that the scheduler is alive (shown by `scheduler_status`)."""
         self.last_tick = self.ctx.clock.now()
 
 
@@ -105,8 +118,6 @@ def check_webhook_settings(settings: Settings) -> None:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     """Wire every part of OneGrid from `settings`. Does not start anything or touch the network."""
-    from api.app import create_api
-
     check_webhook_settings(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url)
@@ -122,13 +133,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     )
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler)
-    scheduler.add_job(app._tick, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
+    scheduler.add_job(app.heartbeat, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
     # Residents: expire quiet report drafts, purge photo originals past retention (services/reporting.py).
     scheduler.add_job(resident_sweep, "interval", minutes=1, args=[ctx], id="resident_sweep", coalesce=True,
                       max_instances=1)
     if settings.sandbox_active:
-        from bot.sandbox import Sandbox
-
         app.sandbox = Sandbox(settings, ctx)  # the bot below is pointed at its emulator on start
     if settings.bot_token is not None or app.sandbox is not None:
         token = app.sandbox.token if app.sandbox is not None else settings.bot_token.get_secret_value()
@@ -141,13 +150,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
         )
         ctx.on_notifications = app.sender.wake
         if settings.webhook_url and app.sandbox is None:
-            from services.telegram_webhook import WebhookProcessor
-
             bot, dispatcher = app.bot, app.dispatcher
             app.webhook_processor = WebhookProcessor(ctx, lambda update: dispatcher.feed_raw_update(bot, update))
     if settings.upstream_url:
-        from services.upstream import UpstreamRelay, make_client
-
         app.upstream_client = make_client(settings)
         key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
         app.relay = UpstreamRelay(ctx, app.upstream_client, base_url=settings.upstream_url, api_key=key)
@@ -167,8 +172,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
 
 def _add_map_refresh_job(app: OneGrid) -> None:
     """Pick up grid imports made by another process (the CLI, another OneGrid) without a restart."""
-    from services.areas import refresh_grid_map
-
     def refresh() -> None:
         try:
             if refresh_grid_map(app.ctx.sessions, app.ctx.grid_map):
@@ -182,8 +185,6 @@ def _add_map_refresh_job(app: OneGrid) -> None:
 
 def _add_api_jobs(app: OneGrid) -> None:
     """Housekeeping of the case-store API: expired idempotency keys, machine clears that had to wait."""
-    from services.idempotency import purge_expired
-    from services.intake import apply_pending_clears
 
     def guarded(fn: Any) -> Any:
         def run() -> None:
@@ -201,8 +202,6 @@ def _add_api_jobs(app: OneGrid) -> None:
 
 def _add_supervision_jobs(app: OneGrid) -> None:
     """Supervision: ONE interval job runs the escalation sweep for every case (services/escalation.py)."""
-    from services.escalation import sweep as escalation_sweep
-
     def run_sweep() -> None:
         try:
             escalation_sweep(app.ctx)
@@ -215,9 +214,6 @@ def _add_supervision_jobs(app: OneGrid) -> None:
     # The daily digest and spot checks are due at city-local times; one job per minute asks each
     # service whether something is due now (the services keep their own once-per-day bookkeeping in
     # the store, so a restart or a second process neither repeats nor skips a day).
-    from services.digest import run_due as run_due_digest
-    from services.spot_checks import tick as spot_check_tick
-
     def guarded(fn: Any, what: str) -> Any:
         def run() -> None:
             try:
@@ -235,8 +231,6 @@ def _add_supervision_jobs(app: OneGrid) -> None:
 
 
 async def _poll_upstream(app: OneGrid) -> None:
-    from services.upstream import poll_upstream_once
-
     settings = app.settings
     key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
     while not app.stop_event.is_set():
@@ -260,7 +254,7 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
     await asyncio.to_thread(app.ctx.grid_map.rebuild, app.ctx.sessions)
     if app.sandbox is not None and not app.sandbox.running:
         await app.sandbox.start(app.bot)
-    app._tick()
+    app.heartbeat()
     if not app.scheduler.running:
         app.scheduler.start()
     if app.bot is not None and app.dispatcher is not None and app.sender is not None:
@@ -320,13 +314,9 @@ async def stop_background(app: OneGrid) -> None:
 
 async def serve(app: OneGrid) -> None:
     """Run the API, the scheduler and (when a token is set) the bot and its sender until stopped."""
-    import uvicorn
-
     server = uvicorn.Server(uvicorn.Config(app.api, host=app.settings.api_host, port=app.settings.api_port,
                                            log_level="info"))
     if app.sandbox is not None:
-        from bot.sandbox import SandboxRefused
-
         app.sandbox.shutting_down = lambda: server.should_exit  # so live console streams let a stop through
         try:
             await start_background(app)

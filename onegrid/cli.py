@@ -6,12 +6,23 @@ import asyncio
 import json
 import logging
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import func, select
 
+from bot.factory import create_bot
+from models.tables import Area, Category
+from onegrid.app import build, serve as serve_app
 from onegrid.settings import Settings
+from services.api_keys import ApiKeyError, create_key, list_keys, revoke_key
+from services.areas import AreaImportError, import_geojson
+from services.catalogue import CatalogueError, apply_catalogue, load_catalogue, set_category_fields
+from services.db import upgrade
+from services.invitations import InvitationError, create_invitation, invitation_link
+from services.upstream import dead_letters, retry_dead_letters
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_MAP = PROJECT_ROOT / "data" / "shanghai-demo-grids.geojson"
@@ -34,8 +45,6 @@ def _settings() -> Settings:
 
 
 def _ctx():  # noqa: ANN202
-    from onegrid.app import build
-
     return build(_settings()).ctx
 
 
@@ -47,8 +56,6 @@ def _fail(message: str) -> None:
 @cli.command()
 def migrate(revision: Annotated[str, typer.Option(help="Target revision")] = "head") -> None:
     """Create or upgrade the database schema (Alembic)."""
-    from services.db import upgrade
-
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url, revision)
@@ -58,8 +65,6 @@ def migrate(revision: Annotated[str, typer.Option(help="Target revision")] = "he
 @grids_cli.command("import")
 def grids_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
     """Import (or update) areas from a GeoJSON FeatureCollection; all or nothing."""
-    from services.areas import AreaImportError, import_geojson
-
     ctx = _ctx()
     try:
         report = import_geojson(ctx.sessions, file, now=ctx.clock.now())
@@ -71,8 +76,6 @@ def grids_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fals
 @categories_cli.command("load")
 def categories_load(file: Annotated[Path | None, typer.Argument(exists=True, dir_okay=False)] = None) -> None:
     """Load the category catalogue (default: the built-in data/categories.json)."""
-    from services.catalogue import CatalogueError, apply_catalogue, load_catalogue
-
     ctx = _ctx()
     try:
         result = apply_catalogue(ctx.sessions, load_catalogue(file))
@@ -84,10 +87,6 @@ def categories_load(file: Annotated[Path | None, typer.Argument(exists=True, dir
 @categories_cli.command("list")
 def categories_list() -> None:
     """Print the categories in the store."""
-    from sqlmodel import select
-
-    from models.tables import Category
-
     ctx = _ctx()
     with ctx.sessions() as session:
         for c in session.exec(select(Category).order_by(Category.kind, Category.code)):
@@ -109,8 +108,6 @@ def categories_set(
     assignments: Annotated[list[str], typer.Argument(help="FIELD=VALUE pairs, e.g. handle_sla_minutes=3 handle_sla_unit=days")],
 ) -> None:
     """Change fields of one category, e.g. `onegrid categories set exposed_garbage handle_sla_minutes=120`."""
-    from services.catalogue import CatalogueError, set_category_fields
-
     fields: dict[str, str] = {}
     for item in assignments:
         name, sep, value = item.partition("=")
@@ -130,8 +127,6 @@ def _bot_username(settings: Settings) -> str:
         return settings.bot_username.lstrip("@")
     if settings.bot_token is None:
         _fail("Set ONEGRID_BOT_USERNAME (or ONEGRID_BOT_TOKEN, to ask Telegram) so the link can name the bot.")
-    from bot.factory import create_bot
-
     async def ask() -> str | None:
         bot = create_bot(settings.bot_token.get_secret_value(), api_url=settings.telegram_api_url, timeout=15)
         try:
@@ -157,10 +152,6 @@ def invite(
     hours: Annotated[int | None, typer.Option(help="Hours the link stays valid (default ONEGRID_INVITATION_TTL_HOURS)")] = None,
 ) -> None:
     """Print a one-time, expiring invitation link that binds a Telegram account to a staff role."""
-    from datetime import timedelta
-
-    from services.invitations import InvitationError, create_invitation, invitation_link
-
     settings = _settings()
     username = _bot_username(settings)  # before issuing, so a failure leaves no unusable invitation
     ctx = _ctx()
@@ -184,8 +175,6 @@ def apikey_create(
     rate: Annotated[int | None, typer.Option(help="Requests per minute (default: the setting)")] = None,
 ) -> None:
     """Create an API key and print its token once."""
-    from services.api_keys import ApiKeyError, create_key
-
     try:
         row, token = create_key(_ctx(), name=name, scopes=scope, area_code=area, acts_as=acts_as,
                                 rate_per_minute=rate)
@@ -199,8 +188,6 @@ def apikey_create(
 @apikey_cli.command("revoke")
 def apikey_revoke(key_id: str) -> None:
     """Revoke a key by its id (the part after og_)."""
-    from services.api_keys import ApiKeyError, revoke_key
-
     try:
         revoke_key(_ctx(), key_id=key_id)
     except ApiKeyError as exc:
@@ -211,8 +198,6 @@ def apikey_revoke(key_id: str) -> None:
 @apikey_cli.command("list")
 def apikey_list() -> None:
     """List keys (never their secrets)."""
-    from services.api_keys import list_keys
-
     for row in list_keys(_ctx()):
         state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
         used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
@@ -223,8 +208,6 @@ def apikey_list() -> None:
 @outbox_cli.command("dead-letters")
 def outbox_dead_letters(limit: Annotated[int, typer.Option(help="At most this many")] = 100) -> None:
     """List events the relay gave up on (oldest first), with their last error."""
-    from services.upstream import dead_letters
-
     rows = dead_letters(_ctx(), limit=limit)
     for row in rows:
         typer.echo(f"{row.id}\t{row.topic}\tcase {row.case_id}\t{row.attempts} tries\t{(row.last_error or '')[:120]}")
@@ -237,8 +220,6 @@ def outbox_retry(
     all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter")] = False,
 ) -> None:
     """Queue dead letters again with a fresh try budget."""
-    from services.upstream import retry_dead_letters
-
     if not ids and not all_:
         _fail("give outbox ids, or --all")
     n = retry_dead_letters(_ctx(), ids=None if all_ else list(ids or []))
@@ -248,11 +229,6 @@ def outbox_retry(
 @cli.command()
 def setup() -> None:
     """Migrate, then load the demo map and the catalogue if the store has none (what `make run` does)."""
-    from sqlmodel import func, select
-
-    from models.tables import Area, Category
-    from services.areas import import_geojson
-    from services.catalogue import apply_catalogue, load_catalogue
 
     migrate("head")
     ctx = _ctx()
@@ -268,8 +244,6 @@ def setup() -> None:
 @cli.command()
 def serve() -> None:
     """Run the API, the scheduler and (with ONEGRID_BOT_TOKEN) the Telegram bot in one process."""
-    from onegrid.app import build, serve as serve_app
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Every scheduler tick would otherwise log a line and bury the addresses printed at start-up.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)

@@ -36,3 +36,8 @@ def not_found_error() -> ApiError:
 
 def unauthorized_error() -> ApiError:
     return ApiError(401, "Unauthorized")
+
+
+def too_many_requests(retry_after: int) -> ApiError:
+    """A 429 answer carrying `retry_after` seconds, as Telegram sends it."""
+    return ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})

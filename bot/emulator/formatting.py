@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from bot.emulator.errors import ApiError, bad_request
+from bot.emulator.errors import bad_request
+from bot.emulator.markdown import MarkdownParser
+from bot.emulator.markup import FormattedText, TextBuilder, cant_parse, sort_entities, utf16_len
+
+__all__ = ["FormattedText", "detect_entities", "format_text", "utf16_len"]
 
 _HTML_TAGS = {
     "b": "bold",
@@ -43,12 +47,6 @@ _HTML_TAGS = {
 _HTML_ATTR_RE = re.compile(r"""\s*([a-zA-Z][\w-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _HTML_CHAR_REF_RE = re.compile(r"&(#[xX][0-9a-fA-F]+|#\d+|[a-zA-Z]+);")
 _HTML_NAMED_REFS = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_MDV2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
-_MD_ENTITY_NAMES = {"bold": "Bold", "italic": "Italic", "underline": "Underline",
-                    "strikethrough": "Strikethrough", "spoiler": "Spoiler", "code": "Code",
-                    "pre": "Pre", "text_link": "TextUrl"}
-_MDV2_MARKERS = {"*": "bold", "_": "italic", "__": "underline", "~": "strikethrough", "||": "spoiler"}
-_MD_MARKERS = {"*": "bold", "_": "italic"}
 
 # Plain-text entities Telegram detects by itself, most specific first.
 _AUTO_PATTERNS = [
@@ -61,17 +59,6 @@ _AUTO_PATTERNS = [
 _NO_AUTO_INSIDE = frozenset({"code", "pre", "text_link", "url", "email", "bot_command", "mention", "hashtag"})
 
 
-def utf16_len(text: str) -> int:
-    """Length of `text` in UTF-16 code units, Telegram's unit for lengths and offsets."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-@dataclass
-class FormattedText:
-    text: str
-    entities: list[dict[str, Any]] = field(default_factory=list)
-
-
 def format_text(text: str, parse_mode: str | None = None, entities: list[dict] | None = None) -> FormattedText:
     """Parse `text` as Telegram does for sendMessage/editMessageText/captions (see module doc)."""
     if entities is not None:
@@ -81,15 +68,15 @@ def format_text(text: str, parse_mode: str | None = None, entities: list[dict] |
         if mode == "html":
             result = _parse_html(text)
         elif mode == "markdownv2":
-            result = _MarkdownParser(text, v2=True).parse()
+            result = MarkdownParser(text, v2=True).parse()
         elif mode == "markdown":
-            result = _MarkdownParser(text, v2=False).parse()
+            result = MarkdownParser(text, v2=False).parse()
         else:
             raise bad_request(f"unsupported parse_mode {parse_mode!r}")
     else:
         result = FormattedText(text, [])
     result = _strip(result)
-    result.entities = _sorted(result.entities + detect_entities(result.text, result.entities))
+    result.entities = sort_entities(result.entities + detect_entities(result.text, result.entities))
     return result
 
 
@@ -119,10 +106,6 @@ def _utf16_offsets(text: str) -> list[int]:
     return offsets
 
 
-def _sorted(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(entities, key=lambda e: (e["offset"], -e["length"]))
-
-
 def _strip(formatted: FormattedText) -> FormattedText:
     text = formatted.text
     stripped = text.strip()
@@ -139,30 +122,6 @@ def _strip(formatted: FormattedText) -> FormattedText:
     return FormattedText(stripped, entities)
 
 
-def _cant_parse(message: str) -> ApiError:
-    return bad_request(f"can't parse entities: {message}")
-
-
-class _Builder:
-    """Accumulates output text and tracks its length in UTF-16 units."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.pos = 0
-        self.entities: list[dict[str, Any]] = []
-
-    def add(self, chunk: str) -> None:
-        self.parts.append(chunk)
-        self.pos += utf16_len(chunk)
-
-    def entity(self, kind: str, start: int, **extra: Any) -> None:
-        if self.pos > start:
-            self.entities.append({"type": kind, "offset": start, "length": self.pos - start, **extra})
-
-    def result(self) -> FormattedText:
-        return FormattedText("".join(self.parts), _sorted(self.entities))
-
-
 # -- HTML -------------------------------------------------------------------------------
 
 
@@ -175,7 +134,7 @@ class _OpenTag:
 
 
 def _parse_html(src: str) -> FormattedText:
-    out = _Builder()
+    out = TextBuilder()
     stack: list[_OpenTag] = []
     i = 0
 
@@ -200,15 +159,15 @@ def _parse_html(src: str) -> FormattedText:
             continue
         close = src.find(">", i)
         if close == -1:
-            raise _cant_parse(f"Unclosed start tag at byte offset {byte_offset(i)}")
+            raise cant_parse(f"Unclosed start tag at byte offset {byte_offset(i)}")
         inner = src[i + 1 : close]
         if inner.startswith("/"):
             name = inner[1:].strip().lower()
             if not stack:
-                raise _cant_parse(f'Unexpected end tag "</{name}>" at byte offset {byte_offset(i)}')
+                raise cant_parse(f'Unexpected end tag "</{name}>" at byte offset {byte_offset(i)}')
             tag = stack.pop()
             if tag.name != name:
-                raise _cant_parse(
+                raise cant_parse(
                     f'Unmatched end tag at byte offset {byte_offset(i)}, expected "</{tag.name}>", found "</{name}>"'
                 )
             _close_html_tag(out, tag, stack)
@@ -216,7 +175,7 @@ def _parse_html(src: str) -> FormattedText:
             stack.append(_open_html_tag(inner, byte_offset(i), out.pos))
         i = close + 1
     if stack:
-        raise _cant_parse(f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"')
+        raise cant_parse(f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"')
     return out.result()
 
 
@@ -224,7 +183,7 @@ def _open_html_tag(inner: str, byte_offset: int, pos: int) -> _OpenTag:
     match = re.match(r"([a-zA-Z][a-zA-Z0-9-]*)", inner)
     name = match.group(1).lower() if match else ""
     if name not in _HTML_TAGS:
-        raise _cant_parse(f'Unsupported start tag "{name or inner[:10]}" at byte offset {byte_offset}')
+        raise cant_parse(f'Unsupported start tag "{name or inner[:10]}" at byte offset {byte_offset}')
     attrs: dict[str, str] = {}
     rest = inner[len(name) :].rstrip("/")
     for attr in _HTML_ATTR_RE.finditer(rest):
@@ -233,21 +192,21 @@ def _open_html_tag(inner: str, byte_offset: int, pos: int) -> _OpenTag:
     kind = _HTML_TAGS[name]
     extra: dict[str, Any] = {}
     if name == "span" and attrs.get("class") != "tg-spoiler":
-        raise _cant_parse(f'Tag "span" must have class "tg-spoiler" at byte offset {byte_offset}')
+        raise cant_parse(f'Tag "span" must have class "tg-spoiler" at byte offset {byte_offset}')
     if name == "a":
         extra["url"] = attrs.get("href", "")
     if name == "blockquote" and "expandable" in attrs:
         kind = "expandable_blockquote"
     if name == "tg-emoji":
         if "emoji-id" not in attrs:
-            raise _cant_parse(f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {byte_offset}')
+            raise cant_parse(f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {byte_offset}')
         extra["custom_emoji_id"] = attrs["emoji-id"]
     if name == "code" and attrs.get("class", "").startswith("language-"):
         extra["language"] = attrs["class"].removeprefix("language-")
     return _OpenTag(name, kind, pos, extra)
 
 
-def _close_html_tag(out: _Builder, tag: _OpenTag, stack: list[_OpenTag]) -> None:
+def _close_html_tag(out: TextBuilder, tag: _OpenTag, stack: list[_OpenTag]) -> None:
     if tag.kind == "code" and stack and stack[-1].kind == "pre":
         # <pre><code class="language-x"> is one pre entity with a language
         if "language" in tag.extra:
@@ -259,150 +218,3 @@ def _close_html_tag(out: _Builder, tag: _OpenTag, stack: list[_OpenTag]) -> None
     if tag.kind == "text_link" and not extra.get("url"):
         return  # <a> without href is plain text
     out.entity(tag.kind, tag.start, **extra)
-
-
-# -- Markdown and MarkdownV2 -------------------------------------------------------------
-
-
-class _MarkdownParser:
-    """Telegram's MarkdownV2 (v2=True) or legacy Markdown (v2=False)."""
-
-    def __init__(self, src: str, *, v2: bool) -> None:
-        self.src = src
-        self.v2 = v2
-        self.out = _Builder()
-        self.stack: list[tuple[str, str, int, int]] = []  # marker, kind, start pos, source index
-        self.i = 0
-
-    def byte_offset(self, index: int) -> int:
-        return len(self.src[:index].encode("utf-8"))
-
-    def fail_unclosed(self) -> ApiError:
-        marker, kind, _, index = self.stack[-1]
-        if self.v2:
-            name = _MD_ENTITY_NAMES[kind]
-            return _cant_parse(f"Can't find end of {name} entity at byte offset {self.byte_offset(index)}")
-        return _cant_parse(f"Can't find end of the entity starting at byte offset {self.byte_offset(index)}")
-
-    def parse(self) -> FormattedText:
-        src = self.src
-        while self.i < len(src):
-            char = src[self.i]
-            top_kind = self.stack[-1][1] if self.stack else None
-            if char == "\\" and self.i + 1 < len(src) and self._escapable(src[self.i + 1]):
-                self.out.add(src[self.i + 1])
-                self.i += 2
-            elif top_kind in ("code", "pre"):
-                self._inside_code(top_kind)
-            elif self.v2 and char == "\r":
-                self.i += 1  # MarkdownV2 ignores CR: "_\r" separates italic from underline
-            elif char == "`":
-                self._open_code()
-            elif char == "[":
-                self.stack.append(("[", "text_link", self.out.pos, self.i))
-                self.i += 1
-            elif char == "]" and top_kind == "text_link":
-                self._close_link()
-            elif self._marker_at(self.i):
-                marker = self._marker_at(self.i)
-                self._toggle(marker)
-                self.i += len(marker)
-            elif self.v2 and char == ">" and (self.i == 0 or src[self.i - 1] == "\n"):
-                self._blockquote_line()
-            elif self.v2 and char in _MDV2_RESERVED:
-                raise _cant_parse(
-                    f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
-                )
-            else:
-                self.out.add(char)
-                self.i += 1
-        if self.stack:
-            raise self.fail_unclosed()
-        return self.out.result()
-
-    def _escapable(self, char: str) -> bool:
-        if self.v2:
-            return 1 <= ord(char) <= 126
-        return char in "_*`["
-
-    def _marker_at(self, index: int) -> str | None:
-        markers = _MDV2_MARKERS if self.v2 else _MD_MARKERS
-        for marker in sorted(markers, key=len, reverse=True):
-            if self.src.startswith(marker, index):
-                return marker
-        return None
-
-    def _toggle(self, marker: str) -> None:
-        kind = (_MDV2_MARKERS if self.v2 else _MD_MARKERS)[marker]
-        if self.stack and self.stack[-1][0] == marker:
-            _, _, start, _ = self.stack.pop()
-            self.out.entity(kind, start)
-        elif any(m == marker for m, *_ in self.stack):
-            raise self.fail_unclosed()
-        else:
-            self.stack.append((marker, kind, self.out.pos, self.i))
-
-    def _open_code(self) -> None:
-        if self.src.startswith("```", self.i):
-            self.i += 3
-            language = re.match(r"([^\s`]*)\n", self.src[self.i :])
-            self.stack.append(("```", "pre", self.out.pos, self.i - 3))
-            if language and language.group(1):
-                self.stack[-1] = ("```" + language.group(1), "pre", self.out.pos, self.i - 3)
-                self.i += len(language.group(0))
-        else:
-            self.stack.append(("`", "code", self.out.pos, self.i))
-            self.i += 1
-
-    def _inside_code(self, kind: str) -> None:
-        marker, _, start, _ = self.stack[-1]
-        closer = "```" if kind == "pre" else "`"
-        if self.src.startswith(closer, self.i):
-            self.stack.pop()
-            language = marker[3:]
-            self.out.entity(kind, start, **({"language": language} if language else {}))
-            self.i += len(closer)
-        else:
-            self.out.add(self.src[self.i])
-            self.i += 1
-
-    def _close_link(self) -> None:
-        _, _, start, index = self.stack.pop()
-        src = self.src
-        if not src.startswith("(", self.i + 1):
-            if self.v2:
-                raise _cant_parse(f"Can't find end of a URL at byte offset {self.byte_offset(self.i)}")
-            self.i += 1  # legacy Markdown: "[x]" without a URL is plain text
-            return
-        j = self.i + 2
-        url: list[str] = []
-        while j < len(src) and src[j] != ")":
-            if src[j] == "\\" and j + 1 < len(src):
-                j += 1
-            url.append(src[j])
-            j += 1
-        if j >= len(src):
-            raise _cant_parse(f"Can't find end of a URL at byte offset {self.byte_offset(index)}")
-        self.out.entity("text_link", start, url="".join(url))
-        self.i = j + 1
-
-    def _blockquote_line(self) -> None:
-        self.i += 1  # the ">" itself
-        start = self.out.pos
-        end = self.src.find("\n", self.i)
-        end = len(self.src) if end == -1 else end
-        line = self.src[self.i : end]
-        # a quoted line is parsed like any other text, but ends at the newline
-        inner = _MarkdownParser(line, v2=True).parse()
-        previous = next(
-            (e for e in self.out.entities if e["type"] == "blockquote" and e["offset"] + e["length"] + 1 == start),
-            None,
-        )
-        for entity in inner.entities:
-            self.out.entities.append({**entity, "offset": entity["offset"] + start})
-        self.out.add(inner.text)
-        if previous is not None:  # consecutive quoted lines form one blockquote
-            previous["length"] = self.out.pos - previous["offset"]
-        else:
-            self.out.entity("blockquote", start)
-        self.i = end

@@ -32,14 +32,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-
 from bot.emulator.changes import ChangeFeed
-from bot.emulator.errors import ApiError, bad_request, not_found_error, unauthorized_error
+from bot.emulator.errors import ApiError, not_found_error
+from bot.emulator.faults import FAULT_KINDS, Fault, Refusals
 from bot.emulator.files import FileStore
+from bot.emulator.http import HttpFront, RecordedRequest
 from bot.emulator.methods import HANDLERS
 from bot.emulator.ratelimit import FloodControl
 from bot.emulator.spec import ApiSpec, UploadedFile, load_spec
@@ -50,49 +49,9 @@ from bot.emulator.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = ("429", "5xx", "timeout", "403")
+__all__ = ["FAULT_KINDS", "BotApiEmulator", "Fault", "RecordedRequest"]
+
 _RECHECK_INTERVAL = 0.05
-_MAX_UPLOAD = 60 * 1024 * 1024  # above Telegram's 50 MB for documents
-
-
-@dataclass
-class RecordedRequest:
-    """One call to the emulated API.
-
-    `status` is the HTTP status answered, or None while the request is in flight (and for a
-    request held by a "timeout" fault, whose client gave up). `fault` names the injected fault
-    or refusal ("429", "5xx", "timeout", "403", "blocked", "flood") that answered it, if any.
-    """
-
-    method: str
-    params: dict[str, Any]
-    status: int | None = None
-    result: Any = None
-    description: str | None = None
-    fault: str | None = None
-    source: str = "http"
-    at: float = field(default_factory=time.time)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200
-
-
-@dataclass
-class Fault:
-    """A fault to inject into matching requests; see `BotApiEmulator.inject`."""
-
-    kind: str
-    method: str | None = None
-    chat_id: int | str | None = None
-    times: int | None = 1
-    retry_after: int = 1
-    delay: float = 30.0
-    fired: int = 0
-
-    @property
-    def exhausted(self) -> bool:
-        return self.times is not None and self.fired >= self.times
 
 
 class BotApiEmulator:
@@ -128,7 +87,6 @@ class BotApiEmulator:
             "first_name": bot_first_name,
             "username": bot_username,
         }
-        self.limits = limits
         self.spec = spec or load_spec()
         self.store = MessageStore(wall_time, strict_chats=strict_chats)
         self.files = FileStore(salt=token)
@@ -146,13 +104,19 @@ class BotApiEmulator:
 
         self._users: dict[int, FakeUser] = {}
         self._groups: dict[int, FakeGroup] = {}
-        self._faults: list[Fault] = []
-        self._blocked: set[int | str] = set()
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
+        self.refusals = Refusals(spec=self.spec, store=self.store, flood=self.flood, stats=self.stats,
+                                 closing=self._closing, limits=limits)
+        self.http = HttpFront(token=token, call=self.call, files=self.files, record=self._record_refused,
+                              stats=self.stats)
         self._feeds: set[ChangeFeed] = set()
-        self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+
+    @property
+    def limits(self) -> bool:
+        """Whether Telegram's flood limits are enforced."""
+        return self.refusals.limits
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -165,17 +129,9 @@ class BotApiEmulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> BotApiEmulator:
         """Listen on host:port (port 0: any free port) and return self."""
-        app = web.Application(client_max_size=_MAX_UPLOAD)
-        app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
-        app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
         self._closing.clear()
         self.queue.reopen()
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self._base_url = f"http://{bound_host}:{bound_port}"
+        self._base_url = await self.http.start(host, port)
         return self
 
     async def stop(self) -> None:
@@ -185,9 +141,7 @@ class BotApiEmulator:
         for feed in list(self._feeds):
             feed.close()
         await self.webhook.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.http.stop()
         self._base_url = None
 
     async def __aenter__(self) -> BotApiEmulator:
@@ -198,28 +152,15 @@ class BotApiEmulator:
 
     # -- actors ------------------------------------------------------------------------------
 
-    def user(
-        self,
-        user_id: int,
-        first_name: str | None = None,
-        *,
-        last_name: str | None = None,
-        username: str | None = None,
-        language_code: str | None = None,
-        is_premium: bool | None = None,
-    ) -> FakeUser:
+    def user(self, user_id: int, first_name: str | None = None, *, last_name: str | None = None,
+             username: str | None = None, language_code: str | None = None,
+             is_premium: bool | None = None) -> FakeUser:
         """The fake user with this id, created on first call; later calls update given fields."""
         existing = self._users.get(user_id)
         if existing is None:
             existing = self._users[user_id] = FakeUser(
-                self,
-                user_id,
-                first_name or f"User{user_id}",
-                last_name=last_name,
-                username=username,
-                language_code=language_code,
-                is_premium=is_premium,
-            )
+                self, user_id, first_name or f"User{user_id}", last_name=last_name, username=username,
+                language_code=language_code, is_premium=is_premium)
             return existing
         for key, value in (
             ("first_name", first_name),
@@ -233,15 +174,8 @@ class BotApiEmulator:
         existing.register()
         return existing
 
-    def group(
-        self,
-        chat_id: int,
-        title: str = "Test group",
-        *,
-        chat_type: str | None = None,
-        is_forum: bool = False,
-        username: str | None = None,
-    ) -> FakeGroup:
+    def group(self, chat_id: int, title: str = "Test group", *, chat_type: str | None = None,
+              is_forum: bool = False, username: str | None = None) -> FakeGroup:
         """The group (chat_id < 0) with this id, created on first call."""
         if chat_id not in self._groups:
             self._groups[chat_id] = FakeGroup(
@@ -348,7 +282,7 @@ class BotApiEmulator:
             query = self.callback_queries.get(params.get("callback_query_id", ""))
             self._publish(query["chat_id"] if query else None)
         elif method not in ("sendChatAction", "getChat", "getChatMember", "getChatMenuButton"):
-            self._publish(self._chat_of(params))
+            self._publish(self.refusals.chat_of(params))
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -375,18 +309,18 @@ class BotApiEmulator:
         if method is not None and canonical is None:
             raise ValueError(f"no Bot API method {method!r}")
         fault = Fault(kind, canonical, chat_id, times, retry_after, delay)
-        self._faults.append(fault)
+        self.refusals.faults.append(fault)
         return fault
 
     def clear_faults(self) -> None:
-        self._faults.clear()
+        self.refusals.faults.clear()
 
     def block(self, chat_id: int | str) -> None:
         """Every send to this chat answers 403 (the user blocked the bot) until `unblock`."""
-        self._blocked.add(self.store.resolve(chat_id))
+        self.refusals.blocked.add(self.store.resolve(chat_id))
 
     def unblock(self, chat_id: int | str) -> None:
-        self._blocked.discard(self.store.resolve(chat_id))
+        self.refusals.blocked.discard(self.store.resolve(chat_id))
 
     # -- the API -----------------------------------------------------------------------------
 
@@ -408,9 +342,7 @@ class BotApiEmulator:
                 raise not_found_error()
             parsed = self.spec.validate(canonical, params or {}, files or {})
             record.params = parsed
-            await self._apply_faults(canonical, parsed, record)
-            self._check_blocked(canonical, parsed, record)
-            self._check_flood(canonical, parsed, record)
+            await self.refusals.check(canonical, parsed, record)
             result = await self._dispatch(canonical, parsed)
             record.status, record.result = 200, result
             self._publish_call(canonical, parsed)
@@ -436,122 +368,13 @@ class BotApiEmulator:
             result = await result
         return result
 
-    def _chat_of(self, params: dict[str, Any]) -> int | str | None:
-        chat_id = params.get("chat_id")
-        return None if chat_id is None else self.store.resolve(chat_id)
-
-    async def _apply_faults(self, method: str, params: dict[str, Any], record: RecordedRequest) -> None:
-        chat = self._chat_of(params)
-        for fault in list(self._faults):
-            if fault.method not in (None, method):
-                continue
-            if fault.chat_id is not None and self.store.resolve(fault.chat_id) != chat:
-                continue
-            fault.fired += 1
-            if fault.exhausted:
-                self._faults.remove(fault)
-            record.fault = fault.kind
-            self.stats[f"{fault.kind}_injected"] += 1
-            if fault.kind == "429":
-                raise _too_many_requests(fault.retry_after)
-            if fault.kind == "5xx":
-                raise ApiError(502, "Bad Gateway")
-            if fault.kind == "403":
-                raise ApiError(403, "Forbidden: bot was blocked by the user")
-            try:  # "timeout": hold until the client gives up (or the emulator stops)
-                await asyncio.wait_for(self._closing.wait(), fault.delay)
-            except TimeoutError:
-                pass
-            raise ApiError(504, "Gateway Timeout")
-
-    def _check_blocked(self, method: str, params: dict[str, Any], record: RecordedRequest) -> None:
-        chat = self._chat_of(params)
-        if chat not in self._blocked:
-            return
-        if not (self.spec.sends_messages(method) or method == "sendChatAction"):
-            return
-        record.fault = "blocked"
-        self.stats["403_blocked"] += 1
-        if isinstance(chat, int) and chat < 0:
-            raise ApiError(403, "Forbidden: bot was kicked from the group chat")
-        raise ApiError(403, "Forbidden: bot was blocked by the user")
-
-    def _check_flood(self, method: str, params: dict[str, Any], record: RecordedRequest) -> None:
-        if not self.limits or not self.spec.sends_messages(method):
-            return
-        chat = self._chat_of(params)
-        retry_after = self.flood.acquire(chat if chat is not None else "")
-        if retry_after is not None:
-            record.fault = "flood"
-            self.stats["429"] += 1
-            raise _too_many_requests(retry_after)
-
     async def _webhook_reply(self, method: str, params: dict[str, Any]) -> None:
         await self.call(method, params, source="webhook-reply")
 
-    # -- HTTP --------------------------------------------------------------------------------
-
-    async def _handle_api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        if request.match_info["token"] != self.token:
-            self.requests.append(RecordedRequest(method, {}, status=401, description="Unauthorized"))
-            self._signal_change()
-            return _json(unauthorized_error().body(), 401)
-        try:
-            params, files = await _read_params(request)
-        except ApiError as error:
-            self.requests.append(RecordedRequest(method, {}, status=error.status, description=error.description))
-            self._signal_change()
-            return _json(error.body(), error.status)
-        status, body = await self.call(method, params, files, source="http")
-        return _json(body, status)
-
-    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
-        if request.match_info["token"] != self.token:
-            return _json(unauthorized_error().body(), 401)
-        stored = self.files.by_path(request.match_info["file_path"])
-        if stored is None or stored.data is None:
-            return _json(not_found_error().body(), 404)
-        self.stats["downloads"] += 1
-        return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
-
-
-def _too_many_requests(retry_after: int) -> ApiError:
-    return ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
-
-
-def _json(body: dict[str, Any], status: int) -> web.Response:
-    return web.json_response(body, status=status)
-
-
-async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, UploadedFile]]:
-    """Query string plus a JSON, urlencoded or multipart body; file parts separately."""
-    params: dict[str, Any] = dict(request.query)
-    files: dict[str, UploadedFile] = {}
-    if request.method != "POST" or not request.body_exists:
-        return params, files
-    content_type = request.content_type
-    if content_type == "application/json":
-        try:
-            body = await request.json()
-        except ValueError:
-            raise bad_request("can't parse JSON request body") from None
-        if not isinstance(body, dict):
-            raise bad_request("JSON request body must be an object")
-        params.update(body)
-    elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        try:
-            form = await request.post()
-        except web.HTTPRequestEntityTooLarge:
-            raise ApiError(413, "Request Entity Too Large") from None
-        for key, value in form.items():
-            if isinstance(value, web.FileField):
-                files[key] = UploadedFile(value.filename, value.content_type, value.file.read())
-            else:
-                params.setdefault(key, value)
-    else:
-        raise bad_request(f"unsupported Content-Type {content_type}")
-    return params, files
+    def _record_refused(self, record: RecordedRequest) -> None:
+        """Keep a request the HTTP edge refused before `call` (bad token, unreadable body)."""
+        self.requests.append(record)
+        self._signal_change()
 
 
 def _summary(message: dict[str, Any]) -> str:

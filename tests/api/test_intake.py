@@ -8,10 +8,11 @@ from sqlmodel import func, select
 
 from models.api import MachineCase
 from models.lifecycle import Action, Actor, Role, Status
-from models.tables import Case, CaseEvent, Notification, NotificationStatus, OutboxItem
+from models.tables import Case, CaseEvent, CaseSource, Notification, NotificationStatus, OutboxItem
 from models.work import CaseTask, Completion, CompletionStatus, OfferStatus, TaskStatus, WorkOffer
 from services import work
-from services.cases import apply_action
+from services.cases import apply_action, report_case
+from services.intake import apply_pending_clears
 from tests.api.conftest import STREET_A, STREET_B
 from tests.worker_support import add_supervisor, add_worker, offset, picture, queued
 
@@ -175,8 +176,6 @@ async def test_clear_verifies_a_handled_case_per_the_default_rule(api) -> None:
                           (Action.COMPLETE, Actor(Role.SUPERVISOR))):
         api.clock.advance(minutes=1)
         apply_action(api.ctx, case_id=case_id, action=action, actor=actor)
-    from services.intake import apply_pending_clears
-
     assert apply_pending_clears(api.ctx) == 1
     with api.ctx.sessions() as s:
         case = s.get(Case, case_id)
@@ -247,8 +246,6 @@ async def test_a_clear_while_a_worker_is_on_it_tells_them_once_and_waits(api) ->
     assert r.json()["outcome"] == "pending" and r.json()["case"]["status"] == "in_progress"
     told = queued(api.ctx.sessions, 8301)[before:]
     assert len(told) == 1 and "reports the problem gone" in told[0].payload["text"]
-    from services.intake import apply_pending_clears
-
     assert apply_pending_clears(api.ctx) == 0  # still in the worker's hands: nothing happens, nobody is told
     assert len(queued(api.ctx.sessions, 8301)) == before + 1
     with api.ctx.sessions() as s:
@@ -266,9 +263,6 @@ async def test_clear_with_the_ignore_rule_only_records(api) -> None:
 
 
 async def test_only_machine_cases_can_be_cleared(api) -> None:
-    from models.tables import CaseSource
-    from services.cases import report_case
-
     lat, lon = api.point(STREET_A)
     case = report_case(api.ctx, actor=Actor(Role.RESIDENT), source=CaseSource.RESIDENT,
                        category_code="exposed_garbage", lat=lat, lon=lon)

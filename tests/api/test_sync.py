@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 from sqlmodel import select
 
 from models.api import SyncLink
@@ -27,18 +28,20 @@ from models.lifecycle import Action, Actor, Role, Status
 from models.tables import Case, CaseEvent, OutboxItem, OutboxStatus
 from onegrid.app import OneGrid, build
 from onegrid.clock import FakeClock
-from services.api_keys import create_key
+from services.api_keys import authenticate, create_key
 from services.cases import apply_action
 from services.db import upgrade
 from services.upstream import (
+    NotVisible,
     UpstreamRelay,
-    _due_heads,
+    apply_downstream_event,
     dead_letters,
     make_client,
     poll_upstream_once,
     retry_dead_letters,
     sign_push,
 )
+from services.upstream_relay import due_heads
 from tests.api.conftest import STREET_A, api_settings, client_for, prepare_store
 
 # ---------------------------------------------------------------------------- a scripted fake upstream
@@ -209,7 +212,7 @@ def district_relay(api, city: City) -> UpstreamRelay:
 def next_due(ctx) -> datetime | None:
     """When the earliest sendable (head-of-case) event is due; None when nothing is pending."""
     with ctx.sessions() as s:
-        heads = _due_heads(s, datetime(9999, 1, 1, tzinfo=UTC), 10_000)
+        heads = due_heads(s, datetime(9999, 1, 1, tzinfo=UTC), 10_000)
     return min((h.next_attempt_at for h in heads), default=None)
 
 
@@ -357,8 +360,6 @@ async def test_polling_imports_upstream_cases_and_follows_their_close(api, city)
 
 
 async def test_signed_push_from_the_upstream(api) -> None:
-    from pydantic import SecretStr
-
     api.app.settings.upstream_push_secret = SecretStr("s3cret")
     lat, lon = api.point(STREET_A, 4)
     body = json.dumps({"requests": [{"service_request_id": "CITY-77", "status": "open", "service_code": "fallen_tree",
@@ -390,9 +391,6 @@ async def test_signed_push_from_the_upstream(api) -> None:
 
 
 async def test_a_district_key_cannot_sync_a_case_outside_its_area(api, city) -> None:
-    from services.api_keys import authenticate
-    from services.upstream import NotVisible, apply_downstream_event
-
     principal = authenticate(city.app.ctx, token=city.district_token)
     lat, lon = api.point("SH-XH-01")  # Xuhui district: outside Huangpu
     event = {"origin": "huangpu", "topic": "case.report", "seq": 1, "actor_role": "system",

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from bot.sandbox import SandboxRefused, is_loopback_host
 from onegrid.app import build, start_background, stop_background
+from onegrid.clock import SystemClock
 from onegrid.settings import Settings
+from services.db import make_engine, make_session_factory, upgrade
 from tests.console.conftest import free_port, sandbox_settings, seed_store
 
 CMD = [sys.executable, "-m", "onegrid.cli"]
@@ -108,9 +110,6 @@ def test_serve_refuses_a_public_address_with_a_clear_message(tmp_path: Path) -> 
 
 
 def test_serve_prints_the_console_address_and_serves_the_demo(tmp_path: Path) -> None:
-    from onegrid.clock import SystemClock
-    from services.db import make_engine, make_session_factory, upgrade
-
     url = f"sqlite:///{tmp_path / 'var' / 'onegrid.sqlite3'}"
     (tmp_path / "var").mkdir()
     upgrade(url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -325,7 +326,5 @@ def test_every_problem_is_reported(db, clock) -> None:
 
 
 def test_naive_time_is_refused(db) -> None:
-    from datetime import datetime
-
     with pytest.raises(ValueError, match="timezone"):
         import_geojson(db.sessions, _small_map(), now=datetime(2026, 1, 1))

@@ -1,0 +1,205 @@
+"""Machine intake: cases from cameras, sensors and the 12345 hotline, folded by their source.
+
+What callers may rely on:
+- `intake_event` opens at most one case per (source, device, event id), however often and
+  however concurrently the event is delivered; a repeat answers with the case it opened.
+- Repeated events from one source (the same API key, source kind and device) in the same
+  category, within the category's duplicate radius and the category's fold window (sliding:
+  each repeat extends it), fold into that open case: its report count goes up and the new media
+  URLs are added, and no new case is opened.
+- New cases go through `services.cases.report_case`, so they are registered and dispatched like
+  any other case, by the SYSTEM actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from geopy.distance import geodesic
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from models.api import IntakeClaim, MachineCase
+from models.lifecycle import TERMINAL, Actor, Role
+from models.tables import Case, CaseSource, Category, OutboxItem
+from services import cases
+from services.api_keys import Principal, area_in_scope
+from services.cases import CaseError, OutsideGrid, UnknownCategory
+from services.context import ServiceContext
+from services.db import transaction
+from services.intake_rules import rule_of
+
+MACHINE_SOURCES = (CaseSource.CAMERA, CaseSource.SENSOR, CaseSource.HOTLINE)
+MAX_MEDIA_URLS = 20
+CLAIM_LEASE = timedelta(seconds=60)
+SYSTEM = Actor(Role.SYSTEM)
+
+
+class IntakeInProgress(CaseError):
+    """The same event is being processed right now; try again shortly."""
+
+
+class OutsideArea(CaseError):
+    """The point lies outside the caller's area."""
+
+
+@dataclass(frozen=True)
+class MachineReport:
+    source: CaseSource
+    event_id: str
+    category_code: str
+    lat: float
+    lon: float
+    device_id: str = ""
+    description: str = ""
+    address: str | None = None
+    media_urls: list[str] = field(default_factory=list)
+
+    @property
+    def source_ref(self) -> str:
+        return f"{self.device_id}/{self.event_id}"[:200]
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    case: Case
+    outcome: str  # created | folded | duplicate
+
+
+
+def _merge_media(existing: list[str], new: list[str]) -> list[str]:
+    merged = list(existing)
+    for url in new:
+        if url not in merged:
+            merged.append(url)
+    return merged[-MAX_MEDIA_URLS:]
+
+
+def _fold_target(session: Session, key_id: int | None, report: MachineReport, category: Category,
+                 window_s: int, now: datetime) -> tuple[MachineCase, Case] | None:
+    rows = session.exec(
+        select(MachineCase, Case)
+        .join(Case, Case.id == MachineCase.case_id)
+        .where(
+            MachineCase.api_key_id == key_id,
+            MachineCase.source == report.source.value,
+            MachineCase.device_id == report.device_id,
+            MachineCase.category_code == report.category_code,
+            MachineCase.last_seen_at >= now - timedelta(seconds=window_s),
+            Case.status.not_in([s.value for s in TERMINAL]),
+        )
+        .order_by(MachineCase.last_seen_at.desc())
+    ).all()
+    for machine, case in rows:
+        if geodesic((machine.lat, machine.lon), (report.lat, report.lon)).meters <= category.duplicate_radius_m:
+            return machine, case
+    return None
+
+
+def _record_created(session: Session, claim: IntakeClaim, case: Case, report: MachineReport,
+                    key_id: int | None, now: datetime) -> None:
+    if report.media_urls:
+        session.execute(sa.update(Case).where(Case.id == case.id).values(
+            media_urls=_merge_media(case.media_urls or [], report.media_urls)))
+    if session.get(MachineCase, case.id) is None:
+        session.add(MachineCase(case_id=case.id, api_key_id=key_id, source=report.source.value,
+                                device_id=report.device_id, category_code=report.category_code,
+                                lat=report.lat, lon=report.lon, first_seen_at=now, last_seen_at=now))
+    claim.case_id, claim.outcome, claim.lease_until = case.id, "created", None
+    session.add(claim)
+
+
+def intake_event(ctx: ServiceContext, *, principal: Principal, report: MachineReport) -> IntakeResult:
+    """Open, fold or recognise one machine event. See the module docstring.
+
+    Raises UnknownCategory, OutsideGrid, OutsideArea (the point is outside the key's area) or
+    IntakeInProgress; nothing is stored then.
+    """
+    if report.source not in MACHINE_SOURCES:
+        raise CaseError(f"source must be one of {', '.join(s.value for s in MACHINE_SOURCES)}")
+    now = ctx.clock.now()
+    grid_code = ctx.grid_map.lookup(report.lon, report.lat) if ctx.grid_map is not None else None
+    if ctx.grid_map is not None and grid_code is None:
+        raise OutsideGrid(f"{report.lat:.6f},{report.lon:.6f}")
+    ref = report.source_ref
+    try:
+        early = _claim_or_fold(ctx, principal, report, grid_code, now)
+    except IntegrityError:  # a concurrent delivery of the same event claimed it first
+        raise IntakeInProgress(ref) from None
+    if early is not None:
+        return early
+    # A new case: registered and dispatched by the one path every case takes.
+    try:
+        case = cases.report_case(ctx, actor=SYSTEM, source=report.source, category_code=report.category_code,
+                                 lat=report.lat, lon=report.lon, description=report.description,
+                                 address=report.address, source_event_id=ref)
+    except Exception:
+        with transaction(ctx.sessions) as session:  # release the claim so a retry can run at once
+            session.execute(sa.delete(IntakeClaim).where(
+                IntakeClaim.source == report.source.value, IntakeClaim.source_ref == ref,
+                IntakeClaim.kind == "report", IntakeClaim.case_id.is_(None)))
+        raise
+    with transaction(ctx.sessions) as session:
+        claim = session.exec(select(IntakeClaim).where(
+            IntakeClaim.source == report.source.value, IntakeClaim.source_ref == ref,
+            IntakeClaim.kind == "report")).one()
+        _record_created(session, claim, case, report, principal.id, now)
+        session.flush()
+        case = session.get(Case, case.id)
+        session.refresh(case)
+    return IntakeResult(case, "created")
+
+
+def _claim_or_fold(ctx: ServiceContext, principal: Principal, report: MachineReport, grid_code: str | None,
+                   now: datetime) -> IntakeResult | None:
+    """Claim the event in one transaction; answer at once for a repeat or a fold, else None."""
+    ref = report.source_ref
+    with transaction(ctx.sessions) as session:
+        if not area_in_scope(session, principal, grid_code):
+            raise OutsideArea(grid_code or "")
+        category = session.exec(select(Category).where(Category.code == report.category_code)).first()
+        if category is None or not category.active:
+            raise UnknownCategory(report.category_code)
+        claim = session.exec(select(IntakeClaim).where(
+            IntakeClaim.source == report.source.value, IntakeClaim.source_ref == ref,
+            IntakeClaim.kind == "report")).first()
+        if claim is not None:
+            if claim.case_id is not None:
+                return IntakeResult(session.get(Case, claim.case_id), "duplicate")
+            if claim.lease_until is not None and claim.lease_until > now:
+                raise IntakeInProgress(ref)
+            # The process that claimed it died. Did it get as far as opening the case?
+            opened = session.exec(select(Case).where(Case.source == report.source.value,
+                                                     Case.source_event_id == ref)).first()
+            if opened is not None:
+                _record_created(session, claim, opened, report, principal.id, now)
+                return IntakeResult(opened, "duplicate")
+            claim.lease_until = now + CLAIM_LEASE
+        else:
+            claim = IntakeClaim(source=report.source.value, source_ref=ref, kind="report",
+                                api_key_id=principal.id, lease_until=now + CLAIM_LEASE, created_at=now)
+        session.add(claim)
+        _, window_s = rule_of(session, ctx, report.category_code)
+        target = _fold_target(session, principal.id, report, category, window_s, now)
+        if target is not None:
+            machine, case = target
+            machine.events += 1
+            machine.last_seen_at = now
+            machine.clear_pending = False  # the problem is back: an earlier clear no longer holds
+            session.add(machine)
+            media = _merge_media(case.media_urls or [], report.media_urls)
+            count = case.report_count + 1  # read before the UPDATE, which refreshes `case` in the session
+            session.execute(sa.update(Case).where(Case.id == case.id).values(
+                report_count=Case.report_count + 1, media_urls=media))
+            session.add(OutboxItem(case_id=case.id, topic="case.repeated", next_attempt_at=now, created_at=now,
+                                   payload={"number": case.number, "at": now.isoformat(),
+                                            "report_count": count, "media_urls": media}))
+            claim.case_id, claim.outcome, claim.lease_until = case.id, "folded", None
+            session.flush()
+            session.refresh(case)
+            return IntakeResult(case, "folded")
+    return None
+
+
