@@ -132,11 +132,6 @@ def change_status(session: Session, ctx: ServiceContext, case: Case, tr: Transit
         followers.request_feedback(session, ctx, case, tr)
 
 
-# Kept while services/upstream.py still uses the old private names; the lead removes them after the merge.
-_record = record
-_change_status = change_status
-
-
 def report_case(
     ctx: ServiceContext,
     *,

@@ -126,7 +126,7 @@ def _create_mirror(session: Session, ctx: ServiceContext, principal: Principal, 
     )
     session.add(case)
     session.flush()
-    cases._record(session, case, open_case(Actor(role), at=at))
+    cases.record(session, case, open_case(Actor(role), at=at))
     return case
 
 
@@ -146,5 +146,5 @@ def _apply_to_mirror(session: Session, ctx: ServiceContext, case: Case, topic: s
         tr = transition(cases.facts_of(case), action, Actor(role), at=at, note=payload.get("note"))
     except LifecycleError as exc:
         raise Diverged(f"{case.number}: {exc}") from None
-    cases._change_status(session, ctx, case, tr)
+    cases.change_status(session, ctx, case, tr)
 
