@@ -41,10 +41,11 @@ from aiogram.exceptions import (
 )
 from aiogram.types import FSInputFile, Message
 from aiolimiter import AsyncLimiter
-from sqlalchemy.orm import aliased, sessionmaker
-from sqlmodel import Session, select
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from bot.delivery_queue import by_chat, due_rows, limit_per_chat
 from models.tables import Notification, NotificationStatus, Person
 from onegrid.clock import Clock
 from services.db import transaction
@@ -99,6 +100,7 @@ class NotificationSender:
         limits: DeliveryLimits | None = None,
         batch_size: int = 200,
         lease: timedelta = timedelta(seconds=120),
+        rows_per_chat: int = 3,
     ) -> None:
         self.bot = bot
         self.sessions = sessions
@@ -106,6 +108,9 @@ class NotificationSender:
         self.data_dir = data_dir
         self.limits = limits or DeliveryLimits()
         self.batch_size = batch_size
+        # About one second of bot-wide sending in flight: an urgent row never queues behind more than that.
+        self.active_chats = max(1, int(self.limits.global_per_second))
+        self.rows_per_chat = rows_per_chat
         self.lease = lease
         self.stats = DeliveryStats()
         # Evenly spaced (capacity 1) so no sliding one-second window ever sees a burst.
@@ -124,24 +129,44 @@ class NotificationSender:
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, poll_interval: float = 0.5) -> None:
-        """Deliver until `stop` is set; between batches wait for a wake-up or the poll interval."""
+        """Deliver until `stop` is set (or cancelled: calls on the wire are recorded, the rest released).
+
+        A pipeline, not batches: at most `active_chats` chats are being served at once, each with at most
+        `rows_per_chat` rows, and whenever one finishes (or a commit wakes us) the most urgent due rows are
+        claimed for the free places. So a slow chat never holds back the others, and an urgent row waits
+        at most about a second of bot-wide sending, however much housekeeping is queued.
+        """
         self._loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            # Clear before claiming: a wake-up from a commit that lands during the claim must not be lost.
-            self._wake.clear()
-            try:
-                handled = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the store restarting must not kill delivery; try again shortly
-                log.exception("delivery batch failed; retrying")
-                handled = 0
-            if handled:
-                continue
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-            _, pending = await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+        active: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                # Clear before claiming: a wake-up from a commit that lands during the claim must not be lost.
+                self._wake.clear()
+                room = self.active_chats - len(active)
+                claimed = 0
+                if room > 0:
+                    try:
+                        rows = await asyncio.to_thread(self._claim, max_chats=room, rows_per_chat=self.rows_per_chat)
+                    except Exception:  # the store restarting must not kill delivery; try again shortly
+                        log.exception("delivery claim failed; retrying")
+                        rows = []
+                    for chat_rows in by_chat(rows).values():
+                        task = asyncio.ensure_future(self._deliver_chat(chat_rows))
+                        active.add(task)
+                        task.add_done_callback(active.discard)
+                    claimed = len(rows)
+                if claimed and len(active) < self.active_chats:
+                    continue  # there may be more due right now
+                waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait()), *active]
+                await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters[:2]:
+                    w.cancel()
+        finally:
+            # Stopped or cancelled: calls already on the wire finish and are recorded; the rest go back.
+            for task in list(active):
+                task.cancel()
+            await asyncio.gather(*active, return_exceptions=True)
+            await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def run_once(self) -> int:
         """Claim one batch of due rows and deliver it; returns how many rows were handled."""
@@ -149,10 +174,7 @@ class NotificationSender:
         rows = await asyncio.to_thread(self._claim)
         if not rows:
             return 0
-        by_chat: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
-        for row in rows:
-            by_chat.setdefault(row["chat_id"], []).append(row)
-        tasks = [asyncio.ensure_future(self._deliver_chat(chat_rows)) for chat_rows in by_chat.values()]
+        tasks = [asyncio.ensure_future(self._deliver_chat(chat_rows)) for chat_rows in by_chat(rows).values()]
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
@@ -163,37 +185,15 @@ class NotificationSender:
         return len(rows)
 
     # -- store side (sync, run in a worker thread) -----------------------------------------
-    def _claim(self) -> list[dict[str, Any]]:
+    def _claim(self, *, max_chats: int | None = None, rows_per_chat: int | None = None) -> list[dict[str, Any]]:
+        """Mark the most urgent due rows SENDING under a lease and return them (in queue order per chat).
+
+        At most `max_chats` chats and `rows_per_chat` rows of each (None: no limit beyond `batch_size`).
+        """
         now = self.clock.now()
-        earlier = aliased(Notification)
-        held_back = sa.exists().where(
-            earlier.chat_id == Notification.chat_id,
-            earlier.id < Notification.id,
-            sa.or_(
-                sa.and_(earlier.status == NotificationStatus.SENDING, earlier.lease_until > now),
-                sa.and_(earlier.status == NotificationStatus.PENDING, earlier.next_attempt_at > now),
-            ),
-        )
-        due = sa.or_(
-            sa.and_(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now),
-            sa.and_(Notification.status == NotificationStatus.SENDING, Notification.lease_until <= now),
-        )
-        # A chat is as urgent as the most urgent row it has waiting, and its rows keep their queue order:
-        # an urgent order never waits behind housekeeping, and a chat never sees a later message first.
-        queued = aliased(Notification)
-        chat_urgency = (
-            sa.select(sa.func.min(queued.priority))
-            .where(queued.chat_id == Notification.chat_id,
-                   queued.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))
-            .scalar_subquery()
-        )
-        query = (select(Notification).where(due, ~held_back).order_by(chat_urgency, Notification.id)
-                 .limit(self.batch_size))
-        if self._postgres:
-            # Two OneGrid processes may share one database: each takes rows the other has not locked.
-            query = query.with_for_update(skip_locked=True, of=Notification)
+        query = due_rows(now, limit=self.batch_size, lock=self._postgres)
         with transaction(self.sessions) as session:
-            rows = session.exec(query).all()
+            rows = limit_per_chat(session.exec(query).all(), max_chats, rows_per_chat)
             for row in rows:
                 row.status = NotificationStatus.SENDING
                 row.lease_until = now + self.lease
