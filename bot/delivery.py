@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from bot.delivery_limits import DeliveryLimits, DeliveryStats, backoff_seconds
 from bot.delivery_queue import by_chat, due_rows, limit_per_chat
 from models.tables import Notification, NotificationStatus, Person
 from onegrid.clock import Clock
@@ -52,41 +52,13 @@ from services.db import transaction
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DeliveryLimits", "DeliveryStats", "NotificationSender", "backoff_seconds"]
+
 _TRANSIENT = (TelegramNetworkError, TelegramServerError)
-
-
-@dataclass(frozen=True)
-class DeliveryLimits:
-    global_per_second: float = 29.8
-    chat_interval_s: float = 1.05
-    group_interval_s: float = 3.05
-    max_attempts: int = 20
-    quick_retries: int = 3
-    max_retry_after_waits: int = 5
-
-
-@dataclass
-class DeliveryStats:
-    sent: int = 0
-    waited_429: int = 0
-    transient_errors: int = 0
-    rescheduled: int = 0
-    blocked: int = 0
-    failed: int = 0
-    by_error: dict[str, int] = field(default_factory=dict)
-
-    def count_error(self, exc: BaseException) -> None:
-        name = type(exc).__name__
-        self.by_error[name] = self.by_error.get(name, 0) + 1
 
 
 class _Outcome:
     SENT, RETRY_LATER, BLOCKED, FAILED = "sent", "retry_later", "blocked", "failed"
-
-
-def backoff_seconds(attempts: int) -> float:
-    """Delay before retry number `attempts` (1-based) of a row: 5 s doubling, capped at 15 min."""
-    return min(5.0 * 2 ** max(attempts - 1, 0), 900.0)
 
 
 class NotificationSender:
@@ -111,6 +83,7 @@ class NotificationSender:
         # About one second of bot-wide sending in flight: an urgent row never queues behind more than that.
         self.active_chats = max(1, int(self.limits.global_per_second))
         self.rows_per_chat = rows_per_chat
+        self._stopping = False
         self.lease = lease
         self.stats = DeliveryStats()
         # Evenly spaced (capacity 1) so no sliding one-second window ever sees a burst.
@@ -138,6 +111,14 @@ class NotificationSender:
         """
         self._loop = asyncio.get_running_loop()
         active: set[asyncio.Task[None]] = set()
+        busy: set[int] = set()  # chats being served: a row whose lease ran out meanwhile is not taken twice
+
+        def serve(chat_id: int, chat_rows: list[dict[str, Any]]) -> None:
+            task = asyncio.ensure_future(self._deliver_chat(chat_rows))
+            active.add(task)
+            busy.add(chat_id)
+            task.add_done_callback(lambda t: (active.discard(t), busy.discard(chat_id)))
+
         try:
             while not stop.is_set():
                 # Clear before claiming: a wake-up from a commit that lands during the claim must not be lost.
@@ -146,14 +127,13 @@ class NotificationSender:
                 claimed = 0
                 if room > 0:
                     try:
-                        rows = await asyncio.to_thread(self._claim, max_chats=room, rows_per_chat=self.rows_per_chat)
+                        rows = await asyncio.to_thread(self._claim, max_chats=room, rows_per_chat=self.rows_per_chat,
+                                                       busy_chats=frozenset(busy))
                     except Exception:  # the store restarting must not kill delivery; try again shortly
                         log.exception("delivery claim failed; retrying")
                         rows = []
-                    for chat_rows in by_chat(rows).values():
-                        task = asyncio.ensure_future(self._deliver_chat(chat_rows))
-                        active.add(task)
-                        task.add_done_callback(active.discard)
+                    for chat_id, chat_rows in by_chat(rows).items():
+                        serve(chat_id, chat_rows)
                     claimed = len(rows)
                 if claimed and len(active) < self.active_chats:
                     continue  # there may be more due right now
@@ -161,12 +141,20 @@ class NotificationSender:
                 await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
                 for w in waiters[:2]:
                     w.cancel()
-        finally:
-            # Stopped or cancelled: calls already on the wire finish and are recorded; the rest go back.
+        except asyncio.CancelledError:
+            # Killed: calls already on the wire finish and are recorded; the chat tasks give back the rest.
             for task in list(active):
                 task.cancel()
             await asyncio.gather(*active, return_exceptions=True)
             await asyncio.gather(*self._inflight, return_exceptions=True)
+            raise
+        # Stopped: each chat finishes the call it has on the wire (and what that call decided, such as
+        # marking a blocked chat's other rows) and gives back the rows it had not started.
+        self._stopping = True
+        try:
+            await asyncio.gather(*active, return_exceptions=True)
+        finally:
+            self._stopping = False
 
     async def run_once(self) -> int:
         """Claim one batch of due rows and deliver it; returns how many rows were handled."""
@@ -185,15 +173,18 @@ class NotificationSender:
         return len(rows)
 
     # -- store side (sync, run in a worker thread) -----------------------------------------
-    def _claim(self, *, max_chats: int | None = None, rows_per_chat: int | None = None) -> list[dict[str, Any]]:
+    def _claim(self, *, max_chats: int | None = None, rows_per_chat: int | None = None,
+               busy_chats: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
         """Mark the most urgent due rows SENDING under a lease and return them (in queue order per chat).
 
-        At most `max_chats` chats and `rows_per_chat` rows of each (None: no limit beyond `batch_size`).
+        At most `max_chats` chats and `rows_per_chat` rows of each (None: no limit beyond `batch_size`);
+        none of `busy_chats` (this process is still serving them).
         """
         now = self.clock.now()
         query = due_rows(now, limit=self.batch_size, lock=self._postgres)
         with transaction(self.sessions) as session:
-            rows = limit_per_chat(session.exec(query).all(), max_chats, rows_per_chat)
+            rows = limit_per_chat([r for r in session.exec(query).all() if r.chat_id not in busy_chats],
+                                  max_chats, rows_per_chat)
             for row in rows:
                 row.status = NotificationStatus.SENDING
                 row.lease_until = now + self.lease
@@ -273,6 +264,9 @@ class NotificationSender:
         done = 0
         try:
             for row in rows:
+                if self._stopping:  # stopping: finish what is on the wire, give the rest back
+                    await asyncio.to_thread(self._release, rows[done:])
+                    return
                 # Shielded: once a call is on the wire its outcome is recorded even if we are cancelled.
                 inner = asyncio.ensure_future(self._deliver_one(row))
                 self._inflight.add(inner)

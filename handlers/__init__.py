@@ -2,10 +2,10 @@
 
 from aiogram import Router
 
+from handlers import common, resident, spot_check, supervision, supervisor, worker
+
 
 def build_router() -> Router:
-    from handlers import common, resident, spot_check, supervision, supervisor, worker
-
     root = Router(name="onegrid")
     # Staff routers first: their filters claim staff updates; the resident router takes the rest.
     root.include_router(supervision.build_router())

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -54,8 +56,6 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def alembic_config(url: str):  # noqa: ANN201
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -64,12 +64,8 @@ def alembic_config(url: str):  # noqa: ANN201
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema at `url` to `revision` with Alembic (the only way the schema is made)."""
-    from alembic import command
-
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    from alembic import command
-
     command.downgrade(alembic_config(url), revision)

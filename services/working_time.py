@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from services.areas import area_chain
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 OVERRIDES_FILE = DATA_DIR / "calendar_overrides.json"
 DEFAULT_HOURS = (("08:30", "12:00"), ("13:00", "17:30"))
@@ -179,8 +181,6 @@ def calendar_for(path: Path | None = None, *, timezone: str = "Asia/Shanghai") -
 def registration_deadlines(session, ctx, *, category, grid_code: str | None, now: datetime) -> dict[str, datetime]:  # noqa: ANN001
     """Accept and handling deadlines of a case registered `now` (both count from registration),
     plus when the escalation sweep must first look at it."""
-    from services.areas import area_chain
-
     cal = calendar_for(_overrides_path(ctx), timezone=ctx.timezone)
     codes = tuple(a.code for a in area_chain(session, grid_code)) if grid_code else ()
     accept = cal.add(now, category.accept_sla_minutes, category.accept_sla_unit or "clock_minutes", codes)
@@ -199,6 +199,4 @@ def calendar_of(ctx) -> WorkingCalendar:  # noqa: ANN001
 
 
 def area_codes_of(session, grid_code: str | None) -> tuple[str, ...]:  # noqa: ANN001
-    from services.areas import area_chain
-
     return tuple(a.code for a in area_chain(session, grid_code)) if grid_code else ()
