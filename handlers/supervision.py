@@ -44,7 +44,7 @@ from models.tables import Person
 from services import escalation, extensions, staff_menus, supervision_access, supervision_queue, takeover, topics
 from services.context import ServiceContext
 from services.db import transaction
-from services.dispatch import local_time
+from bot.renderers.work_text import local_time
 from services.verification import VerificationError
 
 

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from models.events.work import DispatchEscalated, OfferMade, OfferRetracted, PatrolOrderAssigned, RetractReason
 from models.lifecycle import OPEN, Action, Actor, Role, Status
-from models.tables import Area, AreaLevel, Case, CaseSource, Category, Department, Person
+from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
@@ -40,31 +38,6 @@ from services.context import ServiceContext
 from services.dispatch_pool import find_workers, handed_back_by, parent_code, supervises, supervisors_of
 
 log = logging.getLogger(__name__)
-
-
-# -- names and times for services that still word their own messages ------------------------------------
-# The work-order renderer has its own (bot/renderers/work_text.py); these stay until the other services
-# publish events instead of text.
-
-
-def localized(row: Area | Category | Department | None, locale: str, fallback: str = "") -> str:
-    """The Chinese name for zh_CN readers, the English one (when there is one) for everybody else."""
-    if row is None:
-        return fallback
-    if locale.startswith("zh") or not row.name_en:
-        return row.name
-    return row.name_en
-
-
-def department_name(session: Session, code: str, locale: str) -> str:
-    return localized(session.exec(select(Department).where(Department.code == code)).first(), locale, code)
-
-
-def local_time(at: datetime | None, timezone: str) -> str:
-    """`11-21 10:30` in the city's time zone (deadlines are read by people in the city)."""
-    if at is None:
-        return "—"
-    return at.astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M")
 
 
 # -- offering -----------------------------------------------------------------------------------

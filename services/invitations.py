@@ -20,6 +20,7 @@ What callers may rely on:
 
 from __future__ import annotations
 
+from services.names import localized
 import hashlib
 import re
 import secrets
@@ -34,7 +35,7 @@ from models.events.staff import InvitationRedeemed
 from models.lifecycle import Role
 from models.tables import Area, Department, Invitation, Person
 from services.locales import normalize_locale
-from services import dispatch, staff_menus
+from services import staff_menus
 from services.api_keys import area_subtree
 from services.context import ServiceContext
 from services.db import transaction
@@ -171,8 +172,8 @@ def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int,
                                                 display_name=display_name[:200]))
         staff_menus.queue_menu(session, ctx, person)  # after the welcome: one chat's messages keep their order
         locale = person.locale
-        return Binding(person.id, role, invitation.area_code, dispatch.localized(area, locale, invitation.area_code),
-                       dispatch.localized(department, locale, person.department_code or "") if department else None,
+        return Binding(person.id, role, invitation.area_code, localized(area, locale, invitation.area_code),
+                       localized(department, locale, person.department_code or "") if department else None,
                        person.on_duty)
 
 

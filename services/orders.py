@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.names import localized
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,6 @@ from sqlmodel import select
 from models.lifecycle import OPEN
 from models.tables import Case, Category
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
-from services import dispatch
 from services.context import ServiceContext
 from services.work_common import active_worker
 
@@ -54,7 +54,7 @@ def open_orders(ctx: ServiceContext, *, worker_id: int) -> OrdersView:
                 Case.status.in_([s.value for s in OPEN]),
             )
         ).all()
-        names = {c.code: dispatch.localized(c, worker.locale, c.code) for c in session.exec(select(Category))}
+        names = {c.code: localized(c, worker.locale, c.code) for c in session.exec(select(Category))}
 
         def line(task: CaseTask, case: Case, offer_id: int | None) -> OrderLine:
             due = case.handle_due_at

@@ -15,6 +15,7 @@ and refuses with nothing written.
 
 from __future__ import annotations
 
+from services.names import localized
 from dataclasses import dataclass
 
 from sqlmodel import select
@@ -91,9 +92,9 @@ def bind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, message
             own = get_area(session, supervisor.area_code)
             own.supervisor_chat_id = chat_id
             session.add(own)
-            claimed_for, claimed_code = dispatch.localized(own, supervisor.locale, own.code), own.code
+            claimed_for, claimed_code = localized(own, supervisor.locale, own.code), own.code
         elif chat_id not in groups:
-            raise NotTheSupervisorGroup(dispatch.localized(area, supervisor.locale, area.code))
+            raise NotTheSupervisorGroup(localized(area, supervisor.locale, area.code))
         row = session.exec(select(SupervisorTopic).where(SupervisorTopic.chat_id == chat_id,
                                                          SupervisorTopic.area_code == area.code)).first()
         if row is None:
@@ -102,7 +103,7 @@ def bind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, message
         session.add(row)
         ctx.publish(session, TopicBound(supervisor_id=supervisor.id, chat_id=chat_id, message_thread_id=thread_id,
                                         area_code=area.code, claimed_area_code=claimed_code))
-        return TopicBinding(area.code, dispatch.localized(area, supervisor.locale, area.code), claimed_for)
+        return TopicBinding(area.code, localized(area, supervisor.locale, area.code), claimed_for)
 
 
 def unbind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, message_thread_id: int | None,
@@ -122,7 +123,7 @@ def unbind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, messa
                     not dispatch.supervises(session, supervisor, row.area_code):
                 continue
             area = session.exec(select(Area).where(Area.code == row.area_code)).first()
-            names.append(dispatch.localized(area, supervisor.locale, row.area_code))
+            names.append(localized(area, supervisor.locale, row.area_code))
             codes.append(row.area_code)
             session.delete(row)
         ctx.publish(session, TopicUnbound(supervisor_id=supervisor.id, chat_id=chat_id, message_thread_id=thread_id,

@@ -6,6 +6,7 @@ The channel renders the card (bot/renderers/supervision_verification.py).
 
 from __future__ import annotations
 
+from services.names import department_name, localized
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,7 +14,6 @@ from sqlmodel import Session, select
 
 from models.tables import Area, Case, Category, Person, Photo
 from models.work import CaseTask, Completion, CompletionStatus
-from services import dispatch
 
 @dataclass(frozen=True)
 class ProofPart:
@@ -60,7 +60,7 @@ def proof_card(session: Session, case: Case, locale: str) -> ProofCard:
         photos = session.exec(select(Photo).where(Photo.id.in_(completion.photo_ids)).order_by(Photo.id)).all() \
             if completion.photo_ids else []
         parts.append(ProofPart(
-            department=dispatch.department_name(session, task.department_code, locale),
+            department=department_name(session, task.department_code, locale),
             worker_name=worker.display_name if worker else "—",
             photo_paths=[p.path for p in photos],
             distance_m=completion.distance_m,
@@ -72,8 +72,8 @@ def proof_card(session: Session, case: Case, locale: str) -> ProofCard:
             time_on_site=_time_on_site(completion, photos),
             submitted_at=completion.submitted_at,
         ))
-    return ProofCard(case.id, case.number, case.version, dispatch.localized(category, locale, case.category_code),
-                     dispatch.localized(grid, locale, case.grid_code or "—"), case.address, case.description, parts)
+    return ProofCard(case.id, case.number, case.version, localized(category, locale, case.category_code),
+                     localized(grid, locale, case.grid_code or "—"), case.address, case.description, parts)
 
 
 def _time_on_site(completion: Completion, photos: list[Photo]) -> timedelta | None:

@@ -6,6 +6,8 @@ again when the digest's transaction rolls back, so no file outlives a digest tha
 
 from __future__ import annotations
 
+from bot.renderers.work_text import local_time
+from services.names import localized
 import html
 from datetime import date
 from pathlib import Path
@@ -18,7 +20,6 @@ from bot.renderers.supervision_card import lateness
 from models.events.staff import DigestReady, DigestSeries, Overdue
 from models.tables import Area, Category, Person
 from onegrid.i18n import gettext_for
-from services import dispatch
 from services.bus import EventTable
 from services.context import ServiceContext
 from services.notify import enqueue
@@ -32,7 +33,7 @@ def _pct(value: float | None) -> str:
 
 def _area_name(session: Session, code: str, locale: str) -> str:
     area = session.exec(select(Area).where(Area.code == code)).first()
-    return dispatch.localized(area, locale, code)
+    return localized(area, locale, code)
 
 
 def render_caption(session: Session, series: DigestSeries, *, locale: str, today: date) -> str:
@@ -67,7 +68,7 @@ def render_overdue(session: Session, ctx: ServiceContext, overdue: Overdue, *, a
         Category.code.in_({o.category_code for o in overdue.cases}))).all()}
     for i, item in enumerate(overdue.cases, start=1):
         grid = _area_name(session, item.grid_code, locale) if item.grid_code else "—"
-        category = dispatch.localized(categories.get(item.category_code), locale, item.category_code)
+        category = localized(categories.get(item.category_code), locale, item.category_code)
         label = _("Accept by") if item.deadline == "accept" else _("Handle by")
         names = ", ".join(html.escape(n) for n in item.holder_names)
         if item.held and names:
@@ -77,7 +78,7 @@ def render_overdue(session: Session, ctx: ServiceContext, overdue: Overdue, *, a
         else:
             holder = _("Nobody holds it.")
         lines.append(f"\n{i}. <b>{html.escape(item.number)}</b> · {html.escape(category)} · {html.escape(grid)}")
-        lines.append(f"{label}: {dispatch.local_time(item.due_at, ctx.timezone)} · "
+        lines.append(f"{label}: {local_time(item.due_at, ctx.timezone)} · "
                      + _("late by {late}").format(late=lateness(item.late, _)))
         lines.append(holder)
     if overdue.total > len(overdue.cases):

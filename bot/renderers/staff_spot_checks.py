@@ -3,6 +3,8 @@ the verdict, and the ping to the grid's supervisors (and their group's forum top
 
 from __future__ import annotations
 
+from bot.renderers.work_text import local_time
+from services.names import localized
 import html
 import logging
 from collections.abc import Callable
@@ -60,7 +62,7 @@ def render_reasons(codes: tuple[str, ...] | list[str], _: Gettext) -> str:
 def grid_label(session: Session, grid_code: str, locale: str) -> str:
     """The grid's name in `locale` with its code (HTML-escaped)."""
     area = session.exec(select(Area).where(Area.code == grid_code)).first()
-    name = dispatch.localized(area, locale, grid_code)
+    name = localized(area, locale, grid_code)
     return html.escape(name if name == grid_code else f"{name} ({grid_code})")
 
 
@@ -75,7 +77,7 @@ def _tell_worker(session: Session, ctx: ServiceContext, worker_id: int | None, t
 
 
 def spot_check_requested(session: Session, ctx: ServiceContext, event: SpotCheckRequested) -> None:
-    due = dispatch.local_time(event.due_at, ctx.timezone)
+    due = local_time(event.due_at, ctx.timezone)
     _tell_worker(session, ctx, event.worker_id, lambda _, locale: _(
         "🔍 Spot check of grid {grid}\n"
         "By {due} (within {minutes} min), send from inside the grid:\n"
@@ -141,7 +143,7 @@ def location_refusal(event: SpotCheckAnswerJudged, ctx: ServiceContext, _: Gette
 
 def answer_text(session: Session, ctx: ServiceContext, event: SpotCheckAnswerJudged, _: Gettext, locale: str) -> str:
     """What the worker is told after an answer that left the check open."""
-    due = dispatch.local_time(event.due_at, ctx.timezone)
+    due = local_time(event.due_at, ctx.timezone)
     if event.outcome is AnswerOutcome.REFUSED:
         grid = grid_label(session, event.grid_code, locale)
         text = (photo_refusal(event.problems[0], _) if event.kind is AnswerKind.PHOTO
@@ -171,7 +173,7 @@ def failure_text(session: Session, ctx: ServiceContext, event: SpotCheckFailed, 
     if event.status == SpotCheckStatus.NOBODY:
         lines = [_("🔍 Spot check: nobody on duty in grid {grid}").format(grid=grid),
                  _("At {time}, during working hours, none of the grid's workers was on duty.").format(
-                     time=dispatch.local_time(event.requested_at, ctx.timezone))]
+                     time=local_time(event.requested_at, ctx.timezone))]
     else:
         worker = session.get(Person, event.worker_id) if event.worker_id else None
         head = (_("🔍 Spot check: no answer from grid {grid}") if event.status == SpotCheckStatus.SILENT
@@ -179,8 +181,8 @@ def failure_text(session: Session, ctx: ServiceContext, event: SpotCheckFailed, 
         lines = [head.format(grid=grid),
                  _("Worker: {name}").format(name=html.escape(worker.display_name if worker else "—")),
                  _("Asked at {asked} to answer by {due}.").format(
-                     asked=dispatch.local_time(event.requested_at, ctx.timezone),
-                     due=dispatch.local_time(event.due_at, ctx.timezone)),
+                     asked=local_time(event.requested_at, ctx.timezone),
+                     due=local_time(event.due_at, ctx.timezone)),
                  _("What went wrong: {reasons}").format(reasons=html.escape(render_reasons(event.reasons, _)))]
     return "\n".join(lines)
 
@@ -189,7 +191,7 @@ def spot_check_failed(session: Session, ctx: ServiceContext, event: SpotCheckFai
     """Tell the worker the check is over, then ping the grid's supervisors (the nearest level with any)
     and their group chat (in the grid's forum topic when one is bound)."""
     now = ctx.clock.now()
-    due = dispatch.local_time(event.due_at, ctx.timezone)
+    due = local_time(event.due_at, ctx.timezone)
     if event.status == SpotCheckStatus.SILENT:
         _tell_worker(session, ctx, event.worker_id, lambda _, locale: _(
             "⏰ The spot check of grid {grid} is over: nothing arrived by {due}. Your supervisor was told.").format(

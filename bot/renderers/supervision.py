@@ -6,6 +6,7 @@ a ping: bot/renderers/supervision_escalation.py; forum topics: below.
 
 from __future__ import annotations
 
+from services.names import localized
 import html
 
 from sqlmodel import Session, select
@@ -30,7 +31,6 @@ from models.events.supervision import (
 )
 from models.tables import Area, Person
 from onegrid.i18n import gettext_for
-from services import dispatch
 from services.bus import EventTable
 from services.context import ServiceContext
 from services.notify import enqueue
@@ -46,7 +46,7 @@ def reply_in_topic(session: Session, ctx: ServiceContext, *, chat_id: int, messa
 
 
 def _area_name(session: Session, code: str, locale: str) -> str:
-    return dispatch.localized(session.exec(select(Area).where(Area.code == code)).first(), locale, code)
+    return localized(session.exec(select(Area).where(Area.code == code)).first(), locale, code)
 
 
 def _topic_reply(session: Session, ctx: ServiceContext, supervisor_id: int, chat_id: int, thread_id: int,

@@ -5,6 +5,8 @@ Pings, extension requests and shelf reviews all show it (bot/renderers/supervisi
 
 from __future__ import annotations
 
+from bot.renderers.work_text import local_time
+from services.names import localized
 import html
 from datetime import timedelta
 
@@ -13,7 +15,6 @@ from sqlmodel import Session, select
 from models.tables import Area, Case, CaseEvent, Category
 from models.work import CaseTask, TaskStatus
 from onegrid.i18n import gettext_for
-from services import dispatch
 from services.context import ServiceContext
 from services.escalation import holders
 
@@ -50,9 +51,9 @@ def case_card(session: Session, ctx: ServiceContext, case: Case, locale: str, *,
     category = session.exec(select(Category).where(Category.code == case.category_code)).first()
     grid = session.exec(select(Area).where(Area.code == case.grid_code)).first() if case.grid_code else None
     lines = [header,
-             _("Category: {category}").format(category=html.escape(dispatch.localized(category, locale,
+             _("Category: {category}").format(category=html.escape(localized(category, locale,
                                                                                       case.category_code))),
-             _("Grid: {grid}").format(grid=html.escape(dispatch.localized(grid, locale, case.grid_code or "—")))]
+             _("Grid: {grid}").format(grid=html.escape(localized(grid, locale, case.grid_code or "—")))]
     if case.address:
         lines.append(_("Address: {address}").format(address=html.escape(case.address)))
     if case.description:
@@ -60,7 +61,7 @@ def case_card(session: Session, ctx: ServiceContext, case: Case, locale: str, *,
     for label, due in ((_("Accept by"), case.accept_due_at), (_("Handle by"), case.handle_due_at)):
         if due is None:
             continue
-        text = f"{label}: {dispatch.local_time(due, ctx.timezone)}"
+        text = f"{label}: {local_time(due, ctx.timezone)}"
         if due < now:
             text += " · " + _("late by {late}").format(late=lateness(now - due, _))
         lines.append(text)
@@ -79,7 +80,7 @@ def case_card(session: Session, ctx: ServiceContext, case: Case, locale: str, *,
     if events:
         lines.append(_("History:"))
         for ev in reversed(events):
-            line = f"· {dispatch.local_time(ev.at, ctx.timezone)} {action_label(ev.action, _)}"
+            line = f"· {local_time(ev.at, ctx.timezone)} {action_label(ev.action, _)}"
             if ev.note:
                 line += " — " + html.escape(ev.note[:80])
             lines.append(line)

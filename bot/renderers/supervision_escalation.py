@@ -7,6 +7,7 @@ inside the forum topic bound to the area when there is one (`message_thread_id`)
 
 from __future__ import annotations
 
+from bot.renderers.work_text import local_time
 import html
 from typing import Any
 
@@ -27,7 +28,6 @@ from models.events.supervision import (
 from models.supervision import EscalationStep, Shelving
 from models.tables import Case, Person
 from onegrid.i18n import gettext_for
-from services import dispatch
 from services.context import ServiceContext
 from services.escalation import supervisors_at
 from services.notify import enqueue, enqueue_text
@@ -144,14 +144,14 @@ def extension_requested(session: Session, ctx: ServiceContext, event: ExtensionR
 
 
 def extension_granted(session: Session, ctx: ServiceContext, event: ExtensionGranted) -> None:
-    due = dispatch.local_time(event.new_due_at, ctx.timezone)
+    due = local_time(event.new_due_at, ctx.timezone)
     _tell(session, ctx, event.requester_id, event.case_id, lambda _: _(
         "⏳ Case {number}: extension granted; handle it by {due}.").format(number=event.case_number, due=due))
 
 
 def extension_refused(session: Session, ctx: ServiceContext, event: ExtensionRefused) -> None:
     """Tell the worker why and until when; confirm to the supervisor who refused."""
-    due = dispatch.local_time(event.due_at, ctx.timezone)
+    due = local_time(event.due_at, ctx.timezone)
     _tell(session, ctx, event.requester_id, event.case_id, lambda _: _(
         "✖️ Case {number}: extension refused ({reason}). The deadline stays {due}.").format(
         number=event.case_number, reason=html.escape(event.reason), due=due))

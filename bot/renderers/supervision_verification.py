@@ -6,6 +6,7 @@ the id of the card's message row is kept on its `VerificationRequest`, so the de
 
 from __future__ import annotations
 
+from bot.renderers.work_text import local_time
 import html
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,7 +24,6 @@ from models.events.supervision import (
 from models.tables import Case, Notification, NotificationStatus, Person
 from models.work import CaseTask, VerificationRequest
 from onegrid.i18n import gettext_for
-from services import dispatch
 from services.context import ServiceContext
 from services.notify import enqueue, enqueue_text
 from services.verification_card import ProofCard, ProofPart, proof_card
@@ -58,7 +58,7 @@ def render_card(card: ProofCard, locale: str, timezone: str) -> str:
         if part.flagged:
             lines.append(_("⚠️ Flagged by the worker: {problems}").format(
                 problems=", ".join(problem_label(p, part, locale) for p in part.problems)))
-        lines.append(_("Submitted: {at}").format(at=dispatch.local_time(part.submitted_at, timezone)))
+        lines.append(_("Submitted: {at}").format(at=local_time(part.submitted_at, timezone)))
     return "\n".join(lines)
 
 
@@ -146,7 +146,7 @@ def _tell_workers(session: Session, ctx: ServiceContext, case_id: int, render: C
 def closure_approved(session: Session, ctx: ServiceContext, event: ClosureApproved) -> None:
     supervisor = session.get(Person, event.supervisor_id)
     name = html.escape(supervisor.display_name)
-    at = dispatch.local_time(ctx.clock.now(), ctx.timezone)
+    at = local_time(ctx.clock.now(), ctx.timezone)
     _edit_cards(session, ctx, event.case_id, event.card_ids, lambda _: _(
         "✅ Case {number} approved and closed by {name} ({at}).").format(number=event.case_number, name=name, at=at))
     _tell_workers(session, ctx, event.case_id, lambda _: _(

@@ -10,27 +10,15 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from bot.worker_ui import Gettext
-from models.tables import Area, Case, CaseSource, Category, Department, Person
+from models.tables import Area, Case, CaseSource, Category, Person
 from models.work import CaseTask
 from onegrid.i18n import gettext_for
 from services.context import ServiceContext
 from services.notify import enqueue_text
+from services.names import department_name, localized
 from services.privacy import mask_name, mask_phone
 
 NO_PREVIEW = {"is_disabled": True}
-
-
-def localized(row: Area | Category | Department | None, locale: str, fallback: str = "") -> str:
-    """The Chinese name for zh_CN readers, the English one (when there is one) for everybody else."""
-    if row is None:
-        return fallback
-    if locale.startswith("zh") or not row.name_en:
-        return row.name
-    return row.name_en
-
-
-def department_name(session: Session, code: str, locale: str) -> str:
-    return localized(session.exec(select(Department).where(Department.code == code)).first(), locale, code)
 
 
 def category_name(session: Session, code: str, locale: str) -> str:

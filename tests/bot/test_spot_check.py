@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from models.supervision import SpotCheck, SpotCheckStatus
 from services import spot_checks
-from services.dispatch import local_time
+from bot.renderers.work_text import local_time
 from tests.worker_support import (  # noqa: F401  (emulator and world are fixtures)
     GRID,
     add_supervisor,

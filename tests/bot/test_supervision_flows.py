@@ -18,7 +18,7 @@ from models.supervision import Extension, ExtensionStatus, SupervisorTopic
 from models.tables import Case, Notification
 from models.work import CaseTask, TaskStatus, VerificationRequest, WorkOffer
 from services import escalation, takeover, work
-from services.dispatch import local_time
+from bot.renderers.work_text import local_time
 from services.invitations import create_invitation
 from tests.worker_support import (  # noqa: F401  (emulator and world are fixtures)
     GRID,

@@ -9,7 +9,7 @@ from sqlmodel import select
 from models.lifecycle import Status
 from models.tables import Case, CaseEvent
 from models.work import OfferStatus, WorkOffer
-from services.dispatch import local_time
+from bot.renderers.work_text import local_time
 from tests.worker_support import (  # noqa: F401  (emulator and world are fixtures)
     OTHER_GRID,
     STREET,
