@@ -184,3 +184,23 @@ async def test_attempts_exhausted_marks_failed(db, clock, emulator, make_sender)
         row = s.exec(select(Notification)).one()
     assert (row.status, row.attempts) == (NotificationStatus.FAILED, 2)
     assert row.last_error  # the reason stays on the row for whoever looks into it
+
+
+async def test_one_chats_429_does_not_hold_back_another_chat(db, clock, emulator, make_sender) -> None:
+    queue(db, clock, [(511, "told to wait")])
+    emulator.inject(method="sendMessage", chat_id=511, kind="429", times=1, retry_after=3)
+    sender = make_sender()
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop, poll_interval=0.05))
+    try:
+        await emulator.wait_for(lambda: sender.stats.waited_429 == 1, timeout=10)
+        queue(db, clock, [(512, "another chat")])
+        sender.wake()
+        await emulator.wait_for(lambda: emulator.sent(512), timeout=10)
+        assert emulator.sent(511) == []  # chat 511 is still waiting out its retry_after; 512 did not wait
+        await emulator.wait_for(lambda: emulator.sent(511), timeout=10)
+    finally:
+        stop.set()
+        await task
+    assert [m["text"] for m in emulator.sent(511)] == ["told to wait"]
+    assert statuses(db) == {NotificationStatus.SENT: 2}
