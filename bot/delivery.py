@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import OrderedDict
 from datetime import timedelta
 from pathlib import Path
@@ -80,9 +81,11 @@ class NotificationSender:
         self.data_dir = data_dir
         self.limits = limits or DeliveryLimits()
         self.batch_size = batch_size
-        # About one second of bot-wide sending in flight: an urgent row never queues behind more than that.
-        self.active_chats = max(1, int(self.limits.global_per_second))
+        # Enough chats to keep the bot-wide pace busy while each waits its own (about a second), and no more:
+        # an urgent row never queues behind much more than a second of bot-wide sending.
+        self.active_chats = max(1, math.ceil(self.limits.global_per_second * max(1.0, self.limits.chat_interval_s) * 1.2))
         self.rows_per_chat = rows_per_chat
+        self.refill_at = max(1, self.active_chats // 4)
         self._stopping = False
         self.lease = lease
         self.stats = DeliveryStats()
@@ -119,13 +122,16 @@ class NotificationSender:
             busy.add(chat_id)
             task.add_done_callback(lambda t: (active.discard(t), busy.discard(chat_id)))
 
+        must_look = True  # at start, after a wake-up (new rows committed) or a quiet poll interval
         try:
             while not stop.is_set():
                 # Clear before claiming: a wake-up from a commit that lands during the claim must not be lost.
+                must_look = must_look or self._wake.is_set()
                 self._wake.clear()
                 room = self.active_chats - len(active)
                 claimed = 0
-                if room > 0:
+                # A chat finishing frees one place: refill in groups, since each claim is a write to the store.
+                if room > 0 and (must_look or room >= self.refill_at):
                     try:
                         rows = await asyncio.to_thread(self._claim, max_chats=room, rows_per_chat=self.rows_per_chat,
                                                        busy_chats=frozenset(busy))
@@ -135,10 +141,13 @@ class NotificationSender:
                     for chat_id, chat_rows in by_chat(rows).items():
                         serve(chat_id, chat_rows)
                     claimed = len(rows)
+                    must_look = False
                 if claimed and len(active) < self.active_chats:
                     continue  # there may be more due right now
                 waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait()), *active]
-                await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+                # A wake-up waits for a free place if there is none now; a quiet interval looks again.
+                must_look = must_look or not done or waiters[0] in done
                 for w in waiters[:2]:
                     w.cancel()
         except asyncio.CancelledError:
