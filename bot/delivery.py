@@ -45,9 +45,9 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from bot.delivery_limits import DeliveryLimits, DeliveryStats, backoff_seconds
+from bot.delivery_limits import DeliveryLimits, DeliveryStats, UrgencyGate, backoff_seconds
 from bot.delivery_queue import by_chat, due_rows, limit_per_chat
-from models.tables import Notification, NotificationStatus, Person
+from models.tables import Notification, NotificationStatus, Person, Priority
 from onegrid.clock import Clock
 from services.db import transaction
 
@@ -90,7 +90,7 @@ class NotificationSender:
         self.lease = lease
         self.stats = DeliveryStats()
         # Evenly spaced (capacity 1) so no sliding one-second window ever sees a burst.
-        self._global = AsyncLimiter(1, 1.0 / self.limits.global_per_second)
+        self._global = UrgencyGate(AsyncLimiter(1, 1.0 / self.limits.global_per_second))
         self._chat_last_sent: OrderedDict[int, float] = OrderedDict()  # loop time of each chat's last send
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Future[str]] = set()
@@ -198,7 +198,7 @@ class NotificationSender:
                 row.status = NotificationStatus.SENDING
                 row.lease_until = now + self.lease
             return [
-                {"id": r.id, "chat_id": r.chat_id, "method": r.method, "payload": r.payload,
+                {"id": r.id, "chat_id": r.chat_id, "method": r.method, "payload": r.payload, "priority": r.priority,
                  "attempts": r.attempts, "person_id": r.person_id}
                 for r in rows
             ]
@@ -304,7 +304,7 @@ class NotificationSender:
         waits = 0
         while True:
             try:
-                result = await self._call_with_quick_retries(row["chat_id"], method)
+                result = await self._call_with_quick_retries(row["chat_id"], method, row.get("priority", Priority.REPLY))
             except TelegramRetryAfter as exc:
                 self.stats.waited_429 += 1
                 self.stats.count_error(exc)
@@ -339,7 +339,8 @@ class NotificationSender:
             await asyncio.to_thread(self._finish, row, _Outcome.SENT, message_id=message_id)
             return _Outcome.SENT
 
-    async def _call_with_quick_retries(self, chat_id: int, method: aiogram.methods.TelegramMethod) -> Any:
+    async def _call_with_quick_retries(self, chat_id: int, method: aiogram.methods.TelegramMethod,
+                                       priority: int = Priority.REPLY) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_TRANSIENT),
             stop=stop_after_attempt(self.limits.quick_retries),
@@ -353,15 +354,15 @@ class NotificationSender:
             with attempt:
                 if posts:
                     await self._pace_chat(chat_id)
-                async with self._global:
-                    if posts:
-                        self._mark_chat_sent(chat_id)
-                    try:
-                        return await self.bot(method)
-                    except _TRANSIENT as exc:
-                        self.stats.transient_errors += 1
-                        self.stats.count_error(exc)
-                        raise
+                await self._global.slot(priority)
+                if posts:
+                    self._mark_chat_sent(chat_id)
+                try:
+                    return await self.bot(method)
+                except _TRANSIENT as exc:
+                    self.stats.transient_errors += 1
+                    self.stats.count_error(exc)
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _build_method(self, row: dict[str, Any]) -> aiogram.methods.TelegramMethod:

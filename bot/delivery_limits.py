@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 from dataclasses import dataclass, field
+
+from aiolimiter import AsyncLimiter
 
 
 @dataclass(frozen=True)
@@ -33,3 +38,43 @@ class DeliveryStats:
 def backoff_seconds(attempts: int) -> float:
     """Delay before retry number `attempts` (1-based) of a row: 5 s doubling, capped at 15 min."""
     return min(5.0 * 2 ** max(attempts - 1, 0), 900.0)
+
+
+class UrgencyGate:
+    """The bot-wide pace, taken most urgent first.
+
+    aiolimiter spaces the slots evenly (capacity 1); this gate decides who waits on it next: one caller
+    at a time, the most urgent (lowest priority number), first come first served within a priority.
+    So an urgent message waits for at most one slot behind the housekeeping already in flight.
+    """
+
+    def __init__(self, limiter: AsyncLimiter) -> None:
+        self._limiter = limiter
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._busy = False
+
+    async def slot(self, priority: int) -> None:
+        """Return when the caller may make its call (the rate is the limiter's)."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), turn))
+        self._next()
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # our turn came as we were cancelled: pass it on
+                self._busy = False
+                self._next()
+            raise
+        try:
+            await self._limiter.acquire()
+        finally:
+            self._busy = False
+            self._next()
+
+    def _next(self) -> None:
+        while not self._busy and self._waiting:
+            _priority, _order, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                self._busy = True
+                turn.set_result(None)
