@@ -70,18 +70,28 @@ def queue_menu_for(ctx: ServiceContext, *, person_id: int) -> bool:
     return queued
 
 
+CHUNK = 200  # people per transaction: a first start with thousands of staff must not hold the store
+
+
 def queue_all(ctx: ServiceContext) -> int:
-    """Publish the menu of every active staff member whose menu changed (at startup); returns how many."""
-    count = 0
-    with transaction(ctx.sessions) as session:
-        roles = sa.cast(Person.roles, sa.String)  # a JSON list; a text match keeps residents out of the scan
-        people = session.exec(select(Person).where(
-            Person.active.is_(True), Person.telegram_user_id.is_not(None), Person.deleted_at.is_(None),
-            sa.or_(roles.like(f'%"{Role.WORKER.value}"%'), roles.like(f'%"{Role.SUPERVISOR.value}"%')))
-            .order_by(Person.id)).all()
-        for person in people:
-            if queue_menu(session, ctx, person):
-                count += 1
-    if count:
-        ctx.on_notifications()
-    return count
+    """Publish the menu of every active staff member whose menu changed (at startup); returns how many.
+
+    Works through the staff a chunk at a time, each in its own short transaction, so cases registered
+    meanwhile do not wait for thousands of menus.
+    """
+    count, after = 0, 0
+    roles = sa.cast(Person.roles, sa.String)  # a JSON list; a text match keeps residents out of the scan
+    while True:
+        with transaction(ctx.sessions) as session:
+            people = session.exec(select(Person).where(
+                Person.id > after, Person.active.is_(True), Person.telegram_user_id.is_not(None),
+                Person.deleted_at.is_(None),
+                sa.or_(roles.like(f'%"{Role.WORKER.value}"%'), roles.like(f'%"{Role.SUPERVISOR.value}"%')))
+                .order_by(Person.id).limit(CHUNK)).all()
+            queued = sum(1 for person in people if queue_menu(session, ctx, person))
+        count += queued
+        if queued:
+            ctx.on_notifications()
+        if len(people) < CHUNK:
+            return count
+        after = people[-1].id
