@@ -98,6 +98,8 @@ async def run_rate(app, emulator: BotApiEmulator, grids, workers: dict[str, int]
                            category_code="exposed_garbage", lat=lat, lon=lon, description=f"bench {index}",
                            address="1 Bench Road", before_dispatch=before)
         register_ms.append((time.time() - t0) * 1000)
+        if register_ms[-1] > 500:
+            print(f"    slow registration: case {index} took {register_ms[-1]:.0f} ms", flush=True)
         started[case.number] = (t0, workers[code])
 
     loop = asyncio.get_running_loop()
