@@ -16,6 +16,7 @@ from bot.renderers.resident_outbox import Outgoing
 from bot.resident_ui import ReportCb, button, cancel_keyboard, evidence_keyboard, inline
 from handlers.resident_report_kit import (
     ReportFlow,
+    broken_report,
     card_keyboard,
     category_or_restart,
     evidence_prompt,
@@ -159,9 +160,7 @@ async def submit(query: CallbackQuery, callback_data: ReportCb, state: FSMContex
         await category_or_restart(draft, state, ctx, chat_id, person)
         return
     except (residents.ConsentRequired, PhotoRejected):
-        await query.answer(_("Something is wrong with this report; please start again with /report."),
-                           show_alert=True)
-        await state.clear()
+        await broken_report(query, state)
         return
     await state.clear()
     if done.created:

@@ -20,6 +20,7 @@ from bot.resident_ui import PHOTOS_DONE_BUTTON, ReportCb, button, current_locale
 from handlers.resident_report_kit import (
     DOWNLOAD_ERRORS,
     ReportFlow,
+    broken_report,
     after_location,
     category_or_restart,
     download,
@@ -251,9 +252,7 @@ async def same_problem(query: CallbackQuery, callback_data: ReportCb, state: FSM
         await reply(ctx, query.message.chat.id, person, Outgoing(limit_text(_, exc, ctx)))
         return
     except (residents.ConsentRequired, PhotoRejected):
-        await query.answer(_("Something is wrong with this report; please start again with /report."),
-                           show_alert=True)
-        await state.clear()
+        await broken_report(query, state)
         return
     await state.clear()
     await query.answer(_("Added to case {number}.").format(number=done.number))

@@ -108,6 +108,12 @@ async def tell_no_draft(state: FSMContext, ctx: ServiceContext, chat_id: int, pe
     await reply(ctx, chat_id, person, Outgoing(text, main_keyboard(_)))
 
 
+async def broken_report(query: CallbackQuery, state: FSMContext) -> None:
+    """The draft cannot be submitted any more (consent withdrawn, a photo no longer valid): start over."""
+    await query.answer(_("Something is wrong with this report; please start again with /report."), show_alert=True)
+    await state.clear()
+
+
 async def save(state: FSMContext, ctx: ServiceContext, draft: ReportDraft) -> None:
     draft.touched_at = ctx.clock.now()
     await state.set_data(draft.to_state())
