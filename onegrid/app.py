@@ -30,6 +30,7 @@ from services.areas import refresh_grid_map
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
 from services.digest import run_due as run_due_digest
+from services.dispatcher import CaseDispatcher
 from services.escalation import sweep as escalation_sweep
 from services.gridmap import GridMap
 from services.idempotency import purge_expired
@@ -51,6 +52,7 @@ class OneGrid:
     bot: Bot | None = None
     dispatcher: Dispatcher | None = None
     sender: NotificationSender | None = None
+    case_dispatcher: CaseDispatcher | None = None
     api: FastAPI | None = None
     last_tick: datetime | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -132,7 +134,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
         bus=make_bus(),
     )
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
-    app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler)
+    app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler,
+                  case_dispatcher=CaseDispatcher(ctx, poll_interval=settings.dispatch_poll_interval_s))
+    ctx.on_registered = app.case_dispatcher.wake  # inline until start_background starts its loop
     scheduler.add_job(app.heartbeat, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
     # Residents: expire quiet report drafts, purge photo originals past retention (services/reporting.py).
     scheduler.add_job(resident_sweep, "interval", minutes=1, args=[ctx], id="resident_sweep", coalesce=True,
@@ -257,6 +261,7 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
     app.heartbeat()
     if not app.scheduler.running:
         app.scheduler.start()
+    app.tasks.append(asyncio.create_task(app.case_dispatcher.run(app.stop_event)))
     if app.bot is not None and app.dispatcher is not None and app.sender is not None:
         if app.webhook_processor is not None:
             log.info("Telegram bot: webhook mode at %s", app.settings.webhook_url)

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     # --- Work orders (handlers/worker.py, handlers/supervisor.py, services/{dispatch,work,verification,invitations}.py).
     bot_username: str | None = Field(default=None, description="For invitation links; else asked from Telegram (getMe)")
     invitation_ttl_hours: int = 72  # a staff invitation link works once, until then
+    dispatch_poll_interval_s: float = 5.0  # the dispatcher's fallback poll; it is woken after each registration
     dispatch_offer_limit: int = 3  # workers offered one task at once, least loaded first; the first Accept wins
     proof_max_photos: int = 3
     proof_location_max_age_s: int = 180  # a location proof must have been sent within this of the clock

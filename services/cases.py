@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition, open_case, transition
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem
-from services import dispatch, followers
+from services import dispatcher, followers
 from services.context import ServiceContext
 from services.db import transaction
 from services.working_time import registration_deadlines
@@ -145,12 +145,15 @@ def report_case(
     source_event_id: str | None = None,
     before_dispatch: Callable[[Session, Case], None] | None = None,
 ) -> Case:
-    """Open a case and register it (立案). Returns the stored case, status REGISTERED.
+    """Open a case and register it (立案), and queue it for the dispatcher (services/dispatcher.py).
+
+    Returns the stored case: REGISTERED when a dispatcher loop runs (it offers the case after this
+    commit), or as the inline dispatch left it when none runs (`ctx.on_registered` is None).
 
     Refuses (nothing stored) an unknown or inactive category, or a point outside every grid.
     Deadlines are set from the category's SLA, counted from registration.
     `before_dispatch(session, case)` runs inside the transaction once the case is registered
-    with its deadlines, before dispatch: rows it adds (photos, followers) commit with the case,
+    with its deadlines, before it is queued: rows it adds (photos, followers) commit with the case,
     and an exception it raises rolls everything back.
     """
     now = ctx.clock.now()
@@ -188,10 +191,16 @@ def report_case(
         session.refresh(case)
         if before_dispatch is not None:
             before_dispatch(session, case)
-        dispatch.dispatch_new_case(session, ctx, case)
-        session.refresh(case)
+        dispatcher.enqueue(session, case_id=case.id, now=now)
     ctx.on_notifications()  # after the commit: wake the sender for what this change queued
-    return case
+    if ctx.on_registered is not None:
+        ctx.on_registered()  # the dispatcher loop offers it; the answer does not wait for that
+        return case
+    dispatcher.dispatch_pending(ctx)  # no dispatcher loop (tests, the CLI): offer it now, after the commit
+    with ctx.sessions() as session:  # and answer with the case as dispatch left it
+        fresh = session.get(Case, case.id)
+        session.expunge(fresh)
+    return fresh
 
 
 def apply_action(

@@ -1,7 +1,7 @@
 """Dispatch (派遣): choosing who handles a registered case, and offering it to them.
 
-`dispatch_new_case` runs inside the registering transaction (services/cases.py), so a case,
-its tasks, its offers and the work-order messages commit together or not at all.
+`dispatch_new_case` runs in the dispatcher's transaction (services/dispatcher.py), right after the
+registering one, so a case's tasks, its offers and the work-order messages commit together or not at all.
 
 What callers may rely on:
 - A case gets one `CaseTask` per department of its category (the category's own department
