@@ -105,6 +105,7 @@ class Load:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.serial = 0
         self.created: set[int] = set()
+        self.failures: dict[str, int] = {}
 
     def body(self) -> tuple[str, dict]:
         self.serial += 1
@@ -120,8 +121,12 @@ class Load:
                                          headers={**self.headers, "Idempotency-Key": key}) as r:
                 data = await r.json() if r.status < 500 else None
                 status = r.status
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
             return time.perf_counter() - t, 0, None
+        if status != 201:
+            what = f"{status} {(data or {}).get('code', '')}".strip()
+            self.failures[what] = self.failures.get(what, 0) + 1
         if status == 201 and data is not None:
             self.created.add(data["case"]["id"])
         return time.perf_counter() - t, status, data
@@ -203,6 +208,8 @@ async def bench_store(label: str, url: str, data_dir: Path, args: argparse.Names
         print(f"{label:<10} store check: {stored} cases stored for {len(load.created)} answers 201 -> {verdict}; "
               f"idempotent replay {'same answer' if replay_ok else 'DIFFERENT'}; dispatcher drained "
               f"{'yes' if drained else 'NO'} ({offered} cases with tasks)", flush=True)
+        if load.failures:
+            print(f"{label:<10} failures: {load.failures}", flush=True)
     finally:
         server.stop()
 

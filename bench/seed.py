@@ -49,6 +49,6 @@ def seed_store(url: str, data_dir: Path, *, workers: int, map_path: Path = DEMO_
         for index, code in enumerate(districts):
             s.add(Person(telegram_user_id=30_000_000 + index, display_name=f"supervisor {index}",
                          roles=["supervisor"], area_code=code, on_duty=True, locale="zh_CN", created_at=now))
-    _, token = create_key(ctx, name="bench", scopes=["intake"])
+    _, token = create_key(ctx, name="bench", scopes=["intake"], rate_per_minute=10**9)
     engine.dispose()
     return token, [(point.y, point.x) for _, point in grids]

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition, open_case, transition
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem
-from services import dispatcher, followers
+from services import dispatcher, followers, reference
 from services.context import ServiceContext
 from services.db import transaction
 from services.working_time import registration_deadlines
@@ -161,46 +161,62 @@ def report_case(
     if ctx.grid_map is not None and grid_code is None:
         raise OutsideGrid(f"{lat:.6f},{lon:.6f}")
     with transaction(ctx.sessions) as session:
-        category = session.exec(select(Category).where(Category.code == category_code)).first()
+        category = reference.category(session, category_code)
         if category is None or not category.active:
             raise UnknownCategory(category_code)
-        case = Case(
-            number=next_case_number(session, prefix=ctx.case_prefix, now=now, timezone=ctx.timezone),
-            source=source,
-            source_event_id=source_event_id,
-            category_code=category.code,
-            description=description,
-            lat=lat,
-            lon=lon,
-            address=address,
-            grid_code=grid_code,
-            status=Status.REPORTED,
-            reporter_id=actor.person_id,  # a resident, or the worker who found it on patrol
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(case)
-        session.flush()
-        record(session, case, open_case(actor, at=now))
-        registered = transition(facts_of(case), Action.REGISTER, Actor(Role.SYSTEM), at=now)
-        change_status(session, ctx, case, registered)
-        # Working time of the grid's calendar (services/working_time.py; without a grid, the city's default
-        # hours and holidays); this also arms the escalation sweep.
-        deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
-        session.execute(sa.update(Case).where(Case.id == case.id).values(**deadlines))
-        session.refresh(case)
+        case = register_in(session, ctx, actor=actor, source=source, category=category, grid_code=grid_code,
+                           lat=lat, lon=lon, description=description, address=address,
+                           source_event_id=source_event_id, now=now)
         if before_dispatch is not None:
             before_dispatch(session, case)
         dispatcher.enqueue(session, case_id=case.id, now=now)
-    ctx.on_notifications()  # after the commit: wake the sender for what this change queued
+    return registered(ctx, case)
+
+
+def registered(ctx: ServiceContext, case: Case) -> Case:
+    """After the commit that registered `case` (and queued it): wake the sender and the dispatcher.
+
+    Returns the case to answer with: as registered when a dispatcher loop runs (it offers the case
+    after this), or as the inline dispatch left it when none runs (`ctx.on_registered` is None).
+    """
+    ctx.on_notifications()  # what the registering transaction queued goes out at once
     if ctx.on_registered is not None:
         ctx.on_registered()  # the dispatcher loop offers it; the answer does not wait for that
         return case
     dispatcher.dispatch_pending(ctx)  # no dispatcher loop (tests, the CLI): offer it now, after the commit
-    with ctx.sessions() as session:  # and answer with the case as dispatch left it
+    with ctx.sessions() as session:
         fresh = session.get(Case, case.id)
         session.expunge(fresh)
     return fresh
+
+
+def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: CaseSource, category: Category,
+                grid_code: str | None, lat: float, lon: float, description: str, address: str | None,
+                source_event_id: str | None, now: datetime, media_urls: list[str] | None = None) -> Case:
+    """Store a new case already registered, within `session`: REPORT then REGISTER, both judged by the
+    lifecycle, both recorded (audit event and outbox row), in one INSERT of the case.
+
+    Deadlines come from the category's SLA in working time of the grid's calendar
+    (services/working_time.py), counted from registration; they also arm the escalation sweep.
+    """
+    opened = open_case(actor, at=now)
+    registered = transition(opened.facts, Action.REGISTER, Actor(Role.SYSTEM), at=now)
+    deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
+    case = Case(
+        number=next_case_number(session, prefix=ctx.case_prefix, now=now, timezone=ctx.timezone),
+        source=source, source_event_id=source_event_id, category_code=category.code, description=description,
+        lat=lat, lon=lon, address=address, grid_code=grid_code, media_urls=list(media_urls or []),
+        status=registered.to_status, reporter_id=actor.person_id,  # a resident, or the worker on patrol
+        created_at=now, updated_at=now, version=2, **deadlines,  # version: one bump per status change
+    )
+    session.add(case)
+    session.flush()
+    record(session, case, opened)
+    record(session, case, registered)
+    ctx.publish(session, CaseStatusChanged(
+        case_id=case.id, number=case.number, from_status=registered.from_status, to_status=registered.to_status,
+        action=registered.action, actor_person_id=registered.actor.person_id, note=None, at=now))
+    return case
 
 
 def apply_action(

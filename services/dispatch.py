@@ -33,6 +33,7 @@ from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
+from services import reference
 from services.areas import supervisor_group
 from services.context import ServiceContext
 from services.dispatch_pool import find_workers, handed_back_by, parent_code, supervises, supervisors_of
@@ -47,7 +48,7 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     """Create the case's tasks and offer them (or assign a patrol case to its reporter) within `session`."""
     if case.grid_code is None:
         return  # no grid map was loaded: the case waits, registered, for a dispatcher
-    category = session.exec(select(Category).where(Category.code == case.category_code)).one()
+    category = reference.category(session, case.category_code)
     now = ctx.clock.now()
     tasks = [
         CaseTask(case_id=case.id, department_code=code, lead=index == 0, status=initial(TASKS, TaskStatus.WAITING),
