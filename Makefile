@@ -50,6 +50,8 @@ chromium:
 	  else echo "note: not root, so $(BROWSER_PACKAGES) are not installed; the browser test will be skipped"; fi; }
 
 bench: venv
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) bench/intake.py
 	$(PY) bench/grid_lookup.py --grids 50000
 	$(PY) bench/delivery.py
 

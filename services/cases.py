@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition, open_case, transition
-from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem
+from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem, OutboxStatus
 from services import dispatcher, followers, reference
 from services.context import ServiceContext
 from services.db import transaction
@@ -61,34 +61,23 @@ def next_case_number(session: Session, *, prefix: str, now: datetime, timezone: 
 
 def record(session: Session, case: Case, tr: Transition) -> None:
     """Write the audit event and the upstream outbox row of `tr` (no status change by itself)."""
-    session.add(
-        CaseEvent(
-            case_id=case.id,
-            actor_id=tr.actor.person_id,
-            actor_role=tr.actor.role,
-            action=tr.action,
-            from_status=tr.from_status,
-            to_status=tr.to_status,
-            note=tr.note,
-            at=tr.at,
-        )
-    )
-    session.add(
-        OutboxItem(
-            case_id=case.id,
-            topic=f"case.{tr.action.value}",
-            payload={
-                "number": case.number,
-                "action": tr.action.value,
-                "from": tr.from_status.value if tr.from_status else None,
-                "to": tr.to_status.value,
-                "at": tr.at.isoformat(),
-                "note": tr.note,
-            },
-            next_attempt_at=tr.at,
-            created_at=tr.at,
-        )
-    )
+    record_all(session, case, [tr])
+
+
+def record_all(session: Session, case: Case, transitions: list[Transition]) -> None:
+    """`record` for several transitions of one case: one INSERT of events and one of outbox rows."""
+    session.execute(sa.insert(CaseEvent.__table__), [
+        {"case_id": case.id, "actor_id": tr.actor.person_id, "actor_role": tr.actor.role.value,
+         "action": tr.action.value, "from_status": tr.from_status.value if tr.from_status else None,
+         "to_status": tr.to_status.value, "note": tr.note, "at": tr.at}
+        for tr in transitions])
+    session.execute(sa.insert(OutboxItem.__table__), [
+        {"case_id": case.id, "topic": f"case.{tr.action.value}", "status": OutboxStatus.PENDING.value,
+         "attempts": 0, "next_attempt_at": tr.at, "created_at": tr.at,
+         "payload": {"number": case.number, "action": tr.action.value,
+                     "from": tr.from_status.value if tr.from_status else None, "to": tr.to_status.value,
+                     "at": tr.at.isoformat(), "note": tr.note}}
+        for tr in transitions])
 
 
 def facts_of(case: Case) -> CaseFacts:
@@ -202,17 +191,19 @@ def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: 
     opened = open_case(actor, at=now)
     registered = transition(opened.facts, Action.REGISTER, Actor(Role.SYSTEM), at=now)
     deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
-    case = Case(
+    values = dict(
         number=next_case_number(session, prefix=ctx.case_prefix, now=now, timezone=ctx.timezone),
-        source=source, source_event_id=source_event_id, category_code=category.code, description=description,
-        lat=lat, lon=lon, address=address, grid_code=grid_code, media_urls=list(media_urls or []),
-        status=registered.to_status, reporter_id=actor.person_id,  # a resident, or the worker on patrol
-        created_at=now, updated_at=now, version=2, **deadlines,  # version: one bump per status change
+        source=source.value, source_event_id=source_event_id, category_code=category.code,
+        description=description, lat=lat, lon=lon, address=address, grid_code=grid_code,
+        media_urls=list(media_urls or []), status=registered.to_status.value,
+        reporter_id=actor.person_id,  # a resident, or the worker who found it on patrol
+        report_count=1, created_at=now, updated_at=now, version=2,  # version: one bump per status change
+        escalation_round=0, **deadlines,
     )
-    session.add(case)
-    session.flush()
-    record(session, case, opened)
-    record(session, case, registered)
+    # Core, not the unit of work: this is the hot path of every report (bench/profile_intake.py).
+    case_id = session.execute(sa.insert(Case.__table__).values(**values).returning(Case.__table__.c.id)).scalar_one()
+    case = Case(id=case_id, **values)  # transient: the caller's view of the row; never added to a session
+    record_all(session, case, [opened, registered])
     ctx.publish(session, CaseStatusChanged(
         case_id=case.id, number=case.number, from_status=registered.from_status, to_status=registered.to_status,
         action=registered.action, actor_person_id=registered.actor.person_id, note=None, at=now))

@@ -149,13 +149,15 @@ def _create(ctx: ServiceContext, session: Session, principal: Principal, report:
                              grid_code=grid_code, lat=report.lat, lon=report.lon, description=report.description,
                              address=report.address, source_event_id=report.source_ref, now=now,
                              media_urls=_merge_media([], report.media_urls))
-    session.add(MachineCase(case_id=case.id, api_key_id=principal.id, source=report.source.value,
-                            device_id=report.device_id, category_code=report.category_code, lat=report.lat,
-                            lon=report.lon, first_seen_at=now, last_seen_at=now))
-    session.add(IntakeClaim(source=report.source.value, source_ref=report.source_ref, kind="report",
-                            api_key_id=principal.id, case_id=case.id, outcome="created", created_at=now))
+    # The claim's unique key decides a race with a concurrent delivery of this event (IntegrityError).
+    session.execute(sa.insert(IntakeClaim.__table__).values(
+        source=report.source.value, source_ref=report.source_ref, kind="report", api_key_id=principal.id,
+        case_id=case.id, outcome="created", created_at=now))
+    session.execute(sa.insert(MachineCase.__table__).values(
+        case_id=case.id, api_key_id=principal.id, source=report.source.value, device_id=report.device_id,
+        category_code=report.category_code, lat=report.lat, lon=report.lon, events=1, first_seen_at=now,
+        last_seen_at=now, clear_pending=False))
     dispatcher.enqueue(session, case_id=case.id, now=now)
-    session.flush()  # the claim's unique key decides a race here, before anything else is done
     return case
 
 
