@@ -191,7 +191,7 @@ async def main() -> None:
         await start_background(app)
         per_order = 1  # a work order is one message, with or without the resident's photo
         db_kind = url.split(":", 1)[0]
-        print(f"dispatch latency: {db_kind}, {len(grids)} grids with one worker each, {per_order} messages per "
+        print(f"dispatch latency: {db_kind}, {len(grids)} grids with one worker each, one message per "
               f"work order, {args.seconds:.0f} s per rate, Telegram limits on (30 msg/s per bot, 1/s per chat), "
               f"sender poll interval {settings.delivery_poll_interval_s} s")
         print(f"  ceiling: {settings.delivery_global_per_second:.1f} msg/s ÷ {per_order} = "
