@@ -25,7 +25,11 @@ DEPARTMENTS = ("greening_appearance", "traffic_police", "road_maintenance", "urb
 
 def seed_store(url: str, data_dir: Path, *, workers: int, map_path: Path = DEMO_MAP,
                seed: int = 7) -> tuple[str, list[tuple[float, float]]]:
-    """Set up the store at `url`; returns the intake key's token and a point inside each grid."""
+    """Set up the store at `url`; returns the intake key's token and a point inside each grid.
+
+    Every street has a pool of one worker per department of the bench's categories (a case in a grid
+    without its own worker goes to its street's pool), plus `workers` more in random grids.
+    """
     upgrade(url)
     engine = make_engine(url)
     sessions = make_session_factory(engine)
@@ -39,6 +43,7 @@ def seed_store(url: str, data_dir: Path, *, workers: int, map_path: Path = DEMO_
     grids = [(f["properties"]["code"], shape(f["geometry"]).representative_point())
              for f in doc["features"] if f["properties"]["level"] == "grid"]
     districts = [f["properties"]["code"] for f in doc["features"] if f["properties"]["level"] == "district"]
+    streets = [f["properties"]["code"] for f in doc["features"] if f["properties"]["level"] == "street"]
     rng = random.Random(seed)
     with transaction(sessions) as s:
         for index in range(workers):
@@ -46,6 +51,9 @@ def seed_store(url: str, data_dir: Path, *, workers: int, map_path: Path = DEMO_
             s.add(Person(telegram_user_id=20_000_000 + index, display_name=f"worker {index}", roles=["worker"],
                          area_code=code, department_code=DEPARTMENTS[index % len(DEPARTMENTS)], on_duty=True,
                          locale="zh_CN", created_at=now))
+        for index, (code, department) in enumerate((c, d) for c in streets for d in DEPARTMENTS):
+            s.add(Person(telegram_user_id=25_000_000 + index, display_name=f"pool worker {index}", roles=["worker"],
+                         area_code=code, department_code=department, on_duty=True, locale="zh_CN", created_at=now))
         for index, code in enumerate(districts):
             s.add(Person(telegram_user_id=30_000_000 + index, display_name=f"supervisor {index}",
                          roles=["supervisor"], area_code=code, on_duty=True, locale="zh_CN", created_at=now))
