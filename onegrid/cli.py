@@ -264,8 +264,8 @@ def setup() -> None:
 def serve() -> None:
     """Run the API, the scheduler and (with ONEGRID_BOT_TOKEN) the Telegram bot in one process."""
     settings = _settings()
+    app = open_store(settings)  # a store it cannot use is refused in one line, before any log line
     configure_logging(settings)  # JSON lines off a terminal, readable lines on one (onegrid/logs.py)
-    app = open_store(settings)
     # uvicorn re-raises the signal that stopped it; treat SIGTERM like Ctrl-C so a stop is a clean exit.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:

@@ -30,13 +30,13 @@ REDACTED = "[redacted]"
 # Values after these names are secrets, in query strings (`api_key=…`), headers (`Authorization: Bearer …`)
 # and JSON-ish text (`"token": "…"`). A value starting with "<" is a placeholder in a hint, kept; one already
 # redacted is left alone (a line may pass the scrubber more than once).
-_SECRET_NAME = r"[\w-]*(?:api_key|apikey|token|secret|password|passwd|authorization|signature)"
+_SECRET_NAME = r"[A-Za-z0-9_-]*(?:api_key|apikey|token|secret|password|passwd|authorization|signature)"
 _SECRET_VALUE = re.compile(
-    rf"(?i)\b({_SECRET_NAME}[\"']?\s*[=:]\s*[\"']?)(?!<|\[redacted\])(?:(?:bearer|basic|token)\s+)?[^\s\"'&,;)}}\]]+")
+    rf"(?i)(?<![A-Za-z0-9_-])({_SECRET_NAME}[\"']?\s*[=:]\s*[\"']?)(?!<|\[redacted\])(?:(?:bearer|basic|token)\s+)?[^\s\"'&,;)}}\]]+")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (_SECRET_VALUE, rf"\1{REDACTED}"),
     (re.compile(r"\d{5,15}:[A-Za-z0-9_-]{30,}"), "[bot-token]"),  # Telegram bot tokens, also inside /bot<token>/
-    (re.compile(r"\bog_[A-Za-z0-9]+_[A-Za-z0-9_-]{8,}"), "og_[redacted]"),  # our API keys (services/api_keys.py)
+    (re.compile(r"(?<![A-Za-z0-9])og_[A-Za-z0-9]+_[A-Za-z0-9_-]{8,}"), "og_[redacted]"),  # our API keys (services/api_keys.py)
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), f"Bearer {REDACTED}"),
     (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), rf"\1{REDACTED}@"),  # password in a database URL
     # Chinese resident ID numbers (18 characters, the last may be X), before phones: they contain digit runs.
