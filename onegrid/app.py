@@ -344,7 +344,7 @@ async def serve(app: OneGrid) -> None:
     # log_config=None: uvicorn's loggers go through the one formatter of onegrid/logs.py.
     server = uvicorn.Server(uvicorn.Config(app.api, host=app.settings.api_host, port=app.settings.api_port,
                                            log_level="info", log_config=None))
-    metrics_server = _serve_metrics(app)
+    metrics_server = start_metrics_server(app)
     if app.sandbox is not None:
         app.sandbox.shutting_down = lambda: server.should_exit  # so live console streams let a stop through
         try:
@@ -367,7 +367,7 @@ async def serve(app: OneGrid) -> None:
         app.engine.dispose()
 
 
-def _serve_metrics(app: OneGrid) -> Any:
+def start_metrics_server(app: OneGrid) -> Any:
     """With ONEGRID_METRICS_BIND, /metrics on that (internal) address only, by prometheus-client's server."""
     if not app.settings.metrics_bind:
         return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from onegrid.app import build
+from onegrid.app import build, start_metrics_server
 from tests.api.conftest import api_settings, client_for
+from tests.api.test_serve import free_port
 
 
 async def test_metrics_report_cases_queues_outbox_and_latency(api) -> None:
@@ -61,3 +63,16 @@ async def test_metrics_on_an_internal_bind_are_not_on_the_api(db, clock, tmp_pat
         response = await client.get("/metrics")
     app.engine.dispose()
     assert response.status_code == 404
+
+
+async def test_metrics_on_the_internal_bind_answer_there(db, clock, tmp_path) -> None:
+    port = free_port()
+    app = build(api_settings(db.url, tmp_path, metrics_bind=f"127.0.0.1:{port}"), clock=clock)
+    server = start_metrics_server(app)
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+    finally:
+        server.shutdown()
+        app.engine.dispose()
+    assert response.status_code == 200 and "onegrid_store_up 1.0" in response.text
