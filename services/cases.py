@@ -7,6 +7,7 @@ outbox row for the upstream platform.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -21,6 +22,8 @@ from services import dispatcher, followers, reference
 from services.context import ServiceContext
 from services.db import transaction
 from services.working_time import registration_deadlines
+
+log = logging.getLogger(__name__)
 
 
 class CaseError(Exception):
@@ -168,6 +171,9 @@ def registered(ctx: ServiceContext, case: Case) -> Case:
     Returns the case to answer with: as registered when a dispatcher loop runs (it offers the case
     after this), or as the inline dispatch left it when none runs (`ctx.on_registered` is None).
     """
+    # `case` on the log line (onegrid/logs.py); never the description or the reporter: personal data.
+    log.info("case registered: %s from %s", case.category_code, getattr(case.source, "value", case.source),
+             extra={"case": case.number})
     ctx.on_notifications()  # what the registering transaction queued goes out at once
     if ctx.on_registered is not None:
         ctx.on_registered()  # the dispatcher loop offers it; the answer does not wait for that
@@ -236,6 +242,8 @@ def apply_action(
         tr = transition(facts_of(case), action, actor, at=ctx.clock.now(), note=note)
         change_status(session, ctx, case, tr)
     ctx.on_notifications()
+    log.info("case %s by %s: now %s", action.value, actor.role.value, getattr(case.status, "value", case.status),
+             extra={"case": case.number})
     return case
 
 
