@@ -145,3 +145,30 @@ async def test_a_chunked_body_over_the_limit_answers_413(api) -> None:
     assert v1.status_code == 413
     with api.ctx.sessions() as s:
         assert s.exec(select(Case)).first() is None
+
+
+async def test_keyless_reads_are_rate_limited_per_address(db, clock, tmp_path, demo_map) -> None:
+    from onegrid.app import build
+
+    app = build(api_settings(db.url, tmp_path, api_default_rate_per_minute=10), clock=clock)  # a burst of 1
+    prepare_store(app, demo_map)
+    async with client_for(app) as client:
+        first = await client.get("/open311/v2/requests.json")
+        second = await client.get("/open311/v2/requests.xml")
+        clock.advance(seconds=6)
+        third = await client.get("/open311/v2/requests.json")
+    app.engine.dispose()
+    assert first.status_code == 200 and third.status_code == 200
+    assert second.status_code == 429 and second.headers["Retry-After"] == "6" and b"<code>429</code>" in second.content
+
+
+def test_the_rate_limiter_forgets_the_idlest_addresses_past_its_bound(clock) -> None:
+    from services.api_keys import RateLimiter
+
+    limiter = RateLimiter(max_buckets=4)
+    for n in range(4):
+        limiter.check(f"public:10.0.0.{n}", 10, clock.now())
+        clock.advance(seconds=1)
+    assert limiter.check("public:10.0.0.3", 10, clock.now()) > 0  # its burst is spent
+    limiter.check("public:10.0.0.9", 10, clock.now())  # a fifth address: the two idlest are forgotten
+    assert len(limiter._buckets) == 3 and "public:10.0.0.0" not in limiter._buckets
