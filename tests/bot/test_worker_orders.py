@@ -48,7 +48,7 @@ async def test_the_grids_on_duty_worker_gets_the_order_with_photo_location_and_m
     text = order["text"]
     assert text.startswith(f"🆕 Work order {case.number}\nCategory: Exposed garbage\n")
     assert "Grid: East Nanjing Road Grid 1" in text and "Address: 12 Nanjing East Road" in text
-    assert "Reporter: 李** · 139****5678" in text and "小龙" not in text and "12345678" not in text
+    assert "Reporter: resident 139****5678" in text and "李" not in text and "12345678" not in text
     assert button_texts(order) == ["✅ Accept", "↩️ Return to dispatcher"]
     links = [e["url"] for e in order.get("entities", []) if e["type"] == "text_link"]
     assert any(url.startswith("https://uri.amap.com/marker?position=") for url in links)
