@@ -7,7 +7,7 @@ onto ``open``/``closed`` with ``status_notes``; with ``extensions=true`` each re
 the FixMyStreet-style ``extended_status`` and OneGrid's own fields.
 
 What a request shows depends on its reader (`services.privacy.Audience`): without a key (the public
-view) and for a key without ``pii``, the description is masked (`privacy.mask_text`) and the
+view) and for a key without ``pii``, the description and ``status_notes`` are masked (`privacy.mask_text`) and the
 coordinates are rounded to about 100 m (`privacy.coarsen`); a ``pii`` key reads both as stored. The
 public view carries a ``media_url`` only when it is the URL an Open311 client itself published with
 the request: photos from the bot, cameras or the city platform are not cleared for public view.
@@ -215,7 +215,8 @@ def request_of(record: RequestRecord, *, locale: str, tz: ZoneInfo, extensions: 
     body: dict[str, Any] = {
         "service_request_id": case.number,
         "status": "closed" if status in CLOSED_STATUSES else "open",
-        "status_notes": record.note or DEFAULT_NOTES[status],
+        "status_notes": (privacy.mask_text(record.note) if audience is not privacy.Audience.PII else record.note)
+        or DEFAULT_NOTES[status],
         "service_name": service_name,
         "service_code": case.category_code,
         "description": description or None,

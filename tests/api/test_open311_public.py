@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from models.lifecycle import Action, Actor, Role
 from models.tables import Case
+from services.cases import apply_action
 from tests.api.conftest import STREET_A, STREET_B, api_settings, client_for, open311_validator, prepare_store
 from tests.api.test_open311 import both, post_request
 
@@ -172,3 +174,11 @@ def test_the_rate_limiter_forgets_the_idlest_addresses_past_its_bound(clock) -> 
     assert limiter.check("public:10.0.0.3", 10, clock.now()) > 0  # its burst is spent
     limiter.check("public:10.0.0.9", 10, clock.now())  # a fifth address: the two idlest are forgotten
     assert len(limiter._buckets) == 3 and "public:10.0.0.0" not in limiter._buckets
+
+
+async def test_status_notes_are_masked_like_the_description(api) -> None:
+    number = await _posted(api)
+    apply_action(api.ctx, case_id=_stored(api, number).id, action=Action.CANCEL, actor=Actor(Role.DISPATCHER),
+                 note="Resolved by phone with the resident, 13812345678")
+    [public] = (await api.client.get(f"/open311/v2/requests/{number}.json")).json()
+    assert public["status"] == "closed" and public["status_notes"] == "Resolved by phone with the resident, 138****5678"
