@@ -77,20 +77,30 @@ class BodyLimit:
                 if too_big:
                     await _too_large(scope, receive, send, limit)
                     return
-        seen = 0
+        seen, exceeded, started = 0, False, False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise _BodyTooLarge()
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                return  # the app turned the aborted read into its own error (FastAPI: 400); 413 goes out below
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, counted, send)
+            await self.app(scope, counted, guarded)
         except _BodyTooLarge:
+            pass
+        if exceeded and not started:  # a chunked body (no Content-Length) that grew past the limit
             await _too_large(scope, receive, send, limit)
 
 

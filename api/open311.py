@@ -5,6 +5,12 @@ with xml.etree (escaping by the library, never by string concatenation); errors 
 array of ``{code, description}`` (400, 403, 404; 429 for the rate limit). OneGrid's statuses map
 onto ``open``/``closed`` with ``status_notes``; with ``extensions=true`` each request also carries
 the FixMyStreet-style ``extended_status`` and OneGrid's own fields.
+
+What a request shows depends on its reader (`services.privacy.Audience`): without a key (the public
+view) and for a key without ``pii``, the description and ``status_notes`` are masked (`privacy.mask_text`) and the
+coordinates are rounded to about 100 m (`privacy.coarsen`); a ``pii`` key reads both as stored. The
+public view carries a ``media_url`` only when it is the URL an Open311 client itself published with
+the request: photos from the bot, cameras or the city platform are not cleared for public view.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from models.api import ServiceQuestion
 from models.lifecycle import Status
 from models.tables import Category
+from services import privacy
 from services.context import ServiceContext
 from services.open311_queries import CLOSED_STATUSES, RequestQuery, RequestRecord
 
@@ -178,9 +185,25 @@ def definition_of(category: Category, questions: list[ServiceQuestion]) -> dict[
 # ---------------------------------------------------------------------------- requests
 
 
-def request_of(record: RequestRecord, *, locale: str, tz: ZoneInfo, extensions: bool) -> dict[str, Any]:
-    """One service request as the standard (and, with `extensions`, FixMyStreet) describes it."""
+def _shown_media(record: RequestRecord, audience: privacy.Audience) -> str | None:
+    urls = record.case.media_urls or []
+    if audience is privacy.Audience.PUBLIC and record.submission is None:
+        return None  # only a URL an Open311 client published itself is public
+    return urls[0] if urls else None
+
+
+def _shown_point(value: float, audience: privacy.Audience) -> float | None:
+    if not math.isfinite(value):
+        return None
+    return value if audience is privacy.Audience.PII else privacy.coarsen(value)
+
+
+def request_of(record: RequestRecord, *, locale: str, tz: ZoneInfo, extensions: bool,
+               audience: privacy.Audience) -> dict[str, Any]:
+    """One service request as the standard (and, with `extensions`, FixMyStreet) describes it, as
+    `audience` may read it (see the module docstring)."""
     case, category, department = record.case, record.category, record.department
+    description = case.description if audience is privacy.Audience.PII else privacy.mask_text(case.description)
     link, submission = record.link, record.submission
     status = Status(case.status)
     service_name = None
@@ -192,10 +215,11 @@ def request_of(record: RequestRecord, *, locale: str, tz: ZoneInfo, extensions: 
     body: dict[str, Any] = {
         "service_request_id": case.number,
         "status": "closed" if status in CLOSED_STATUSES else "open",
-        "status_notes": record.note or DEFAULT_NOTES[status],
+        "status_notes": (privacy.mask_text(record.note) if audience is not privacy.Audience.PII else record.note)
+        or DEFAULT_NOTES[status],
         "service_name": service_name,
         "service_code": case.category_code,
-        "description": case.description or None,
+        "description": description or None,
         "agency_responsible": agency,
         "service_notice": None,
         "requested_datetime": stamp(case.created_at, tz),
@@ -204,9 +228,9 @@ def request_of(record: RequestRecord, *, locale: str, tz: ZoneInfo, extensions: 
         "address": case.address,
         "address_id": submission.address_id if submission else None,
         "zipcode": None,
-        "lat": case.lat if math.isfinite(case.lat) else None,
-        "long": case.lon if math.isfinite(case.lon) else None,
-        "media_url": (case.media_urls or [None])[0],
+        "lat": _shown_point(case.lat, audience),
+        "long": _shown_point(case.lon, audience),
+        "media_url": _shown_media(record, audience),
     }
     if extensions:
         body["extended_status"] = EXTENDED_STATUS[status]
@@ -218,20 +242,27 @@ def request_of(record: RequestRecord, *, locale: str, tz: ZoneInfo, extensions: 
     return body
 
 
-def render_requests(records: list[RequestRecord], *, locale: str, timezone: str,
-                    extensions: bool) -> list[dict[str, Any]]:
+def render_requests(records: list[RequestRecord], *, locale: str, timezone: str, extensions: bool,
+                    audience: privacy.Audience) -> list[dict[str, Any]]:
     tz = ZoneInfo(timezone)
-    return [request_of(r, locale=locale, tz=tz, extensions=extensions) for r in records]
+    return [request_of(r, locale=locale, tz=tz, extensions=extensions, audience=audience) for r in records]
 
 
-def parse_when(name: str, value: str | None) -> datetime | None:
+def parse_when(name: str, value: str | None, window: timedelta = timedelta(0)) -> datetime | None:
+    """An ISO 8601 date-time in UTC; 400 when unreadable, or so near the calendar's ends that it (± the
+    default `window` the search may add to it) cannot be represented."""
     if value is None or value == "":
         return None
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise Open311Error(400, f"{name} must be a W3C/ISO 8601 date-time, e.g. 2026-11-21T08:00:00+08:00") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+        _ = (when - window, when + window)
+    except OverflowError:
+        raise Open311Error(400, f"{name} lies outside the dates this server can search") from None
+    return when
 
 
 def csv_list(value: str | None) -> list[str]:
@@ -257,7 +288,7 @@ def number(name: str, value: str | None, low: float, high: float) -> float | Non
 def check_jurisdiction(ctx: ServiceContext, jurisdiction_id: str | None) -> None:
     expected = ctx.settings.open311_jurisdiction_id
     if expected and jurisdiction_id and jurisdiction_id != expected:
-        raise Open311Error(404, f"unknown jurisdiction_id {jurisdiction_id[:80]!r}")
+        raise Open311Error(400, f"unknown jurisdiction_id {jurisdiction_id[:80]!r}; this server serves {expected!r}")
 
 
 def request_query(ctx: ServiceContext, params: dict[str, str | None]) -> RequestQuery:
@@ -269,10 +300,10 @@ def request_query(ctx: ServiceContext, params: dict[str, str | None]) -> Request
     if any(s not in ("open", "closed") for s in statuses):
         raise Open311Error(400, "status must be open, closed, or both separated by a comma")
     closed = statuses[0] == "closed" if statuses and set(statuses) != {"open", "closed"} else None
-    start, end = parse_when("start_date", params["start_date"]), parse_when("end_date", params["end_date"])
-    after = parse_when("updated_after", params["updated_after"])
-    before = parse_when("updated_before", params["updated_before"])
     window = timedelta(days=ctx.settings.open311_default_window_days)
+    start, end = parse_when("start_date", params["start_date"], window), parse_when("end_date", params["end_date"], window)
+    after = parse_when("updated_after", params["updated_after"], window)
+    before = parse_when("updated_before", params["updated_before"], window)
     if start and end and end < start:
         raise Open311Error(400, "end_date is before start_date")
     if start and end and end - start > window:

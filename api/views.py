@@ -1,7 +1,9 @@
 """Service results rendered as the API's Public models, with personal data masked without the `pii` scope.
 
 One place says what a key may read: `person_public` (people named on a case) and `person_detail`
-(a person read directly; staff names stay readable) decide masking by the key's scopes.
+(a person read directly; staff names stay readable) decide masking by the key's scopes; `case_public`
+masks the free text (`privacy.mask_text`) and rounds the coordinates to ~100 m (`privacy.coarsen`)
+for a key without `pii`, in answers and exports alike.
 """
 
 from __future__ import annotations
@@ -55,9 +57,12 @@ def person_public(person: Person | None, principal: Principal) -> PersonPublic |
 
 def case_public(view: CaseView, principal: Principal) -> CasePublic:
     case = view.case
+    pii = principal.allows(Scope.PII)
     return CasePublic(
         id=case.id, number=case.number, status=str(case.status), source=str(case.source),
-        category_code=case.category_code, description=case.description, lat=case.lat, lon=case.lon,
+        category_code=case.category_code,
+        description=case.description if pii or case.description is None else privacy.mask_text(case.description),
+        lat=case.lat if pii else privacy.coarsen(case.lat), lon=case.lon if pii else privacy.coarsen(case.lon),
         address=case.address, media_urls=list(case.media_urls or []), grid_code=case.grid_code,
         report_count=case.report_count, external_id=case.external_id,
         reporter=person_public(view.reporter, principal), assignee=person_public(view.assignee, principal),
@@ -68,9 +73,11 @@ def case_public(view: CaseView, principal: Principal) -> CasePublic:
 
 def case_with_timeline(card: CaseCard, principal: Principal) -> CaseWithTimeline:
     base = case_public(card.view, principal)
+    pii = principal.allows(Scope.PII)
     return CaseWithTimeline(**base.model_dump(), timeline=[
         EventPublic(at=e.at, action=str(e.action), from_status=str(e.from_status) if e.from_status else None,
-                    to_status=str(e.to_status), actor_role=str(e.actor_role), note=e.note) for e in card.timeline])
+                    to_status=str(e.to_status), actor_role=str(e.actor_role),
+                    note=e.note if pii or e.note is None else privacy.mask_text(e.note)) for e in card.timeline])
 
 
 def photo_public(photo: Photo) -> PhotoPublic:

@@ -208,8 +208,6 @@ def _duplicate_card(draft: ReportDraft, dup: report_choices.Duplicate, category:
                                       distance=round(dup.distance_m), when=local_time(dup.created_at, ctx.timezone),
                                       status=status_label(dup.status, _)),
     ]
-    if dup.description:
-        lines.append(_("Its description: {text}").format(text=html.escape(dup.description[:300])))
     if dup.already_following:
         lines.append(_("You already follow this case."))
     lines.append(_("Is it the same problem? Then I will add your report to it and keep you posted."))

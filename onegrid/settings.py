@@ -59,7 +59,10 @@ class Settings(BaseSettings):
     idempotency_lock_s: int = 60  # a request that died in flight stops blocking its key after this
     intake_fold_window_s: int = 3600  # default for categories without an intake rule
     intake_default_clear_rule: str = "verify"  # ignore | verify | close
-    open311_jurisdiction_id: str | None = None  # when set, other jurisdiction_id values are refused
+    open311_jurisdiction_id: str | None = None  # when set, other jurisdiction_id values are refused (400)
+    # GET requests without a key answer the public view (masked text, ~100 m coordinates); off: a key with
+    # `read` is required (403), as for a city that keeps its Open311 closed.
+    open311_public_reads: bool = True
     open311_default_window_days: int = 90  # GET requests without dates: the last 90 days
     open311_max_results: int = 1000
     # Telegram webhook mode: set both; startup refuses a webhook URL without a secret.

@@ -187,18 +187,25 @@ def case_in_scope(session: Session, principal: Principal, case: Case) -> bool:
 class RateLimiter:
     """Token bucket per key: `rate_per_minute` requests a minute with bursts up to a tenth of that.
 
-    In memory, per process (a key's budget is per OneGrid process). Thread-safe.
+    In memory, per process (a key's budget is per OneGrid process). Thread-safe. A key is a key's id,
+    or a string such as ``public:<address>`` for keyless Open311 reads; at most `max_buckets` are kept
+    (a flood of new addresses forgets the idlest half, so memory stays bounded).
     """
 
-    def __init__(self) -> None:
-        self._buckets: dict[int, tuple[float, datetime]] = {}
+    def __init__(self, max_buckets: int = 100_000) -> None:
+        self._buckets: dict[int | str, tuple[float, datetime]] = {}
         self._lock = threading.Lock()
+        self.max_buckets = max_buckets
 
-    def check(self, key: int, rate_per_minute: int, now: datetime) -> float:
+    def check(self, key: int | str, rate_per_minute: int, now: datetime) -> float:
         """Take one token; 0.0 when allowed, else the seconds until one is available (Retry-After)."""
         per_second = rate_per_minute / 60.0
         capacity = max(1.0, rate_per_minute / 10.0)
         with self._lock:
+            if key not in self._buckets and len(self._buckets) >= self.max_buckets:
+                idlest = sorted(self._buckets, key=lambda k: self._buckets[k][1])[: self.max_buckets // 2]
+                for stale in idlest:
+                    del self._buckets[stale]
             tokens, at = self._buckets.get(key, (capacity, now))
             elapsed = max(0.0, (now - at).total_seconds())
             tokens = min(capacity, tokens + elapsed * per_second)

@@ -1,8 +1,9 @@
 """Open311 clients: residents' reports made through third-party apps, and the category questions.
 
 What callers may rely on: `submit_service_request` registers a case like any resident report
-(source ``resident``) and keeps the client's contact and checked attributes with it; nothing is
-stored when the request is refused.
+(source ``resident``) and keeps the client's contact and checked attributes with it, in the case's
+own transaction (the work order already shows the answers); nothing is stored when the request is
+refused. `case_answers` gives those answers as a worker reads them.
 """
 
 from __future__ import annotations
@@ -107,22 +108,46 @@ def submit_service_request(ctx: ServiceContext, *, principal: Principal, request
         if not area_in_scope(session, principal, grid_code):
             raise OutsideArea(grid_code or "")
         attributes = _check_attributes(service_questions(session, request.service_code), request.attributes)
-    case = cases.report_case(ctx, actor=Actor(Role.RESIDENT), source=CaseSource.RESIDENT,
-                             category_code=request.service_code, lat=request.lat, lon=request.lon,
-                             description=request.description, address=request.address_string)
     now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
+
+    def keep_submission(session: Session, case: Case) -> None:
+        # In the case's own transaction, before dispatch: the work order already shows the answers.
         if request.media_url:
             session.execute(sa.update(Case).where(Case.id == case.id).values(media_urls=[request.media_url]))
+            session.refresh(case)
         session.add(CaseSubmission(
             case_id=case.id, api_key_id=principal.id, address_string=request.address_string,
             address_id=request.address_id, email=request.email, first_name=request.first_name,
             last_name=request.last_name, phone=request.phone, device_id=request.device_id,
             account_id=request.account_id, attributes=attributes, created_at=now))
         session.flush()
-        case = session.get(Case, case.id)
-        session.refresh(case)
-    return case
+
+    case = cases.report_case(ctx, actor=Actor(Role.RESIDENT), source=CaseSource.RESIDENT,
+                             category_code=request.service_code, lat=request.lat, lon=request.lon,
+                             description=request.description, address=request.address_string,
+                             before_dispatch=keep_submission)
+    with ctx.sessions() as session:
+        return session.get(Case, case.id)
+
+
+def case_answers(session: Session, case_id: int) -> list[tuple[str, str]]:
+    """(question, answer) of the attributes an Open311 client answered for the case, in the questions'
+    order: the question's description (else its code), list answers by their value names."""
+    submission = session.exec(select(CaseSubmission).where(CaseSubmission.case_id == case_id)).first()
+    if submission is None or not submission.attributes:
+        return []
+    case = session.get(Case, case_id)
+    questions = {q.code: q for q in service_questions(session, case.category_code)} if case else {}
+    ordered = sorted(submission.attributes.items(),
+                     key=lambda kv: (questions[kv[0]].position if kv[0] in questions else 1 << 30, kv[0]))
+    out = []
+    for code, value in ordered:
+        question = questions.get(code)
+        names = {v["key"]: v["name"] for v in question.values} if question else {}
+        values = value if isinstance(value, list) else [value]
+        shown = ", ".join(names.get(str(v), str(v)) for v in values)
+        out.append(((question.description if question and question.description else code), shown))
+    return out
 
 
 def set_service_questions(ctx: ServiceContext, *, category_code: str,

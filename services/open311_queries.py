@@ -1,7 +1,8 @@
 """Open311 GeoReport v2 reads: the service list, service definitions and service requests in the key's area.
 
 What callers may rely on: requests outside the key's area are never returned (an unknown id and a
-foreign one both raise `NotVisible("service request")`); each `RequestRecord` carries the case with
+foreign one both raise `NotVisible("service request")`); without a key (`principal=None`, public
+reads) every area is searched and the caller renders the public view; each `RequestRecord` carries the case with
 what an Open311 answer names (category, department, latest note, sync link, submission). Parsing the
 query string and formatting JSON or XML are the caller's.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from models.api import CaseSubmission, ServiceQuestion, SyncLink
@@ -97,24 +99,26 @@ def records_of(session: Session, rows: list[Case]) -> list[RequestRecord]:
     return out
 
 
-def read_request(ctx: ServiceContext, *, principal: Principal, number: str) -> RequestRecord:
-    """The request numbered `number`; `NotVisible("service request")` when unknown or outside the key's area."""
+def read_request(ctx: ServiceContext, *, principal: Principal | None, number: str) -> RequestRecord:
+    """The request numbered `number`; `NotVisible("service request")` when unknown or outside the key's area
+    (`principal` None: a public read, every area)."""
     with ctx.sessions() as session:
         case = session.exec(select(Case).where(Case.number == number)).first()
-        if case is None or not case_in_scope(session, principal, case):
+        if case is None or (principal is not None and not case_in_scope(session, principal, case)):
             raise NotVisible("service request")
         return records_of(session, [case])[0]
 
 
-def find_requests(ctx: ServiceContext, *, principal: Principal, query: RequestQuery) -> list[RequestRecord]:
-    """Requests in the key's area, at most `open311_max_results`.
+def find_requests(ctx: ServiceContext, *, principal: Principal | None,
+                  query: RequestQuery) -> list[RequestRecord]:
+    """Requests in the key's area (`principal` None: a public read, every area), at most `open311_max_results`.
 
     By numbers: those found (`NotVisible` when none is). By updated time (an extension for polling):
     oldest change first. Otherwise by creation, newest first, within the default window (a missing
     bound is the other one ± the window; neither: the window up to now).
     """
     limit = ctx.settings.open311_max_results
-    stmt = select(Case).where(case_scope_clause(principal))
+    stmt = select(Case).where(case_scope_clause(principal) if principal is not None else sa.true())
     with ctx.sessions() as session:
         if query.numbers:
             rows = session.exec(stmt.where(Case.number.in_(query.numbers[:limit]))).all()

@@ -115,8 +115,7 @@ class Duplicate:
     status: Status
     distance_m: float
     created_at: datetime
-    description: str
-    report_count: int
+    report_count: int  # no description: another resident's words are not shown to this one
     already_following: bool
 
 
@@ -148,4 +147,4 @@ def find_duplicate(ctx: ServiceContext, *, category_code: str, lat: float, lon: 
         following = person_id is not None and session.exec(select(CaseFollower.id).where(
             CaseFollower.case_id == case.id, CaseFollower.person_id == person_id)).first() is not None
         return Duplicate(case.id, case.number, Status(case.status), distance, case.created_at,
-                         case.description, case.report_count, following)
+                         case.report_count, following)

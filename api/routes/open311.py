@@ -1,7 +1,10 @@
 """Open311 GeoReport v2 routes under /open311/v2 (formats and parsing in api/open311.py).
 
 Key problems answer 403 (429 for the rate limit), as Open311 clients expect; a request outside the
-key's area answers 404 exactly like one that does not exist.
+key's area answers 404 exactly like one that does not exist. Reads need no key (GeoReport v2 defines
+them so) unless OPEN311_PUBLIC_READS is off: without a key, or with one lacking `read`, a read serves
+the public view of every area, rate-limited per client address; a `read` key serves its area, masked
+unless it also has `pii`. POST always needs a key with `write`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from api.open311 import (
     stamp,
 )
 from models.api import Scope
-from services import intake, open311_queries
+from services import intake, open311_queries, privacy
 from services.api_keys import Principal
 from services.api_views import NotVisible
 from services.cases import OutsideGrid, UnknownCategory
@@ -48,15 +51,35 @@ FIELD_LIMITS = {"address_string": 500, "address_id": 200, "email": 200, "first_n
                 "phone": 50, "device_id": 200, "account_id": 200}
 
 
-async def open311_key(request: Request, ctx: ServiceContext, token: str | None, scope: Scope) -> Principal:
+async def open311_key(request: Request, ctx: ServiceContext, token: str | None, scope: Scope | None) -> Principal:
     try:
         principal = await principal_for(request, ctx, token)
     except ApiError as exc:
         code = 429 if exc.status == 429 else 403  # Open311 answers key problems with 403
         raise Open311Error(code, exc.message, exc.headers if exc.status == 429 else None) from None
-    if not principal.allows(scope):
+    if scope is not None and not principal.allows(scope):
         raise Open311Error(403, f"this api_key lacks the {scope.value!r} scope")
     return principal
+
+
+async def open311_reader(request: Request, ctx: ServiceContext, token: str | None) -> Principal | None:
+    """The key of a read, or None for the public view (no key, or a key without `read`)."""
+    public = ctx.settings.open311_public_reads
+    if token or not public:
+        principal = await open311_key(request, ctx, token, Scope.READ if not public else None)
+        return principal if principal.allows(Scope.READ) else None
+    client = request.client.host if request.client else "unknown"
+    retry_after = request.app.state.rate_limiter.check(f"public:{client}", ctx.settings.api_default_rate_per_minute,
+                                                       ctx.clock.now())
+    if retry_after:
+        raise Open311Error(429, "too many requests from this address", {"Retry-After": str(int(retry_after))})
+    return None
+
+
+def audience_of(principal: Principal | None) -> privacy.Audience:
+    if principal is None:
+        return privacy.Audience.PUBLIC
+    return privacy.Audience.PII if principal.allows(Scope.PII) else privacy.Audience.AREA
 
 
 def attributes_of(form: Any) -> dict[str, Any]:
@@ -151,7 +174,7 @@ async def list_requests(
     start_date: Str = None, end_date: Str = None, status: Str = None, extensions: Str = None,
     updated_after: Str = None, updated_before: Str = None, locale: Str = None,
 ) -> Response:
-    principal = await open311_key(request, ctx, query_key, Scope.READ)
+    principal = await open311_reader(request, ctx, query_key)
     check_jurisdiction(ctx, jurisdiction_id)
     query = request_query(ctx, {
         "service_request_id": service_request_id, "service_code": service_code, "start_date": start_date,
@@ -161,7 +184,8 @@ async def list_requests(
         records = await asyncio.to_thread(open311_queries.find_requests, ctx, principal=principal, query=query)
     except NotVisible:
         raise Open311Error(404, "no such service request") from None
-    data = render_requests(records, locale=lang, timezone=ctx.timezone, extensions=flag(extensions))
+    data = render_requests(records, locale=lang, timezone=ctx.timezone, extensions=flag(extensions),
+                           audience=audience_of(principal))
     return render(fmt, data, root="service_requests", item="request")
 
 
@@ -171,7 +195,7 @@ async def read_request(
     request: Request, service_request_id: str, fmt: Fmt, ctx: CtxDep, query_key: QueryKey = None,
     jurisdiction_id: Str = None, extensions: Str = None, locale: Str = None,
 ) -> Response:
-    principal = await open311_key(request, ctx, query_key, Scope.READ)
+    principal = await open311_reader(request, ctx, query_key)
     check_jurisdiction(ctx, jurisdiction_id)
     lang = locale_of(request, locale, ctx.settings.default_locale)
     try:
@@ -179,5 +203,6 @@ async def read_request(
                                          number=service_request_id)
     except NotVisible:
         raise Open311Error(404, "no such service request") from None
-    data = render_requests([record], locale=lang, timezone=ctx.timezone, extensions=flag(extensions))
+    data = render_requests([record], locale=lang, timezone=ctx.timezone, extensions=flag(extensions),
+                           audience=audience_of(principal))
     return render(fmt, data, root="service_requests", item="request")

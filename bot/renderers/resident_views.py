@@ -7,7 +7,7 @@ from collections.abc import Callable
 from models.lifecycle import Action, Status
 from models.tables import Person
 from onegrid.i18n import N_
-from services.privacy import mask_phone
+from services.privacy import resident_tag
 
 Gettext = Callable[[str], str]
 
@@ -74,9 +74,8 @@ def kind_label(kind: str, _: Gettext) -> str:
 
 
 def reporter_label(person: Person | None, gettext: Gettext) -> str:
-    """How staff see a reporter: never the name or username; a masked phone or a pseudonym."""
+    """How staff see a reporter, on every card and work order: never a name, not even a surname; the
+    masked phone, or a pseudonym without one (`services.privacy.resident_tag`)."""
     if person is None or person.deleted_at is not None:
         return gettext("anonymous resident")
-    if person.phone:
-        return gettext("resident {phone}").format(phone=mask_phone(person.phone))
-    return gettext("resident R{number}").format(number=f"{person.id:06d}")
+    return gettext("resident {phone}").format(phone=resident_tag(person.phone, person.id))

@@ -17,6 +17,7 @@ from models.work import CaseTask, TaskStatus
 from onegrid.i18n import gettext_for
 from services.context import ServiceContext
 from services.escalation import holders
+from services.privacy import mask_text
 
 HISTORY_LINES = 6
 
@@ -57,7 +58,7 @@ def case_card(session: Session, ctx: ServiceContext, case: Case, locale: str, *,
     if case.address:
         lines.append(_("Address: {address}").format(address=html.escape(case.address)))
     if case.description:
-        lines.append("«" + html.escape(case.description[:200]) + "»")
+        lines.append("«" + html.escape(mask_text(case.description[:200])) + "»")
     for label, due in ((_("Accept by"), case.accept_due_at), (_("Handle by"), case.handle_due_at)):
         if due is None:
             continue

@@ -26,6 +26,7 @@ from models.work import CaseTask, VerificationRequest
 from onegrid.i18n import gettext_for
 from services.context import ServiceContext
 from services.notify import enqueue, enqueue_text
+from services.privacy import mask_text
 from services.verification_card import ProofCard, ProofPart, proof_card
 
 
@@ -39,7 +40,7 @@ def render_card(card: ProofCard, locale: str, timezone: str) -> str:
     if card.address:
         lines.append(_("Address: {address}").format(address=html.escape(card.address)))
     if card.description:
-        lines.append(_("Description: {description}").format(description=html.escape(card.description[:600])))
+        lines.append(_("Description: {description}").format(description=html.escape(mask_text(card.description[:600]))))
     for part in card.parts:
         lines.append("")
         lines.append(_("— {department}: {worker}").format(department=html.escape(part.department),

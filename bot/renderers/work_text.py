@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from bot.renderers.resident_views import reporter_label
 from bot.worker_ui import Gettext
 from models.tables import Area, Case, CaseSource, Category, Person
 from models.work import CaseTask
@@ -17,7 +18,8 @@ from onegrid.i18n import gettext_for
 from services.context import ServiceContext
 from services.notify import enqueue_text
 from services.names import department_name, localized
-from services.privacy import mask_name, mask_phone
+from services.intake_open311 import case_answers
+from services.privacy import mask_text
 
 NO_PREVIEW = {"is_disabled": True}
 CAPTION_MAX = 1024  # Telegram's limit on a photo's caption, in UTF-16 units after the markup is parsed
@@ -59,8 +61,10 @@ def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
                header: str, description_max: int | None = None) -> str:
     """The work order as a worker reads it, in `locale`; `header` is its first line (already translated).
 
-    Reporter details are masked (`mask_name`, `mask_phone`); a username never appears. The description
-    is cut to `description_max` UTF-16 units ending in "…" when given, else to DESCRIPTION_MAX characters.
+    The reporter is shown by the one staff rule (`reporter_label`); phone and ID numbers typed into the
+    description are masked (`mask_text`): a worker is neither its owner nor a `pii` reader. The masked
+    description is cut to `description_max` UTF-16 units ending in "…" when given, else to DESCRIPTION_MAX
+    characters.
     """
     _ = gettext_for(locale)
     others = session.exec(
@@ -80,9 +84,11 @@ def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     if case.address:
         lines.append(_("Address: {address}").format(address=html.escape(case.address)))
     if case.description:
-        shown = (case.description[:DESCRIPTION_MAX] if description_max is None
-                 else shorten(case.description, description_max))
+        masked = mask_text(case.description)
+        shown = masked[:DESCRIPTION_MAX] if description_max is None else shorten(masked, description_max)
         lines.append(_("Description: {description}").format(description=html.escape(shown)))
+    for question, answer in case_answers(session, case.id):  # answers to the category's questions (Open311)
+        lines.append(f"{html.escape(question)}: {html.escape(mask_text(answer))}")
     lines.append(_("Accept by: {accept} · Handle by: {handle}").format(
         accept=local_time(case.accept_due_at, ctx.timezone), handle=local_time(case.handle_due_at, ctx.timezone)))
     lines.append(reporter_line(session, case, _))
@@ -154,12 +160,7 @@ def reporter_line(session: Session, case: Case, _: Gettext) -> str:
         }
         return _("Source: {source}").format(source=sources.get(CaseSource(case.source), case.source))
     reporter = session.get(Person, case.reporter_id) if case.reporter_id else None
-    if reporter is None or reporter.deleted_at is not None:
-        return _("Reporter: anonymous")
-    details = mask_name(reporter.display_name) or "—"
-    if reporter.phone:
-        details += " · " + mask_phone(reporter.phone)
-    return _("Reporter: {reporter}").format(reporter=html.escape(details))
+    return _("Reporter: {reporter}").format(reporter=html.escape(reporter_label(reporter, _)))
 
 
 def tell(session: Session, ctx: ServiceContext, person: Person, text: str, reply_markup: dict | None = None) -> None:

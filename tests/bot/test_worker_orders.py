@@ -52,7 +52,7 @@ async def test_the_grids_on_duty_worker_gets_one_message_the_photo_with_the_orde
     text = order["caption"]
     assert text.startswith(f"🆕 Work order {case.number}\nCategory: Exposed garbage\n")
     assert "Grid: East Nanjing Road Grid 1" in text and "Address: 12 Nanjing East Road" in text
-    assert "Reporter: 李** · 139****5678" in text and "小龙" not in text and "12345678" not in text
+    assert "Reporter: resident 139****5678" in text and "李" not in text and "12345678" not in text
     assert button_texts(order) == ["✅ Accept", "↩️ Return to dispatcher", "🧭 Navigate"]
     assert navigate_target(order) == pytest.approx((case.lat, case.lon), abs=1e-6)
     links = [e["url"] for e in order.get("caption_entities", []) if e["type"] == "text_link"]

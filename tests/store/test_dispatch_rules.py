@@ -74,8 +74,9 @@ def test_work_order_carries_the_photo_and_masks_the_reporter(ctx, db, clock) -> 
     [photo] = queued(db.sessions, 511)  # one message: the photo, the order its caption
     text = photo.payload["caption"]
     assert text.startswith(f"🆕 Work order {case.number}\n")
-    assert "Reporter: 王** · 138****5678" in text
-    assert "小明" not in text and "1234" not in text
+    # one rule for staff everywhere (the supervisor card's too): no name, not even the surname
+    assert "Reporter: resident 138****5678" in text
+    assert "王" not in text and "小明" not in text and "1234" not in text
     assert photo.method == "sendPhoto" and (ctx.settings.data_dir / photo.payload["photo_path"]).is_file()
     assert "uri.amap.com/marker?position=" in text and "coordinate=wgs84" in text
     assert [b["text"] for row in photo.payload["reply_markup"]["inline_keyboard"] for b in row] == [
