@@ -13,6 +13,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from models.events.resident import CaseStatusChanged
@@ -110,13 +112,15 @@ def change_status(session: Session, ctx: ServiceContext, case: Case, tr: Transit
     elif tr.to_status is Status.REWORK:
         values["closed_at"] = None
     result = session.execute(
-        sa.update(Case).where(Case.id == case.id, Case.version == case.version).values(**values)
+        sa.update(Case).where(Case.id == case.id, Case.version == case.version).values(**values),
+        execution_options={"synchronize_session": False},
     )
     if result.rowcount != 1:
         raise StaleCase(case.number)
-    session.expire(case)
+    # The row now holds exactly `values`: the object learns them without reading the row back.
+    for key, value in values.items():
+        set_committed_value(case, key, value)
     record(session, case, tr)
-    session.refresh(case)
     ctx.publish(session, CaseStatusChanged(
         case_id=case.id, number=case.number, from_status=tr.from_status, to_status=tr.to_status, action=tr.action,
         actor_person_id=tr.actor.person_id, note=tr.note, at=tr.at))
@@ -208,7 +212,9 @@ def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: 
     )
     # Core, not the unit of work: this is the hot path of every report (bench/profile_intake.py).
     case_id = session.execute(sa.insert(Case.__table__).values(**values).returning(Case.__table__.c.id)).scalar_one()
-    case = Case(id=case_id, **values)  # transient: the caller's view of the row; never added to a session
+    case = Case(id=case_id, **values)
+    make_transient_to_detached(case)  # the row as inserted, with its identity: no SELECT to read it back
+    session.add(case)  # persistent in this session from here, as if it had been loaded
     record_all(session, case, [opened, registered])
     ctx.publish(session, CaseStatusChanged(
         case_id=case.id, number=case.number, from_status=registered.from_status, to_status=registered.to_status,

@@ -61,7 +61,7 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     if case.source == CaseSource.PATROL and assign_to_reporter(session, ctx, case, tasks[0]):
         remaining = tasks[1:]
     for task in remaining:
-        offer_task(session, ctx, case, task)
+        offer_task(session, ctx, case, task, new_task=True)
     ensure_dispatched(session, ctx, case)
 
 
@@ -75,12 +75,13 @@ def departments_for(category: Category) -> list[str]:
 
 
 def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, *,
-               escalate_when_nobody: bool = True) -> list[WorkOffer]:
+               escalate_when_nobody: bool = True, new_task: bool = False) -> list[WorkOffer]:
     """Offer `task` to the best workers (grid first, then the parent area's pool), or let it wait and escalate.
 
-    Workers who handed this task back are skipped. Returns the offers made (empty when it waits).
+    Workers who handed this task back are skipped (a `new_task` has none). Returns the offers made (empty
+    when it waits).
     """
-    exclude = handed_back_by(session, task.id)
+    exclude = set() if new_task else handed_back_by(session, task.id)
     limit = max(1, ctx.settings.dispatch_offer_limit)
     workers = find_workers(session, area_code=case.grid_code, department_code=task.department_code,
                            exclude=exclude, limit=limit)

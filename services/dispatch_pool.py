@@ -13,6 +13,7 @@ from sqlmodel import Session, func, select
 from models.lifecycle import OPEN, Role
 from models.tables import Area, Case, Person
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
+from services import reference
 from services.areas import area_chain
 
 
@@ -65,7 +66,8 @@ def handed_back_by(session: Session, task_id: int) -> set[int]:
 def parent_code(session: Session, area_code: str | None) -> str | None:
     if area_code is None:
         return None
-    return session.exec(select(Area.parent_code).where(Area.code == area_code)).first()
+    area = reference.area(session, area_code)
+    return area.parent_code if area is not None else None
 
 
 def supervisors_of(session: Session, area_code: str | None, *, exclude: Iterable[int] = ()) -> list[Person]:

@@ -12,9 +12,10 @@ from sqlmodel import Session, select
 
 from bot.renderers.resident_views import reporter_label
 from bot.worker_ui import Gettext
-from models.tables import Area, Case, CaseSource, Category, Person
+from models.tables import Case, CaseSource, Person
 from models.work import CaseTask
 from onegrid.i18n import gettext_for
+from services import reference
 from services.context import ServiceContext
 from services.notify import enqueue_text
 from services.names import department_name, localized
@@ -28,12 +29,11 @@ _TAG = re.compile(r"<[^>]*>")
 
 
 def category_name(session: Session, code: str, locale: str) -> str:
-    return localized(session.exec(select(Category).where(Category.code == code)).first(), locale, code)
+    return localized(reference.category(session, code), locale, code)
 
 
 def grid_name(session: Session, code: str | None, locale: str) -> str:
-    grid = session.exec(select(Area).where(Area.code == code)).first() if code else None
-    return localized(grid, locale, code or "—")
+    return localized(reference.area(session, code) if code else None, locale, code or "—")
 
 
 def local_time(at: datetime | None, timezone: str) -> str:
