@@ -196,9 +196,10 @@ def clear_proof_photos(ctx: ServiceContext, *, completion_id: int, worker_id: in
 def submit_location(ctx: ServiceContext, *, completion_id: int, worker_id: int, fix: LocationFix) -> LocationResult:
     """Judge a location proof; when accepted the proof is submitted.
 
-    Raises LocationRefused (nothing kept) for a forwarded, venue, via-bot or stale location, and
-    PhotosMissing before any photo. Outside the radius or too vague: kept on the draft and
-    returned as NEEDS_DECISION (send again, or `submit_flagged`).
+    Raises LocationRefused (nothing kept) for a forwarded, venue, via-bot or stale location, or a
+    precise one clearly far from the site, and PhotosMissing before any photo. Outside the radius
+    or too vague: kept on the draft and returned as NEEDS_DECISION (send again, or `submit_flagged`).
+    A live location clearly far is kept too, so it is accepted when it arrives, but never flagged.
     """
     with transaction(ctx.sessions) as session:
         worker = task_holder(session, worker_id)
@@ -206,7 +207,7 @@ def submit_location(ctx: ServiceContext, *, completion_id: int, worker_id: int, 
         if not draft.photo_ids:
             raise PhotosMissing()
         judgement = _judge(session, ctx, case, fix)
-        if judgement.refused_outright:
+        if judgement.refused_outright or (judgement.clearly_far and not fix.live):
             raise LocationRefused(judgement)
         _keep_fix(draft, fix, judgement)
         if judgement.accepted:
@@ -233,6 +234,8 @@ def submit_flagged(ctx: ServiceContext, *, completion_id: int, worker_id: int) -
             raise LocationMissing()
         judgement = LocationJudgement(draft.distance_m, draft.allowed_m or 0.0, 0.0,
                                       tuple(LocationProblem(p) for p in draft.problems), draft.accuracy_m or 0.0)
+        if judgement.clearly_far:  # a live location still far away: only its arrival proves anything
+            raise LocationRefused(judgement)
         result = _submit(session, ctx, draft, task, case, worker, judgement, flagged=bool(draft.problems),
                          submitted_anyway=True)
     ctx.on_notifications()
