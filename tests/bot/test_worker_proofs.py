@@ -262,7 +262,7 @@ async def test_a_live_location_walking_onto_the_site_is_accepted_when_it_arrives
                             "and send your location again.\nKeep sharing your live location: it is accepted as soon as "
                             "you are there.")
     assert button_texts(held) == ["⏸ Finish later"]
-    forged = forge_press(emulator, worker.id, held, button(held, "wp:x:").replace("wp:x:", "wp:f:"))
+    forged = forge_press(emulator, worker, held, button(held, "wp:x:").replace("wp:x:", "wp:f:"))
     await emulator.wait_for(lambda: emulator.callback_queries[forged]["answered"])
     [answer] = [a for a in emulator.callback_answers if a["callback_query_id"] == forged]
     assert answer["text"].startswith("📍 You are 400 m from the case point (±10 m)")  # no Submit anyway, even forged
