@@ -31,7 +31,7 @@ from models.lifecycle import Action, Actor, Status
 from models.tables import Case, Category, Person, Photo, Proof
 from models.work import CaseTask, Completion, CompletionStatus, TaskStatus
 from models.work_lifecycles import COMPLETIONS, TASKS, CompletionAction, TaskAction, guard, initial
-from services import verification
+from services import proof_checks, verification
 from services.cases import apply_action_in
 from services.context import ServiceContext
 from services.db import transaction
@@ -147,6 +147,8 @@ def add_proof_photo(ctx: ServiceContext, *, completion_id: int, worker_id: int, 
         if len(draft.photo_ids) >= ctx.settings.proof_max_photos:
             raise TooManyPhotos(ctx.settings.proof_max_photos)
         _refuse_repeats(session, ctx, case, worker, clean.phash, file_unique_id)
+        if proof_checks.exact_reuse(session, path=path, file_unique_id=file_unique_id, now=ctx.clock.now()):
+            raise SamePicture("proof")  # another worker's proof photo, the very same file or bytes
         photo = Photo(case_id=case.id, uploader_id=worker.id, purpose="proof", telegram_file_id=file_id,
                       telegram_file_unique_id=file_unique_id, path=path, phash=clean.phash, width=clean.width,
                       height=clean.height, created_at=ctx.clock.now())
@@ -259,6 +261,7 @@ def track_live_location(ctx: ServiceContext, *, worker_id: int, fix: LocationFix
             return None
         case = session.get(Case, draft.case_id)
         judgement = _judge(session, ctx, case, fix)
+        speed = proof_checks.track_speed(draft, lat=fix.lat, lon=fix.lon, at=fix.sent_at)
         if judgement.accepted:
             draft.last_seen_at = max(filter(None, [draft.last_seen_at, fix.sent_at]))
         session.add(draft)
@@ -268,6 +271,8 @@ def track_live_location(ctx: ServiceContext, *, worker_id: int, fix: LocationFix
         if task.status != TaskStatus.ACCEPTED or Status(case.status) not in (Status.IN_PROGRESS, Status.REWORK):
             return None
         _keep_fix(draft, fix, judgement)
+        if speed is not None and speed > proof_checks.MAX_PLAUSIBLE_KMH:  # a jump no one makes on foot or by car
+            draft.problems = [*draft.problems, proof_checks.ProofSuspicion.FAST_TRACK.value]
         result = _submit(session, ctx, draft, task, case, worker, judgement, flagged=False)
     ctx.on_notifications()
     return result
@@ -302,6 +307,9 @@ def _submit(session: Session, ctx: ServiceContext, draft: Completion, task: Case
     ).rowcount
     if done != 1:
         raise TaskNotOpen(case.number, case.status)
+    suspicions = proof_checks.suspicions(session, draft=draft, case=case, now=now)
+    draft.problems = list(dict.fromkeys([*draft.problems, *suspicions]))
+    flagged = flagged or bool(suspicions)  # the supervisor sees why; the worker is not told
     proof = Proof(case_id=case.id, worker_id=worker.id, lat=draft.lat, lon=draft.lon, accuracy_m=draft.accuracy_m,
                   live=draft.live, distance_m=draft.distance_m, flagged=flagged, created_at=now)
     session.add(proof)
