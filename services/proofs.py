@@ -6,8 +6,12 @@ What callers may rely on:
   submitted flagged without being sent again).
 - 1..`proof_max_photos` photos, each cleaned by services.photos and refused when it is the same
   picture as the resident's, an earlier proof of the case or one of the worker's recent proofs
-  elsewhere; then a location judged by `judge_location`. When every task of the case is done the
-  case moves to AWAITING_VERIFICATION and supervisors get the proof card.
+  elsewhere, or the very same file or bytes as anyone's recent proof; then a location judged by
+  `judge_location`. When every task of the case is done the case moves to AWAITING_VERIFICATION
+  and supervisors get the proof card.
+- A proof is flagged for the supervisor (services/proof_checks.py) when its live location jumped
+  faster than 200 km/h, its point equals another closure's, or a photo looks like another
+  worker's proof in the grid; the worker is not told.
 - Each step publishes its event (CompletionStarted, ProofPhotoAdded, ProofPhotosCleared,
   ProofLocationHeld, ProofSubmitted); the channel's renderer answers the worker from it.
 """
