@@ -124,9 +124,11 @@ def remove_reply_keyboard() -> Markup:
     return {"remove_keyboard": True}
 
 
-def flag_keyboard(_: Gettext, completion_id: int) -> Markup:
+def flag_keyboard(_: Gettext, completion_id: int, *, may_flag: bool = True) -> Markup:
+    flag = [_button(_("⚠️ Submit anyway for the supervisor to judge"),
+                    ProofCb(action="f", completion_id=completion_id))]
     return {"inline_keyboard": [
-        [_button(_("⚠️ Submit anyway for the supervisor to judge"), ProofCb(action="f", completion_id=completion_id))],
+        *([flag] if may_flag else []),
         [_button(_("⏸ Finish later"), ProofCb(action="x", completion_id=completion_id))],
     ]}
 

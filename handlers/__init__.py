@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from handlers import common, resident, spot_check, supervision, supervisor, worker
+from handlers import common, resident, spot_check, supervision, supervisor, unanswered, worker
 
 
 def build_router() -> Router:
@@ -14,4 +14,5 @@ def build_router() -> Router:
     root.include_router(worker.build_router())
     root.include_router(common.build_router())
     root.include_router(resident.build_router())
+    root.include_router(unanswered.build_router())  # last: any button nobody took still gets an answer
     return root

@@ -203,6 +203,11 @@ def _location_refusal(judgement: work.LocationJudgement) -> str:
                  "(📎 → Location).")
     if work.LocationProblem.VIA_BOT in problems:
         return _("This location came through another bot. Share your own location (📎 → Location).")
+    if work.LocationProblem.CLEARLY_FAR in problems:
+        return _("📍 You are {distance} m from the case point (±{accuracy} m); at most {allowed} m is accepted. "
+                 "This cannot be submitted: go to the place and send your location from there.").format(
+            distance=round(judgement.distance_m), accuracy=round(judgement.accuracy_m),
+            allowed=round(judgement.allowed_m))
     minutes = max(1, round(judgement.age_s / 60))
     return _("This location was sent {minutes} min ago, which is too old to prove you are on site. "
              "Send your location again now.").format(minutes=minutes)
@@ -218,6 +223,9 @@ async def submit_flagged(query: CallbackQuery, callback_data: ProofCb, state: FS
         return
     except work.PhotosMissing:
         await query.answer(_("Send at least one photo first."), show_alert=True)
+        return
+    except work.LocationRefused as exc:
+        await query.answer(_location_refusal(exc.judgement), show_alert=True)
         return
     except work.WorkError as exc:
         await query.answer(refusal(exc), show_alert=True)

@@ -199,6 +199,8 @@ class Case(SQLModel, table=True):
     # (NULL: never), and the deadline round steps belong to (bumped when a deadline is reset).
     next_escalation_at: datetime | None = _ts(nullable=True, index=True)
     escalation_round: int = Field(default=0, sa_column=Column(sa.Integer, nullable=False, server_default="0"))
+    # Retention (services/retention.py): when the points of this finished case were rounded to about 100 m.
+    coarsened_at: datetime | None = _ts(nullable=True)
 
 
 class CaseEvent(SQLModel, table=True):

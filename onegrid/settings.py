@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     report_draft_timeout_minutes: int = Field(default=30, ge=1, description="An untouched report draft expires")
     feedback_reopen_days: int = Field(default=7, ge=0, description="Days after closure a resident may reopen")
     photo_original_retention_days: int = Field(default=0, ge=0, description="Keep photo originals (0: never)")
+    # Finished cases (services/retention.py); 0 keeps that kind of data for ever.
+    retention_precise_days: int = Field(default=180, ge=0, description="Then round case and proof points to ~100 m")
+    retention_text_days: int = Field(default=365, ge=0, description="Then empty descriptions, addresses, comments")
+    retention_photo_days: int = Field(default=365, ge=0, description="Then delete the case's photos and files")
     max_pending_updates_per_user: int = Field(default=10, ge=1, description="Updates queued per user before shedding")
 
     # --- Supervision (services/{working_time,escalation,extensions,kpi}.py, handlers/supervision.py).

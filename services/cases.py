@@ -243,9 +243,7 @@ def apply_action(
             raise CaseNotFound(str(case_id))
         if expected_version is not None and case.version != expected_version:
             raise StaleCase(case.number)
-        # The lifecycle never sees a time before the case's last event, even if clocks of two
-        # processes disagree slightly: it refuses such an event rather than reorder history.
-        tr = transition(facts_of(case), action, actor, at=ctx.clock.now(), note=note)
+        tr = transition(facts_of(case), action, actor, at=event_time(ctx, case), note=note)
         change_status(session, ctx, case, tr)
     ctx.on_notifications()
     log.info("case %s by %s: now %s", action.value, actor.role.value, getattr(case.status, "value", case.status),
@@ -261,9 +259,20 @@ def apply_action_in(session: Session, ctx: ServiceContext, case: Case, *, action
     writer got there first), one audit event and one outbox row. It raises instead of writing; the
     caller's transaction decides what commits. `case` is refreshed.
     """
-    tr = transition(facts_of(case), action, actor, at=ctx.clock.now(), note=note)
+    tr = transition(facts_of(case), action, actor, at=event_time(ctx, case), note=note)
     change_status(session, ctx, case, tr)
     return tr
+
+
+def event_time(ctx: ServiceContext, case: Case) -> datetime:
+    """The time of the case's next event: now, but never before its last event.
+
+    A wall clock stepped back (NTP, a VM restore, two hosts that disagree) would otherwise make the
+    lifecycle refuse every action on the case until the clock caught up; the event is stamped with
+    the last event's time instead, so the audit log stays in order and the press is still answered.
+    """
+    now = ctx.clock.now()
+    return max(now, case.updated_at) if case.updated_at is not None else now
 
 
 def case_timeline(ctx: ServiceContext, *, case_id: int) -> list[dict]:
@@ -283,6 +292,7 @@ __all__ = [
     "apply_action_in",
     "case_timeline",
     "change_status",
+    "event_time",
     "next_case_number",
     "record",
     "report_case",

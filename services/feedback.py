@@ -113,7 +113,8 @@ def reopen(ctx: ServiceContext, *, feedback_id: int, person_id: int, note: str, 
         blocker = _blocker(ctx, feedback, case, now)
         if blocker is not None:
             raise ReopenRefused(blocker, days=ctx.settings.feedback_reopen_days)
-        tr = transition(cases.facts_of(case), Action.REOPEN, Actor(Role.RESIDENT, person_id), at=now, note=note)
+        tr = transition(cases.facts_of(case), Action.REOPEN, Actor(Role.RESIDENT, person_id),
+                        at=cases.event_time(ctx, case), note=note)
         cases.change_status(session, ctx, case, tr)  # the one way a status changes
         feedback.fixed = False
         feedback.answered_at = feedback.answered_at or now

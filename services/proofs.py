@@ -6,8 +6,12 @@ What callers may rely on:
   submitted flagged without being sent again).
 - 1..`proof_max_photos` photos, each cleaned by services.photos and refused when it is the same
   picture as the resident's, an earlier proof of the case or one of the worker's recent proofs
-  elsewhere; then a location judged by `judge_location`. When every task of the case is done the
-  case moves to AWAITING_VERIFICATION and supervisors get the proof card.
+  elsewhere, or the very same file or bytes as anyone's recent proof; then a location judged by
+  `judge_location`. When every task of the case is done the case moves to AWAITING_VERIFICATION
+  and supervisors get the proof card.
+- A proof is flagged for the supervisor (services/proof_checks.py) when its live location jumped
+  faster than 200 km/h, its point equals another closure's, or a photo looks like another
+  worker's proof in the grid; the worker is not told.
 - Each step publishes its event (CompletionStarted, ProofPhotoAdded, ProofPhotosCleared,
   ProofLocationHeld, ProofSubmitted); the channel's renderer answers the worker from it.
 """
@@ -31,7 +35,7 @@ from models.lifecycle import Action, Actor, Status
 from models.tables import Case, Category, Person, Photo, Proof
 from models.work import CaseTask, Completion, CompletionStatus, TaskStatus
 from models.work_lifecycles import COMPLETIONS, TASKS, CompletionAction, TaskAction, guard, initial
-from services import verification
+from services import proof_checks, verification
 from services.cases import apply_action_in
 from services.context import ServiceContext
 from services.db import transaction
@@ -147,6 +151,8 @@ def add_proof_photo(ctx: ServiceContext, *, completion_id: int, worker_id: int, 
         if len(draft.photo_ids) >= ctx.settings.proof_max_photos:
             raise TooManyPhotos(ctx.settings.proof_max_photos)
         _refuse_repeats(session, ctx, case, worker, clean.phash, file_unique_id)
+        if proof_checks.exact_reuse(session, path=path, file_unique_id=file_unique_id, now=ctx.clock.now()):
+            raise SamePicture("proof")  # another worker's proof photo, the very same file or bytes
         photo = Photo(case_id=case.id, uploader_id=worker.id, purpose="proof", telegram_file_id=file_id,
                       telegram_file_unique_id=file_unique_id, path=path, phash=clean.phash, width=clean.width,
                       height=clean.height, created_at=ctx.clock.now())
@@ -196,9 +202,10 @@ def clear_proof_photos(ctx: ServiceContext, *, completion_id: int, worker_id: in
 def submit_location(ctx: ServiceContext, *, completion_id: int, worker_id: int, fix: LocationFix) -> LocationResult:
     """Judge a location proof; when accepted the proof is submitted.
 
-    Raises LocationRefused (nothing kept) for a forwarded, venue, via-bot or stale location, and
-    PhotosMissing before any photo. Outside the radius or too vague: kept on the draft and
-    returned as NEEDS_DECISION (send again, or `submit_flagged`).
+    Raises LocationRefused (nothing kept) for a forwarded, venue, via-bot or stale location, or a
+    precise one clearly far from the site, and PhotosMissing before any photo. Outside the radius
+    or too vague: kept on the draft and returned as NEEDS_DECISION (send again, or `submit_flagged`).
+    A live location clearly far is kept too, so it is accepted when it arrives, but never flagged.
     """
     with transaction(ctx.sessions) as session:
         worker = task_holder(session, worker_id)
@@ -206,7 +213,7 @@ def submit_location(ctx: ServiceContext, *, completion_id: int, worker_id: int, 
         if not draft.photo_ids:
             raise PhotosMissing()
         judgement = _judge(session, ctx, case, fix)
-        if judgement.refused_outright:
+        if judgement.refused_outright or (judgement.clearly_far and not fix.live):
             raise LocationRefused(judgement)
         _keep_fix(draft, fix, judgement)
         if judgement.accepted:
@@ -233,6 +240,8 @@ def submit_flagged(ctx: ServiceContext, *, completion_id: int, worker_id: int) -
             raise LocationMissing()
         judgement = LocationJudgement(draft.distance_m, draft.allowed_m or 0.0, 0.0,
                                       tuple(LocationProblem(p) for p in draft.problems), draft.accuracy_m or 0.0)
+        if judgement.clearly_far:  # a live location still far away: only its arrival proves anything
+            raise LocationRefused(judgement)
         result = _submit(session, ctx, draft, task, case, worker, judgement, flagged=bool(draft.problems),
                          submitted_anyway=True)
     ctx.on_notifications()
@@ -256,6 +265,7 @@ def track_live_location(ctx: ServiceContext, *, worker_id: int, fix: LocationFix
             return None
         case = session.get(Case, draft.case_id)
         judgement = _judge(session, ctx, case, fix)
+        speed = proof_checks.track_speed(draft, lat=fix.lat, lon=fix.lon, at=fix.sent_at)
         if judgement.accepted:
             draft.last_seen_at = max(filter(None, [draft.last_seen_at, fix.sent_at]))
         session.add(draft)
@@ -265,6 +275,8 @@ def track_live_location(ctx: ServiceContext, *, worker_id: int, fix: LocationFix
         if task.status != TaskStatus.ACCEPTED or Status(case.status) not in (Status.IN_PROGRESS, Status.REWORK):
             return None
         _keep_fix(draft, fix, judgement)
+        if speed is not None and speed > proof_checks.MAX_PLAUSIBLE_KMH:  # a jump no one makes on foot or by car
+            draft.problems = [*draft.problems, proof_checks.ProofSuspicion.FAST_TRACK.value]
         result = _submit(session, ctx, draft, task, case, worker, judgement, flagged=False)
     ctx.on_notifications()
     return result
@@ -299,6 +311,9 @@ def _submit(session: Session, ctx: ServiceContext, draft: Completion, task: Case
     ).rowcount
     if done != 1:
         raise TaskNotOpen(case.number, case.status)
+    suspicions = proof_checks.suspicions(session, draft=draft, case=case, now=now)
+    draft.problems = list(dict.fromkeys([*draft.problems, *suspicions]))
+    flagged = flagged or bool(suspicions)  # the supervisor sees why; the worker is not told
     proof = Proof(case_id=case.id, worker_id=worker.id, lat=draft.lat, lon=draft.lon, accuracy_m=draft.accuracy_m,
                   live=draft.live, distance_m=draft.distance_m, flagged=flagged, created_at=now)
     session.add(proof)

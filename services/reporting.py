@@ -34,6 +34,7 @@ from services import cases
 from services.context import ServiceContext
 from services.db import transaction
 from services.photos import CleanPhoto, clean_photo, save_photo
+from services.retention import apply_retention
 from services.report_draft import (
     DRAFT_STATE_PREFIX,
     CaseClosedMeanwhile,
@@ -261,8 +262,9 @@ def expire_drafts(ctx: ServiceContext) -> int:
 
 
 def sweep(ctx: ServiceContext) -> dict[str, int]:
-    """The periodic job of the resident side: expire quiet drafts, purge photo originals past retention."""
-    return {"drafts_expired": expire_drafts(ctx), "originals_purged": purge_originals(ctx)}
+    """The periodic job of the resident side: expire quiet drafts, purge photo originals past retention,
+    and apply the retention policy of finished cases (services/retention.py)."""
+    return {"drafts_expired": expire_drafts(ctx), "originals_purged": purge_originals(ctx), **apply_retention(ctx)}
 
 
 def purge_originals(ctx: ServiceContext) -> int:

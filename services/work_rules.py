@@ -10,6 +10,8 @@ from geopy.distance import geodesic
 
 RECENT_PROOFS = timedelta(days=90)  # a worker's own proofs elsewhere that a new photo must not repeat
 FUTURE_TOLERANCE_S = 60  # Telegram's clock and ours may disagree a little
+# Beyond the radius by more than this, even at the near edge of a precise fix, nobody is on site.
+CLEARLY_FAR_MARGIN_M = 200.0
 
 
 class LocationProblem(StrEnum):
@@ -19,6 +21,7 @@ class LocationProblem(StrEnum):
     STALE = "stale"
     LOW_ACCURACY = "low_accuracy"
     TOO_FAR = "too_far"
+    CLEARLY_FAR = "clearly_far"  # precise and far beyond the radius: no supervisor should be asked
 
 
 # Problems no supervisor can overlook: the fix says nothing about where the worker is now.
@@ -61,6 +64,10 @@ class LocationJudgement:
     def refused_outright(self) -> bool:
         return any(p in REFUSING for p in self.problems)
 
+    @property
+    def clearly_far(self) -> bool:
+        return LocationProblem.CLEARLY_FAR in self.problems
+
 
 def judge_location(fix: LocationFix, *, case_lat: float, case_lon: float, radius_m: float, now: datetime,
                    max_age_s: float, max_accuracy_m: float) -> LocationJudgement:
@@ -69,6 +76,8 @@ def judge_location(fix: LocationFix, *, case_lat: float, case_lon: float, radius
     Accepted exactly when it is the worker's own position (not forwarded, not a venue, not via a
     bot), sent no more than `max_age_s` ago, with a reported accuracy of at most `max_accuracy_m`,
     and its geodesic distance to the case point is at most `radius_m` plus that accuracy.
+    A precise fix (accuracy within `max_accuracy_m`) whose near edge is still more than
+    `CLEARLY_FAR_MARGIN_M` beyond the radius is also CLEARLY_FAR: a refusal, not a doubt.
     """
     distance = geodesic((fix.lat, fix.lon), (case_lat, case_lon)).meters
     accuracy = max(fix.accuracy_m or 0.0, 0.0)
@@ -87,4 +96,6 @@ def judge_location(fix: LocationFix, *, case_lat: float, case_lon: float, radius
         problems.append(LocationProblem.LOW_ACCURACY)
     if distance > allowed:
         problems.append(LocationProblem.TOO_FAR)
+        if accuracy <= max_accuracy_m and distance - accuracy > radius_m + CLEARLY_FAR_MARGIN_M:
+            problems.append(LocationProblem.CLEARLY_FAR)
     return LocationJudgement(distance, allowed, age, tuple(problems), accuracy)

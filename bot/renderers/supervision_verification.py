@@ -27,6 +27,7 @@ from onegrid.i18n import gettext_for
 from services.context import ServiceContext
 from services.notify import enqueue, enqueue_text
 from services.privacy import mask_text
+from services.proof_checks import MAX_PLAUSIBLE_KMH, SUSPICIONS, ProofSuspicion
 from services.verification_card import ProofCard, ProofPart, proof_card
 
 
@@ -56,9 +57,14 @@ def render_card(card: ProofCard, locale: str, timezone: str) -> str:
             lines.append(_("Time on site: {minutes} min").format(minutes=int(part.time_on_site.total_seconds() // 60)))
         else:
             lines.append(_("Time on site: not measured (never within the allowed distance)"))
-        if part.flagged:
+        location_problems = [p for p in part.problems if p not in SUSPICIONS]
+        if part.flagged and location_problems:
             lines.append(_("⚠️ Flagged by the worker: {problems}").format(
-                problems=", ".join(problem_label(p, part, locale) for p in part.problems)))
+                problems=", ".join(problem_label(p, part, locale) for p in location_problems)))
+        suspicious = [p for p in part.problems if p in SUSPICIONS]
+        if suspicious:
+            lines.append(_("🚩 Check this proof: {reasons}").format(
+                reasons=", ".join(problem_label(p, part, locale) for p in suspicious)))
         lines.append(_("Submitted: {at}").format(at=local_time(part.submitted_at, timezone)))
     return "\n".join(lines)
 
@@ -70,6 +76,12 @@ def problem_label(problem: str, part: ProofPart, locale: str) -> str:
             distance=round(part.distance_m or 0), allowed=round(part.allowed_m or 0))
     if problem == "low_accuracy":
         return _("accuracy only ±{metres} m").format(metres=round(part.accuracy_m or 0))
+    if problem == ProofSuspicion.FAST_TRACK:
+        return _("the live location moved faster than {speed} km/h").format(speed=round(MAX_PLAUSIBLE_KMH))
+    if problem == ProofSuspicion.REUSED_COORDINATES:
+        return _("exactly the same coordinates as another closure")
+    if problem == ProofSuspicion.PHOTO_OF_ANOTHER_PROOF:
+        return _("a photo looks like another worker's proof")
     return problem
 
 

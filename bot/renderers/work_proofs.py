@@ -24,7 +24,7 @@ from onegrid.i18n import gettext_for
 from services.bus import EventTable
 from services.context import ServiceContext
 
-LOW_ACCURACY, TOO_FAR = "low_accuracy", "too_far"  # LocationProblem values
+LOW_ACCURACY, TOO_FAR, CLEARLY_FAR = "low_accuracy", "too_far", "clearly_far"  # LocationProblem values
 
 
 def location_prompt(_: Gettext) -> str:
@@ -61,7 +61,11 @@ def too_far_text(_: Gettext, *, problems: tuple[str, ...], distance_m: float, al
         lines.append(_("📍 You are {distance} m from the case point; at most {allowed} m is accepted here. "
                        "Go to the place and send your location again.").format(
             distance=round(distance_m), allowed=round(allowed_m)))
-    lines.append(_("Or, if you are sure you are in the right place, submit it flagged for the supervisor to judge."))
+    if CLEARLY_FAR in problems:  # only a live location gets here: it counts once it arrives
+        lines.append(_("Keep sharing your live location: it is accepted as soon as you are there."))
+    else:
+        lines.append(_("Or, if you are sure you are in the right place, submit it flagged for the supervisor "
+                       "to judge."))
     return "\n".join(lines)
 
 
@@ -104,7 +108,7 @@ def proof_location_held(session: Session, ctx: ServiceContext, event: ProofLocat
     _ = gettext_for(worker.locale)
     text = too_far_text(_, problems=event.problems, distance_m=event.distance_m, allowed_m=event.allowed_m,
                         accuracy_m=event.accuracy_m, max_accuracy_m=ctx.settings.proof_location_max_accuracy_m)
-    tell(session, ctx, worker, text, flag_keyboard(_, event.completion_id))
+    tell(session, ctx, worker, text, flag_keyboard(_, event.completion_id, may_flag=CLEARLY_FAR not in event.problems))
 
 
 def proof_submitted(session: Session, ctx: ServiceContext, event: ProofSubmitted) -> None:

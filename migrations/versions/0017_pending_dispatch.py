@@ -1,14 +1,14 @@
 """pending_dispatch: registered cases waiting for the asynchronous dispatcher
 
 Revision ID: 0017
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0017'
-down_revision = '0010'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

@@ -13,6 +13,7 @@ from sqlmodel import select
 from models.lifecycle import Status
 from models.tables import Case, Photo, Proof
 from models.work import Completion, CompletionStatus
+from tests.bot.forged import forge_press
 from tests.worker_support import (  # noqa: F401  (emulator and world are fixtures)
     STREET,
     add_supervisor,
@@ -174,9 +175,9 @@ async def test_forwarded_stale_far_and_vague_locations_are_refused(world, emulat
     reply = await location_reply(lambda: worker.send_venue(*near, "Noodle shop", "1 Nanjing East Road"))
     assert reply["text"].startswith("This is a place picked on the map, not your position.")
 
-    far = offset(case.lat, case.lon, north_m=600)
-    reply = await location_reply(lambda: worker.send_location(*far, horizontal_accuracy=20))
-    assert reply["text"] == _far_text(600)
+    doubtful = offset(case.lat, case.lon, north_m=250)  # near enough that the supervisor may judge it
+    reply = await location_reply(lambda: worker.send_location(*doubtful, horizontal_accuracy=20))
+    assert reply["text"] == _far_text(250)
     assert button_texts(reply) == ["⚠️ Submit anyway for the supervisor to judge", "⏸ Finish later"]
 
     reply = await location_reply(lambda: worker.send_location(*near, horizontal_accuracy=1400))
@@ -194,26 +195,43 @@ async def test_forwarded_stale_far_and_vague_locations_are_refused(world, emulat
     await boss.wait_inbox(1)
 
 
-async def test_a_far_location_can_be_submitted_flagged_for_the_supervisor(world, emulator, db, clock) -> None:
+async def test_a_precise_location_clearly_far_away_is_refused_with_no_submit_anyway(world, emulator, db,
+                                                                                   clock) -> None:
     worker, boss, case = await accepted_order(world, emulator, db, clock)
     await photo_then_location_step(worker, emulator, db)
     before = len(worker.inbox)
     await worker.send_location(*offset(case.lat, case.lon, east_m=600), horizontal_accuracy=20)
     refusal = await next_reply(worker, emulator, before)
-    assert refusal["text"] == _far_text(600)
+    assert refusal["text"] == ("📍 You are 600 m from the case point (±20 m); at most 120 m is accepted. This cannot "
+                               "be submitted: go to the place and send your location from there.")
+    assert "⚠️ Submit anyway for the supervisor to judge" not in button_texts(refusal)
+    kept = completion(db)
+    assert (kept.status, kept.lat, kept.problems) == (CompletionStatus.DRAFT, None, [])
+    with db.sessions() as s:
+        assert s.exec(select(Proof)).all() == [] and s.get(Case, case.id).status == Status.IN_PROGRESS
+    assert boss.inbox == []
+
+
+async def test_a_far_location_can_be_submitted_flagged_for_the_supervisor(world, emulator, db, clock) -> None:
+    worker, boss, case = await accepted_order(world, emulator, db, clock)
+    await photo_then_location_step(worker, emulator, db)
+    before = len(worker.inbox)
+    await worker.send_location(*offset(case.lat, case.lon, east_m=250), horizontal_accuracy=20)
+    refusal = await next_reply(worker, emulator, before)
+    assert refusal["text"] == _far_text(250)
     before = len(worker.inbox)
     await worker.press(refusal, button(refusal, "wp:f:"))
     done = await next_reply(worker, emulator, before)
-    assert done["text"] == (f"✅ Proof submitted for case {case.number}: 600 m from the case point (static location).\n"
+    assert done["text"] == (f"✅ Proof submitted for case {case.number}: 250 m from the case point (static location).\n"
                             "It is flagged: the supervisor will judge the location.\nA supervisor will verify it.\n"
                             "Next time, please share a live location: it shows how long you were on site.")
     [card] = await boss.wait_inbox(1)
-    assert "⚠️ Flagged by the worker: 600 m away, 120 m allowed" in card["text"]
+    assert "⚠️ Flagged by the worker: 250 m away, 120 m allowed" in card["text"]
     assert "Time on site: not measured (never within the allowed distance)" in card["text"]
     with db.sessions() as s:
         proof = s.exec(select(Proof)).one()
         assert s.get(Case, case.id).status == Status.AWAITING_VERIFICATION
-    assert (proof.flagged, proof.live, round(proof.distance_m)) == (True, False, 600)
+    assert (proof.flagged, proof.live, round(proof.distance_m)) == (True, False, 250)
 
 
 async def test_finishing_later_keeps_the_photos(world, emulator, db, clock) -> None:
@@ -238,7 +256,15 @@ async def test_a_live_location_walking_onto_the_site_is_accepted_when_it_arrives
     before = len(worker.inbox)
     sharing = await worker.send_location(*offset(case.lat, case.lon, north_m=400), horizontal_accuracy=10,
                                          live_period=900)
-    assert (await next_reply(worker, emulator, before))["text"] == _far_text(400, allowed=110)  # 100 m + ±10 m
+    held = await next_reply(worker, emulator, before)  # clearly far, but live: it counts once it arrives
+    assert held["text"] == ("📍 You are 400 m from the case point; at most 110 m is accepted here. Go to the place "
+                            "and send your location again.\nKeep sharing your live location: it is accepted as soon as "
+                            "you are there.")
+    assert button_texts(held) == ["⏸ Finish later"]
+    forged = forge_press(emulator, worker, held, button(held, "wp:x:").replace("wp:x:", "wp:f:"))
+    await emulator.wait_for(lambda: emulator.callback_queries[forged]["answered"])
+    [answer] = [a for a in emulator.callback_answers if a["callback_query_id"] == forged]
+    assert answer["text"].startswith("📍 You are 400 m from the case point (±10 m)")  # no Submit anyway, even forged
     clock.advance(minutes=4)
     before = len(worker.inbox)
     await worker.edit_live_location(sharing, *offset(case.lat, case.lon, north_m=30), horizontal_accuracy=10)

@@ -134,9 +134,9 @@ def test_far_or_vague_locations_can_be_submitted_flagged(ctx, db, clock) -> None
         work.submit_location(ctx, completion_id=draft.completion_id, worker_id=worker, fix=fix_at(case, clock))
     work.add_proof_photo(ctx, completion_id=draft.completion_id, worker_id=worker, data=picture(41))
     far = work.submit_location(ctx, completion_id=draft.completion_id, worker_id=worker,
-                               fix=fix_at(case, clock, north_m=600, accuracy_m=20.0))
+                               fix=fix_at(case, clock, north_m=250, accuracy_m=20.0))
     assert far.outcome is work.LocationOutcome.NEEDS_DECISION
-    assert far.judgement.problems == (work.LocationProblem.TOO_FAR,) and round(far.judgement.distance_m) == 600
+    assert far.judgement.problems == (work.LocationProblem.TOO_FAR,) and round(far.judgement.distance_m) == 250
     with db.sessions() as s:
         assert s.get(Case, case.id).status == Status.IN_PROGRESS and s.exec(select(Proof)).all() == []
     flagged = work.submit_flagged(ctx, completion_id=draft.completion_id, worker_id=worker)
@@ -145,7 +145,7 @@ def test_far_or_vague_locations_can_be_submitted_flagged(ctx, db, clock) -> None
         assert s.exec(select(Proof)).one().flagged is True
         assert s.get(Case, case.id).status == Status.AWAITING_VERIFICATION
     card = queued(db.sessions, 732)[0].payload["text"]
-    assert "⚠️ Flagged by the worker: 600 m away, 120 m allowed" in card
+    assert "⚠️ Flagged by the worker: 250 m away, 120 m allowed" in card
 
 
 def test_refused_locations_keep_nothing(ctx, db, clock) -> None:

@@ -44,6 +44,8 @@ def test_a_location_is_accepted_exactly_when_every_rule_holds(distance, bearing,
     expected_ok = (not forwarded and not venue and not via_bot and age <= 180 and not vague and measured <= reach)
     assert judged.accepted is expected_ok
     assert (LocationProblem.TOO_FAR in judged.problems) is (measured > reach)
+    clearly_far = not vague and measured - (accuracy or 0) > 100 + 200
+    assert (LocationProblem.CLEARLY_FAR in judged.problems) is clearly_far
     assert (LocationProblem.LOW_ACCURACY in judged.problems) is vague
     assert (LocationProblem.STALE in judged.problems) is (age > 180)
     # Only distance and accuracy may be left to a supervisor; the rest are refused outright.
@@ -56,7 +58,10 @@ def test_the_issue_examples() -> None:
         return judge_location(fix, case_lat=CASE[0], case_lon=CASE[1], **RULES).problems
 
     assert judge(fix_at(40, 90, accuracy_m=12, live_period=900)) == ()
-    assert judge(fix_at(600, 0, accuracy_m=20)) == (LocationProblem.TOO_FAR,)
+    assert judge(fix_at(250, 0, accuracy_m=20)) == (LocationProblem.TOO_FAR,)  # doubtful: the supervisor judges
+    # Precise and far beyond radius + margin: refused, not a doubt (issue 13, item 8).
+    assert judge(fix_at(600, 0, accuracy_m=20)) == (LocationProblem.TOO_FAR, LocationProblem.CLEARLY_FAR)
+    assert judge(fix_at(600, 0, accuracy_m=150)) == (LocationProblem.LOW_ACCURACY, LocationProblem.TOO_FAR)
     assert judge(fix_at(30, 0, accuracy_m=1400)) == (LocationProblem.LOW_ACCURACY,)
     assert judge(fix_at(30, 0, sent_at=NOW - timedelta(minutes=10))) == (LocationProblem.STALE,)
     assert judge(fix_at(30, 0, forwarded=True)) == (LocationProblem.FORWARDED,)
