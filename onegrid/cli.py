@@ -16,9 +16,11 @@ from sqlmodel import func, select
 from bot.factory import create_bot
 from models.tables import Area, Category
 from onegrid.app import build, serve as serve_app
+from onegrid.map_preview import preview_svg, summary as map_summary
 from onegrid.invite_sheet import SheetEntry, describe_problem, invitation_sheet, links_csv
 from onegrid.settings import Settings
 from services.api_keys import ApiKeyError, create_key, list_keys, revoke_key
+from services.area_preview import preview_import
 from services.areas import AreaImportError, import_geojson
 from services.catalogue import CatalogueError, apply_catalogue, load_catalogue, set_category_fields
 from services.db import upgrade
@@ -65,9 +67,21 @@ def migrate(revision: Annotated[str, typer.Option(help="Target revision")] = "he
 
 
 @grids_cli.command("import")
-def grids_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+def grids_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would change and draw the map; write nothing")] = False,
+    preview: Annotated[Path | None, typer.Option(help="With --dry-run: where to write the SVG map (default FILE-preview.svg beside FILE)")] = None,
+    gap_threshold: Annotated[float, typer.Option(help="With --dry-run: report gaps larger than this many m²")] = 100.0,
+) -> None:
     """Import (or update) areas from a GeoJSON FeatureCollection; all or nothing."""
     ctx = _ctx()
+    if dry_run:
+        report = preview_import(ctx.sessions, file, gap_threshold_m2=gap_threshold)
+        target = preview or file.with_name(f"{file.stem}-preview.svg")
+        target.write_text(preview_svg(report), encoding="utf-8")
+        for line in [*map_summary(report, str(file)), f"preview: {target}"]:
+            typer.echo(line)
+        raise typer.Exit(code=0 if report.would_import else 1)
     try:
         report = import_geojson(ctx.sessions, file, now=ctx.clock.now())
     except AreaImportError as exc:
