@@ -131,8 +131,21 @@ async def test_following_go_live_on_a_fresh_store(db, tmp_path, monkeypatch) -> 
     assert (tmp_path / "staff-invitations.html").read_text(encoding="utf-8").count("<svg") == 20
 
 
-@pytest.mark.parametrize("doc", [DOC, DOC_ZH], ids=["en", "zh_CN"])
-def test_the_checklist_links_resolve(doc: Path) -> None:
+GUIDES = sorted((ROOT / "docs").glob("guide-*.md"))
+
+
+@pytest.mark.parametrize("doc", [DOC, DOC_ZH, *GUIDES], ids=lambda p: p.name)
+def test_the_checklist_and_the_guides_link_to_what_exists(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     for target in re.findall(r"\]\(([^)#:]+)\)", text):
         assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+
+
+def test_every_guide_has_both_languages_and_the_same_pictures() -> None:
+    names = {p.name for p in GUIDES}
+    assert {"guide-worker.md", "guide-supervisor.md", "guide-resident.md"} <= names
+    for guide in (ROOT / "docs").glob("guide-*[!N].md"):
+        chinese = guide.with_name(guide.stem + ".zh_CN.md")
+        assert chinese.name in names, f"{guide.name} has no Chinese version"
+        pictures = re.findall(r"img/en/([\w-]+\.png)", guide.read_text(encoding="utf-8"))
+        assert pictures and pictures == re.findall(r"img/zh_CN/([\w-]+\.png)", chinese.read_text(encoding="utf-8"))
