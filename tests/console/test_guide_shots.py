@@ -41,7 +41,7 @@ STEP_TIMEOUT_MS = 20_000
 # Every picture the guides show, per language (docs/img/<lang>/<name>.png).
 SHOTS = ("resident-1-category", "resident-2-location", "resident-3-registered", "worker-1-order",
          "worker-2-accepted", "worker-3-completed", "supervisor-1-proof", "supervisor-2-approved",
-         "resident-4-feedback")
+         "resident-4-feedback", "resident-5-my", "worker-4-duty", "supervisor-3-stats")
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (`make chromium`)"),
@@ -172,6 +172,15 @@ async def test_guide_pictures(page, live_sandbox: Running, tmp_path: Path, lang:
     await resident.locator('[data-callback^="fb:"][data-callback$=":r:5"]').click()
     await resident.locator(".msg.bot", has_text="⭐⭐⭐⭐⭐").wait_for()
     await save(resident, folder, "resident-4-feedback")
+
+    # Commands each guide mentions: the resident's /my, the worker going off duty, the supervisor's /stats.
+    for pane, command, name in ((resident, "/my", "resident-5-my"), (worker, "/duty", "worker-4-duty"),
+                                (supervisor, "/stats today", "supervisor-3-stats")):
+        answers = await pane.locator(".msg.bot").count()
+        await pane.locator("textarea").fill(command)
+        await pane.locator("textarea").press("Enter")
+        await pane.locator(".msg.bot").nth(answers).wait_for()
+        await save(pane, folder, name)
 
     names = sorted(p.stem for p in folder.glob("*.png"))
     assert names == sorted(SHOTS)
