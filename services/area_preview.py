@@ -15,6 +15,7 @@ are kept (`MapPreview.shapes`) for a picture of the map; the picture itself is d
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from sqlmodel import Session, select
 
 from models.tables import AREA_LEVEL_ORDER, Area, AreaLevel
 from services.area_checks import ImportProblem, check_features, check_hierarchy
-from services.area_import import AreaImportError, _read
+from services.area_import import AreaImportError, _read as read_source  # JSON text, a dict or a path
 
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON_EQUATOR = 111_320.0
@@ -101,7 +102,7 @@ def preview_import(session_factory: sessionmaker[Session], source: dict | str | 
                    gap_threshold_m2: float = 100.0, sliver_m: float = SLIVER_M) -> MapPreview:
     """What importing `source` would do, and its map's flaws; nothing is written."""
     try:
-        doc = _read(source)
+        doc = read_source(source)
     except AreaImportError as exc:
         return MapPreview(problems=exc.problems, gap_threshold_m2=gap_threshold_m2)
     features, problems = check_features(doc)
@@ -134,7 +135,7 @@ def preview_import(session_factory: sessionmaker[Session], source: dict | str | 
             states[f.code] = ShapeState.ORPHAN
         levels[f.code], parents[f.code] = f.level, f.parent_code
         if f.geometry:
-            geometries[f.code] = shape(_json(f.geometry))
+            geometries[f.code] = shape(json.loads(f.geometry))
     in_file = set(levels)
     for code, row in stored_rows.items():
         if code in in_file:
@@ -142,7 +143,7 @@ def preview_import(session_factory: sessionmaker[Session], source: dict | str | 
         report.stored_only.append(code)
         states[code], levels[code], parents[code] = ShapeState.STORED_ONLY, AreaLevel(row.level), row.parent_code
         if row.geometry:
-            geometries[code] = shape(_json(row.geometry))
+            geometries[code] = shape(json.loads(row.geometry))
 
     grids = sorted(c for c in geometries if levels[c] is AreaLevel.GRID)
     report.overlaps = [o for o in _overlaps(grids, geometries) if not _sliver(o.geometry, sliver_m)]
@@ -152,12 +153,6 @@ def preview_import(session_factory: sessionmaker[Session], source: dict | str | 
     report.shapes = sorted(((c, levels[c], states[c], g) for c, g in geometries.items()),
                            key=lambda s: (rank[s[1]], s[0]))
     return report
-
-
-def _json(text: str) -> dict:
-    import json
-
-    return json.loads(text)
 
 
 def _overlaps(grids: list[str], geometries: dict[str, BaseGeometry]) -> list[Overlap]:
