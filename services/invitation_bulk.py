@@ -99,19 +99,19 @@ def read_staff_csv(source: Path | str) -> list[StaffRow]:
             raise BulkInvitationRefused([RowProblem(1, ProblemKind.FILE, str(source), str(exc))]) from exc
     else:
         text = source.removeprefix("\ufeff")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip().lower() for h in next(reader, [])]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise BulkInvitationRefused([RowProblem(1, ProblemKind.FILE, ",".join(missing), "missing columns")])
-    reader.fieldnames = header
+    where = {c: header.index(c) for c in COLUMNS}
     rows: list[StaffRow] = []
-    start = 2
-    for record in reader:
-        values = {c: (record.get(c) or "").strip() for c in COLUMNS}
+    start = reader.line_num + 1
+    for record in reader:  # blank lines come as [] and count; a quoted field may span lines
+        values = {c: (record[i] if i < len(record) else "").strip() for c, i in where.items()}
         if any(values.values()):
             rows.append(StaffRow(start, **values))
-        start = reader.line_num + 1  # a quoted field may span lines
+        start = reader.line_num + 1
     if not rows:
         raise BulkInvitationRefused([RowProblem(1, ProblemKind.FILE, "", "no rows")])
     return rows
