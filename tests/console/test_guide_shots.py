@@ -41,7 +41,8 @@ STEP_TIMEOUT_MS = 20_000
 # Every picture the guides show, per language (docs/img/<lang>/<name>.png).
 SHOTS = ("resident-1-category", "resident-2-location", "resident-3-registered", "worker-1-order",
          "worker-2-accepted", "worker-3-completed", "supervisor-1-proof", "supervisor-2-approved",
-         "resident-4-feedback", "resident-5-my", "worker-4-duty", "supervisor-3-stats")
+         "resident-4-feedback", "resident-5-my", "worker-4-duty", "supervisor-3-stats", "worker-5-extend",
+         "supervisor-4-extension", "resident-6-delete")
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (`make chromium`)"),
@@ -145,7 +146,23 @@ async def test_guide_pictures(page, live_sandbox: Running, tmp_path: Path, lang:
     await order.locator('[data-callback^="wo:a:"]').click()
     await worker.locator('[data-callback^="wt:c:"]').wait_for()
     await save(worker, folder, "worker-2-accepted")
-    await worker.locator('[data-callback^="wt:c:"]').click()
+
+    # More time: the worker asks with /extend, the supervisor grants it.
+    reason = "等待配件" if lang == "zh_CN" else "waiting for a spare part"
+    await worker.locator("textarea").fill(f"/extend {number} {reason}")
+    await worker.locator("textarea").press("Enter")
+    await worker.locator('[data-callback^="ex:"]').first.wait_for()
+    await worker.locator(".toast").wait_for(state="hidden")  # "accepted" from before would hide the question
+    await save(worker, folder, "worker-5-extend")
+    await worker.locator('[data-callback^="ex:"]').first.click()
+    request = supervisor.locator(".msg.bot", has_text=number).filter(has=page.locator('[data-callback^="eg:"]'))
+    await request.last.wait_for()
+    await save(supervisor, folder, "supervisor-4-extension")
+    told = await worker.locator(".msg.bot").count()
+    await request.last.locator('[data-callback^="eg:"]').first.click()
+    await worker.locator(".msg.bot").nth(told).wait_for()
+
+    await worker.locator('[data-callback^="wt:c:"]').last.click()
     await worker.locator(".photo-input").set_input_files(proof)
     await worker.locator(".send").click()
     await worker.locator('[data-callback^="wp:d:"]').click()
@@ -181,6 +198,13 @@ async def test_guide_pictures(page, live_sandbox: Running, tmp_path: Path, lang:
         await pane.locator("textarea").press("Enter")
         await pane.locator(".msg.bot").nth(answers).wait_for()
         await save(pane, folder, name)
+
+    # Deleting one's data starts with a question; the picture stops there.
+    answers = await resident.locator(".msg.bot").count()
+    await resident.locator("textarea").fill("/delete")
+    await resident.locator("textarea").press("Enter")
+    await resident.locator(".msg.bot").nth(answers).wait_for()
+    await save(resident, folder, "resident-6-delete")
 
     names = sorted(p.stem for p in folder.glob("*.png"))
     assert names == sorted(SHOTS)
