@@ -54,6 +54,8 @@ guide-shots: venv locales chromium
 	ONEGRID_GUIDE_SHOTS=1 $(PY) -m pytest tests/console/test_guide_shots.py -q
 
 bench: venv
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) bench/intake.py
 	$(PY) bench/grid_lookup.py --grids 50000
 	$(PY) bench/delivery.py
 

@@ -1,28 +1,27 @@
 """The HTTP API. Built by `create_api(container)`; no module-level app or settings.
 
-Routers: /health and /metrics (ops), /open311/v2 (GeoReport v2), /api/v1 (management, machine
+Routers: /health, /health/live, /health/ready and /metrics (api/ops.py), /open311/v2 (GeoReport v2), /api/v1 (management, machine
 intake, sync), /telegram/webhook. Bodies over the configured size are refused with 413 before
 they are read in full; every request's latency goes to the /metrics histogram.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import console, open311, v1, webhook
+from api import console, open311, ops, v1, webhook
 from api.deps import REFUSALS, ApiError, error_response, refusal
-from api.metrics import make_registry
+from api.metrics import make_registry, observe_request
 from api.routes import open311 as open311_routes
 from services.api_keys import RateLimiter
-from services.health import store_health
+from onegrid.logs import is_sane_request_id
 
 if TYPE_CHECKING:
     from onegrid.app import OneGrid
@@ -116,15 +115,16 @@ def create_api(app: OneGrid) -> FastAPI:
     async def observe_latency(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
-        latency.labels(request.method, template, str(response.status_code)).observe(time.perf_counter() - started)
+        observe_request(latency, request.method, request.scope.get("route"), response.status_code,
+                        time.perf_counter() - started)
         return response
 
     body_limits = {"/api/v1/areas/import": settings.api_max_import_bytes}
     if app.sandbox is not None:  # photo uploads of the sandbox console
         body_limits.update(console.BODY_LIMITS)
     api.add_middleware(BodyLimit, default=settings.api_max_body_bytes, overrides=body_limits)
+    # Outermost: every log line of a request, even a 413's, carries its id; answered as X-Request-ID.
+    api.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_sane_request_id)
 
     @api.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> Response:
@@ -153,23 +153,7 @@ def create_api(app: OneGrid) -> FastAPI:
             return open311.error_response(open311.fmt_of(request), code, f"{where}: {first.get('msg', 'invalid')}")
         return JSONResponse({"detail": _plain(exc.errors()), "code": "invalid"}, status_code=422)
 
-    @api.get("/health", tags=["ops"], summary="Database, scheduler and delivery status")
-    def health() -> JSONResponse:
-        body: dict[str, Any] = {
-            "database": store_health(app.ctx),
-            "scheduler": app.scheduler_status(),
-            "bot": app.bot_status(),
-        }
-        ok = body["database"]["ok"] and body["scheduler"]["running"]
-        body["status"] = "ok" if ok else "degraded"
-        return JSONResponse(body, status_code=200 if ok else 503)
-
-    @api.get("/metrics", tags=["ops"], summary="Prometheus metrics (text format)",
-             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Metrics"}})
-    async def metrics() -> Response:
-        body = await asyncio.to_thread(generate_latest, registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
-
+    api.include_router(ops.build_router(app, registry))
     api.include_router(open311_routes.router)
     api.include_router(v1.build_router())
     api.include_router(webhook.build_router())

@@ -2,7 +2,9 @@
 
 Gauges are read from the store at scrape time (cases by status, notification queue, outbox depth
 and age, webhook updates waiting); counters come from the sender's and the relay's statistics;
-request latency is a histogram observed by the API's middleware, labelled by route template.
+request latency is a histogram observed by the API's middleware, labelled by a fixed set of methods
+and the route TEMPLATE (never the raw path), each with "other" for the rest, so made-up methods and
+paths cannot add series: the number of series is bounded by the routes the code declares.
 """
 
 from __future__ import annotations
@@ -74,6 +76,17 @@ class StoreCollector(Collector):
             for outcome, n in sorted(relay.stats.by_outcome.items()):
                 c.add_metric([outcome], n)
         yield c
+
+
+# The methods a client of this API uses; anything else (made-up or WebDAV verbs) is counted as "other".
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def observe_request(latency: Histogram, method: str, route: Any, status: int, seconds: float) -> None:
+    """One request in the latency histogram, with labels from a bounded set (see the module docstring)."""
+    template = getattr(route, "path", None) or "other"  # no matched route: a made-up path
+    status_label = str(status) if 100 <= status <= 599 else "other"
+    latency.labels(method if method in METHODS else "other", template, status_label).observe(seconds)
 
 
 def make_registry(app: OneGrid) -> tuple[CollectorRegistry, Histogram]:

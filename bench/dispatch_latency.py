@@ -4,9 +4,9 @@ The whole OneGrid app (its own factory, the real aiogram Bot, the delivery queue
 against the loopback Bot API server with Telegram's flood limits on. On the demo map, one on-duty
 worker of the category's department sits in each of `--grids` grids; cases are registered at a
 fixed rate (5, 25 and 60 per second by default) round-robin over those grids, each with the
-resident's photo, so every work order is three messages (text with buttons, photo, venue).
+resident's photo, so every work order is one sendPhoto (the order as its caption, with its buttons).
 
-For each rate it prints p50/p99/max of registration → the worker's sendMessage arriving at the
+For each rate it prints p50/p99/max of registration → the worker's work order arriving at the
 emulator, how long registration itself took, what was still undelivered when it stopped waiting,
 and the verdict against the 2-second target. Between rates the queue is drained completely.
 
@@ -118,9 +118,9 @@ async def run_rate(app, emulator: BotApiEmulator, grids, workers: dict[str, int]
     def arrivals() -> dict[str, float]:
         found: dict[str, float] = {}
         for request in emulator.requests[first_request:]:
-            if request.method != "sendMessage" or request.status != 200:
+            if request.method not in ("sendMessage", "sendPhoto") or request.status != 200:
                 continue
-            text = request.params.get("text", "")
+            text = request.params.get("text") or request.params.get("caption") or ""
             if text.startswith("🆕"):  # "🆕 Work order SH-…" (the workers read English here)
                 found.setdefault(text.split("\n", 1)[0].rsplit(" ", 1)[-1], request.at)
         return found
@@ -131,7 +131,7 @@ async def run_rate(app, emulator: BotApiEmulator, grids, workers: dict[str, int]
     got = arrivals()
     latencies = [got[n] - t0 for n, (t0, _) in started.items() if n in got]
     flood = sum(1 for r in emulator.requests[first_request:] if r.fault == "flood")
-    # Drain the rest (photos, venues) so the next rate starts from an empty queue.
+    # Drain the rest (orders still queued) so the next rate starts from an empty queue.
     while time.time() < deadline + 600:
         with ctx.sessions() as s:
             left = s.exec(select(func.count()).select_from(Notification).where(
@@ -189,9 +189,9 @@ async def main() -> None:
                 workers[code] = chat
         photo = None if args.no_photo else resident_photo(tmp)
         await start_background(app)
-        per_order = 2 if args.no_photo else 3
+        per_order = 1  # a work order is one message, with or without the resident's photo
         db_kind = url.split(":", 1)[0]
-        print(f"dispatch latency: {db_kind}, {len(grids)} grids with one worker each, {per_order} messages per "
+        print(f"dispatch latency: {db_kind}, {len(grids)} grids with one worker each, one message per "
               f"work order, {args.seconds:.0f} s per rate, Telegram limits on (30 msg/s per bot, 1/s per chat), "
               f"sender poll interval {settings.delivery_poll_interval_s} s")
         print(f"  ceiling: {settings.delivery_global_per_second:.1f} msg/s ÷ {per_order} = "

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from models.lifecycle import Role
 from models.tables import Area, Person
+from services import reference
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -89,6 +90,7 @@ def seed_demo_people(ctx: ServiceContext, people: tuple[DemoPerson, ...] = DEMO_
                 .where(Area.code == supervisor.area_code, Area.supervisor_chat_id.is_(None))
                 .values(supervisor_chat_id=supervisor.telegram_user_id)
             )
+            reference.bump(session)
     return created
 
 

@@ -64,18 +64,30 @@ def _button(text: str, data: CallbackData) -> dict[str, str]:
     return {"text": text, "callback_data": data.pack()}
 
 
-def offer_keyboard(_: Gettext, offer_id: int) -> Markup:
-    return {"inline_keyboard": [[
+def offer_keyboard(_: Gettext, offer_id: int, *, navigate_url: str | None = None) -> Markup:
+    """Accept and Return; with `navigate_url`, a second row that opens navigation to the site."""
+    rows = [[
         _button(_("✅ Accept"), OfferCb(action="a", offer_id=offer_id)),
         _button(_("↩️ Return to dispatcher"), OfferCb(action="r", offer_id=offer_id)),
-    ]]}
+    ]]
+    if navigate_url:
+        rows.append([navigate_button(_, navigate_url)])
+    return {"inline_keyboard": rows}
 
 
-def task_keyboard(_: Gettext, task_id: int, *, can_return: bool = True) -> Markup:
+def task_keyboard(_: Gettext, task_id: int, *, can_return: bool = True, navigate_url: str | None = None) -> Markup:
     row = [_button(_("📸 Complete"), TaskCb(action="c", task_id=task_id))]
     if can_return:
         row.append(_button(_("↩️ Return to dispatcher"), TaskCb(action="r", task_id=task_id)))
-    return {"inline_keyboard": [row]}
+    rows = [row]
+    if navigate_url:
+        rows.append([navigate_button(_, navigate_url)])
+    return {"inline_keyboard": rows}
+
+
+def navigate_button(_: Gettext, url: str) -> dict[str, str]:
+    """A URL button: one tap opens turn-by-turn navigation to the site (no message, no callback)."""
+    return {"text": _("🧭 Navigate"), "url": url}
 
 
 def tasks_list_keyboard(_: Gettext, rows: list[tuple[int, str, bool]]) -> Markup:

@@ -115,8 +115,9 @@ class SyncLink(SQLModel, table=True):
 class IntakeClaim(SQLModel, table=True):
     """Exactly-once guard for an event from outside (a machine's event id, an upstream request id).
 
-    Claimed in its own short transaction before the case is written; a claim whose holder died
-    is taken over once its lease has passed.
+    Machine intake writes it in the transaction that opens or folds the case, so its unique key
+    decides between concurrent deliveries; upstream sync claims first, in its own short transaction,
+    and a claim whose holder died is taken over once its lease has passed.
     """
 
     __tablename__ = "intake_claim"

@@ -160,3 +160,18 @@ class Escalation(SQLModel, table=True):
     notified_chat_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime | None = _ts()
     resolved_at: datetime | None = _ts(nullable=True, index=True)
+
+
+class PendingDispatch(SQLModel, table=True):
+    """A registered case waiting for the dispatcher (services/dispatcher.py).
+
+    Written in the registering transaction and deleted in the one that makes the offers, so a crash
+    in between leaves the row for the next dispatcher to take: registration never loses a dispatch.
+    """
+
+    __tablename__ = "pending_dispatch"
+
+    case_id: int = Field(foreign_key="case.id", primary_key=True)
+    queued_at: datetime | None = _ts(index=True)
+    attempts: int = Field(default=0)
+    not_before: datetime | None = _ts(index=True)

@@ -17,6 +17,7 @@ import uvicorn
 from aiogram import Bot, Dispatcher
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
+from prometheus_client import start_http_server
 from sqlalchemy.engine import Engine
 
 from api.app import create_api
@@ -30,6 +31,7 @@ from services.areas import refresh_grid_map
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
 from services.digest import run_due as run_due_digest
+from services.dispatcher import CaseDispatcher
 from services.escalation import sweep as escalation_sweep
 from services.gridmap import GridMap
 from services.idempotency import purge_expired
@@ -42,6 +44,10 @@ from services.upstream import UpstreamRelay, make_client, poll_upstream_once
 log = logging.getLogger("onegrid")
 
 
+# Names of the bot's background tasks, as /health/ready looks for them (one of the first two runs).
+BOT_TASKS = ("telegram-polling", "telegram-webhook", "telegram-sender")
+
+
 @dataclass
 class OneGrid:
     settings: Settings
@@ -51,6 +57,7 @@ class OneGrid:
     bot: Bot | None = None
     dispatcher: Dispatcher | None = None
     sender: NotificationSender | None = None
+    case_dispatcher: CaseDispatcher | None = None
     api: FastAPI | None = None
     last_tick: datetime | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,6 +89,21 @@ class OneGrid:
             "api_url": self.settings.telegram_api_url,
             "delivery": vars(stats) if stats else None,
         }
+
+    def bot_readiness(self) -> dict[str, Any]:
+        """`{"ok": ..., "required": ...}`: with a bot configured, its update loop and sender must be running."""
+        if self.bot is None:
+            return {"ok": True, "required": False}
+        running = {task.get_name() for task in self.tasks if not task.done()}
+        missing = [name for name in BOT_TASKS if name not in running]
+        if self.webhook_processor is not None:
+            missing = [name for name in missing if name != "telegram-polling"]
+        else:
+            missing = [name for name in missing if name != "telegram-webhook"]
+        check: dict[str, Any] = {"ok": not missing, "required": True}
+        if missing:
+            check["problem"] = f"the bot is configured but not running ({', '.join(missing)})"
+        return check
 
     def heartbeat(self) -> None:
         """Record that the scheduler is alive (shown by `scheduler_status`)."""
@@ -132,7 +154,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
         bus=make_bus(),
     )
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
-    app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler)
+    app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler,
+                  case_dispatcher=CaseDispatcher(ctx, poll_interval=settings.dispatch_poll_interval_s))
+    ctx.on_registered = app.case_dispatcher.wake  # inline until start_background starts its loop
     scheduler.add_job(app.heartbeat, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
     # Residents: expire quiet report drafts, purge photo originals past retention (services/reporting.py).
     scheduler.add_job(resident_sweep, "interval", minutes=1, args=[ctx], id="resident_sweep", coalesce=True,
@@ -257,6 +281,7 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
     app.heartbeat()
     if not app.scheduler.running:
         app.scheduler.start()
+    app.tasks.append(asyncio.create_task(app.case_dispatcher.run(app.stop_event)))
     if app.bot is not None and app.dispatcher is not None and app.sender is not None:
         if app.webhook_processor is not None:
             log.info("Telegram bot: webhook mode at %s", app.settings.webhook_url)
@@ -266,14 +291,16 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
             await app.dispatcher.emit_startup(bot=app.bot, dispatcher=app.dispatcher, bots=[app.bot],
                                               **app.dispatcher.workflow_data)
             # Updates stored before a crash or restart are processed first, then new ones as they come.
-            app.tasks.append(asyncio.create_task(app.webhook_processor.run(app.stop_event)))
+            app.tasks.append(asyncio.create_task(app.webhook_processor.run(app.stop_event), name="telegram-webhook"))
         else:
             log.info("Telegram bot: long polling %s",
                      app.sandbox.api_url if app.sandbox else app.settings.telegram_api_url)
             app.tasks.append(asyncio.create_task(
-                app.dispatcher.start_polling(app.bot, handle_signals=False, polling_timeout=polling_timeout)))
+                app.dispatcher.start_polling(app.bot, handle_signals=False, polling_timeout=polling_timeout),
+                name="telegram-polling"))
         app.tasks.append(asyncio.create_task(app.sender.run(app.stop_event,
-                                                            poll_interval=app.settings.delivery_poll_interval_s)))
+                                                            poll_interval=app.settings.delivery_poll_interval_s),
+                                             name="telegram-sender"))
     if app.relay is not None:
         log.info("Upstream sync: relaying the outbox to %s", app.settings.upstream_url)
         app.tasks.append(asyncio.create_task(app.relay.run(app.stop_event)))
@@ -314,8 +341,10 @@ async def stop_background(app: OneGrid) -> None:
 
 async def serve(app: OneGrid) -> None:
     """Run the API, the scheduler and (when a token is set) the bot and its sender until stopped."""
+    # log_config=None: uvicorn's loggers go through the one formatter of onegrid/logs.py.
     server = uvicorn.Server(uvicorn.Config(app.api, host=app.settings.api_host, port=app.settings.api_port,
-                                           log_level="info"))
+                                           log_level="info", log_config=None))
+    metrics_server = start_metrics_server(app)
     if app.sandbox is not None:
         app.sandbox.shutting_down = lambda: server.should_exit  # so live console streams let a stop through
         try:
@@ -332,5 +361,17 @@ async def serve(app: OneGrid) -> None:
     try:
         await server.serve()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         await stop_background(app)
         app.engine.dispose()
+
+
+def start_metrics_server(app: OneGrid) -> Any:
+    """With ONEGRID_METRICS_BIND, /metrics on that (internal) address only, by prometheus-client's server."""
+    if not app.settings.metrics_bind:
+        return None
+    host, _, port = app.settings.metrics_bind.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=app.api.state.metrics_registry)
+    log.info("metrics on http://%s/metrics (not on the API port)", app.settings.metrics_bind)
+    return server

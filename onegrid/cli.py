@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 from datetime import timedelta
@@ -15,9 +14,11 @@ from sqlmodel import func, select
 
 from bot.factory import create_bot
 from models.tables import Area, Category
-from onegrid.app import build, serve as serve_app
-from onegrid.map_preview import preview_svg, summary as map_summary
+from onegrid.app import serve as serve_app
+from onegrid.cli_support import OneLineErrors, catalogue_summary, import_summary, open_store
+from onegrid.logs import configure_logging, scrub
 from onegrid.invite_sheet import SheetEntry, describe_problem, invitation_sheet, links_csv
+from onegrid.map_preview import preview_svg, summary as map_summary
 from onegrid.settings import Settings
 from services.api_keys import ApiKeyError, create_key, list_keys, revoke_key
 from services.area_preview import preview_import
@@ -32,7 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_MAP = PROJECT_ROOT / "data" / "shanghai-demo-grids.geojson"
 
 cli = typer.Typer(help="OneGrid: the chat front end for city grid management.", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False, cls=OneLineErrors)
 grids_cli = typer.Typer(help="The grid map: import areas from GeoJSON.", no_args_is_help=True)
 categories_cli = typer.Typer(help="The category catalogue.", no_args_is_help=True)
 cli.add_typer(grids_cli, name="grids")
@@ -44,12 +45,20 @@ cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(outbox_cli, name="outbox")
 
 
+@cli.callback()
+def _options(ctx: typer.Context,
+             debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error")] = False) -> None:
+    """OneGrid: the chat front end for city grid management."""
+    ctx.obj = {"debug": debug}
+
+
 def _settings() -> Settings:
     return Settings()
 
 
 def _ctx():  # noqa: ANN202
-    return build(_settings()).ctx
+    """The service context on a store at the schema head (onegrid/cli_support.py: open_store)."""
+    return open_store(_settings()).ctx
 
 
 def _fail(message: str) -> None:
@@ -63,7 +72,7 @@ def migrate(revision: Annotated[str, typer.Option(help="Target revision")] = "he
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url, revision)
-    typer.echo(f"schema at {revision}: {settings.effective_database_url}")
+    typer.echo(f"schema: at {revision} · store: {scrub(settings.effective_database_url)}")
 
 
 @grids_cli.command("import")
@@ -85,8 +94,16 @@ def grids_import(
     try:
         report = import_geojson(ctx.sessions, file, now=ctx.clock.now())
     except AreaImportError as exc:
-        _fail(str(exc))
-    typer.echo(str(report))
+        _fail(_import_refused(exc))
+    typer.echo(import_summary(report))
+
+
+def _import_refused(exc: AreaImportError) -> str:
+    """The refusal and its first problem in one line; the rest are listed below it."""
+    more = f"; {len(exc.problems) - 1} more below" if len(exc.problems) > 1 else ""
+    lines = [f"area import refused (nothing imported): {exc.problems[0]}{more}. Fix the file and import again."]
+    lines += [f"  {p}" for p in exc.problems[1:20]]
+    return "\n".join(lines)
 
 
 @categories_cli.command("load")
@@ -97,7 +114,7 @@ def categories_load(file: Annotated[Path | None, typer.Argument(exists=True, dir
         result = apply_catalogue(ctx.sessions, load_catalogue(file))
     except CatalogueError as exc:
         _fail(str(exc))
-    typer.echo(json.dumps(result, ensure_ascii=False))
+    typer.echo(catalogue_summary(result))
 
 
 @categories_cli.command("list")
@@ -289,26 +306,34 @@ def setup() -> None:
         areas = session.exec(select(func.count()).select_from(Area)).one()
         categories = session.exec(select(func.count()).select_from(Category)).one()
     if not categories:
-        typer.echo(f"categories: {apply_catalogue(ctx.sessions, load_catalogue())}")
+        typer.echo(catalogue_summary(apply_catalogue(ctx.sessions, load_catalogue())))
     if not areas:
-        typer.echo(f"demo map: {import_geojson(ctx.sessions, DEMO_MAP, now=ctx.clock.now())}")
+        typer.echo(f"demo map: {import_summary(import_geojson(ctx.sessions, DEMO_MAP, now=ctx.clock.now()))}")
+    if categories and areas:
+        typer.echo(f"nothing loaded: the store already has {categories:,} categories and {areas:,} areas")
 
 
 @cli.command()
 def serve() -> None:
     """Run the API, the scheduler and (with ONEGRID_BOT_TOKEN) the Telegram bot in one process."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Every scheduler tick would otherwise log a line and bury the addresses printed at start-up.
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    settings = _settings()
+    app = open_store(settings)  # a store it cannot use is refused in one line, before any log line
+    configure_logging(settings)  # JSON lines off a terminal, readable lines on one (onegrid/logs.py)
     # uvicorn re-raises the signal that stopped it; treat SIGTERM like Ctrl-C so a stop is a clean exit.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(serve_app(build(_settings())))
+        asyncio.run(serve_app(app))
     except KeyboardInterrupt:
         typer.echo("OneGrid stopped.")
 
 
 def main() -> None:
+    """The `onegrid` entry point: every logger of a command scrubbed (serve configures its own format)."""
+    try:
+        settings = Settings()
+    except Exception:  # noqa: BLE001 - the command itself reports the bad setting in one line
+        settings = Settings.model_construct()
+    configure_logging(settings, level=logging.WARNING)
     cli()
 
 

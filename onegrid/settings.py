@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     default_locale: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     case_number_prefix: str = "SH"
+    # Logs (onegrid/logs.py): JSON lines when stderr is not a terminal, readable lines on one; "json"/"console" force either.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # /metrics: with a token, scrapes must send `Authorization: Bearer <token>`; with a bind ("127.0.0.1:9464"),
+    # /metrics is served only there (an internal address) and not on the API port.
+    metrics_token: SecretStr | None = None
+    metrics_bind: str | None = Field(default=None, pattern=r"^[\w.:\[\]-]+:\d{1,5}$")
     # Another process's grid import is picked up this often (one primary-key read when nothing changed).
     grid_map_refresh_s: float = Field(default=15.0, gt=0)
 
@@ -37,6 +44,7 @@ class Settings(BaseSettings):
     # --- Work orders (handlers/worker.py, handlers/supervisor.py, services/{dispatch,work,verification,invitations}.py).
     bot_username: str | None = Field(default=None, description="For invitation links; else asked from Telegram (getMe)")
     invitation_ttl_hours: int = 72  # a staff invitation link works once, until then
+    dispatch_poll_interval_s: float = 5.0  # the dispatcher's fallback poll; it is woken after each registration
     dispatch_offer_limit: int = 3  # workers offered one task at once, least loaded first; the first Accept wins
     proof_max_photos: int = 3
     proof_location_max_age_s: int = 180  # a location proof must have been sent within this of the clock

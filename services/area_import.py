@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from models.tables import Area, AreaLevel, MapRevision
 from services.area_checks import ImportProblem, check_features, check_hierarchy
+from services import reference
 from services.db import transaction
 from services.gridmap import GridMap
 
@@ -168,6 +169,7 @@ def _bump_map_revision(session: Session, now: datetime) -> None:
         stamp.changed_at = now
         session.add(stamp)
     session.flush()
+    reference.bump(session, now)  # names, parents and groups of areas: read afresh everywhere
 
 
 def refresh_grid_map(session_factory: sessionmaker[Session], grid_map: GridMap) -> bool:

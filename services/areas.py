@@ -15,6 +15,7 @@ from models.supervision import SupervisorTopic
 from models.tables import AREA_LEVEL_ORDER, Area
 from services.area_checks import ImportProblem, geometry_text
 from services.area_import import AreaImportError, ImportReport, import_geojson, refresh_grid_map
+from services import reference
 from services.gridmap import GridMap
 
 __all__ = [
@@ -60,7 +61,7 @@ def area_chain(session: Session, code: str) -> list[Area]:
     seen: set[str] = set()
     next_code: str | None = code
     while next_code is not None and next_code not in seen and len(chain) < len(AREA_LEVEL_ORDER):
-        area = get_area(session, next_code)
+        area = reference.area(session, next_code)
         if area is None:
             break
         chain.append(area)

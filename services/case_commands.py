@@ -8,6 +8,7 @@ is written.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from models.lifecycle import Action, Actor
@@ -15,6 +16,8 @@ from services import cases, intake
 from services.api_keys import Principal
 from services.case_queries import CaseView, case_view, ensure_case_visible
 from services.context import ServiceContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class CaseOutcome:
 def intake_event(ctx: ServiceContext, *, principal: Principal, report: intake.MachineReport) -> CaseOutcome:
     """`intake.intake_event`: a new case, or the event folded into an open one."""
     result = intake.intake_event(ctx, principal=principal, report=report)
+    log.info("machine event from %s: %s", getattr(report.source, "value", report.source), result.outcome, extra={"case": result.case.number})
     return CaseOutcome(result.outcome, case_view(ctx, case=result.case))
 
 
@@ -49,4 +53,5 @@ def act_on_case(ctx: ServiceContext, *, principal: Principal, case_id: int, acti
 def clear_case(ctx: ServiceContext, *, principal: Principal, case_id: int, note: str | None) -> CaseOutcome:
     """`intake.clear_case`: the source says the problem is gone."""
     result = intake.clear_case(ctx, principal=principal, case_id=case_id, note=note)
+    log.info("clear from the source: %s", result.outcome, extra={"case": result.case.number})
     return CaseOutcome(result.outcome, case_view(ctx, case=result.case))

@@ -7,6 +7,7 @@ outbox row for the upstream platform.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,11 +17,13 @@ from sqlmodel import Session, select
 
 from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition, open_case, transition
-from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem
-from services import dispatch, followers
+from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem, OutboxStatus
+from services import dispatcher, followers, reference
 from services.context import ServiceContext
 from services.db import transaction
 from services.working_time import registration_deadlines
+
+log = logging.getLogger(__name__)
 
 
 class CaseError(Exception):
@@ -61,34 +64,23 @@ def next_case_number(session: Session, *, prefix: str, now: datetime, timezone: 
 
 def record(session: Session, case: Case, tr: Transition) -> None:
     """Write the audit event and the upstream outbox row of `tr` (no status change by itself)."""
-    session.add(
-        CaseEvent(
-            case_id=case.id,
-            actor_id=tr.actor.person_id,
-            actor_role=tr.actor.role,
-            action=tr.action,
-            from_status=tr.from_status,
-            to_status=tr.to_status,
-            note=tr.note,
-            at=tr.at,
-        )
-    )
-    session.add(
-        OutboxItem(
-            case_id=case.id,
-            topic=f"case.{tr.action.value}",
-            payload={
-                "number": case.number,
-                "action": tr.action.value,
-                "from": tr.from_status.value if tr.from_status else None,
-                "to": tr.to_status.value,
-                "at": tr.at.isoformat(),
-                "note": tr.note,
-            },
-            next_attempt_at=tr.at,
-            created_at=tr.at,
-        )
-    )
+    record_all(session, case, [tr])
+
+
+def record_all(session: Session, case: Case, transitions: list[Transition]) -> None:
+    """`record` for several transitions of one case: one INSERT of events and one of outbox rows."""
+    session.execute(sa.insert(CaseEvent.__table__), [
+        {"case_id": case.id, "actor_id": tr.actor.person_id, "actor_role": tr.actor.role.value,
+         "action": tr.action.value, "from_status": tr.from_status.value if tr.from_status else None,
+         "to_status": tr.to_status.value, "note": tr.note, "at": tr.at}
+        for tr in transitions])
+    session.execute(sa.insert(OutboxItem.__table__), [
+        {"case_id": case.id, "topic": f"case.{tr.action.value}", "status": OutboxStatus.PENDING.value,
+         "attempts": 0, "next_attempt_at": tr.at, "created_at": tr.at,
+         "payload": {"number": case.number, "action": tr.action.value,
+                     "from": tr.from_status.value if tr.from_status else None, "to": tr.to_status.value,
+                     "at": tr.at.isoformat(), "note": tr.note}}
+        for tr in transitions])
 
 
 def facts_of(case: Case) -> CaseFacts:
@@ -145,12 +137,15 @@ def report_case(
     source_event_id: str | None = None,
     before_dispatch: Callable[[Session, Case], None] | None = None,
 ) -> Case:
-    """Open a case and register it (立案). Returns the stored case, status REGISTERED.
+    """Open a case and register it (立案), and queue it for the dispatcher (services/dispatcher.py).
+
+    Returns the stored case: REGISTERED when a dispatcher loop runs (it offers the case after this
+    commit), or as the inline dispatch left it when none runs (`ctx.on_registered` is None).
 
     Refuses (nothing stored) an unknown or inactive category, or a point outside every grid.
     Deadlines are set from the category's SLA, counted from registration.
     `before_dispatch(session, case)` runs inside the transaction once the case is registered
-    with its deadlines, before dispatch: rows it adds (photos, followers) commit with the case,
+    with its deadlines, before it is queued: rows it adds (photos, followers) commit with the case,
     and an exception it raises rolls everything back.
     """
     now = ctx.clock.now()
@@ -158,39 +153,66 @@ def report_case(
     if ctx.grid_map is not None and grid_code is None:
         raise OutsideGrid(f"{lat:.6f},{lon:.6f}")
     with transaction(ctx.sessions) as session:
-        category = session.exec(select(Category).where(Category.code == category_code)).first()
+        category = reference.category(session, category_code)
         if category is None or not category.active:
             raise UnknownCategory(category_code)
-        case = Case(
-            number=next_case_number(session, prefix=ctx.case_prefix, now=now, timezone=ctx.timezone),
-            source=source,
-            source_event_id=source_event_id,
-            category_code=category.code,
-            description=description,
-            lat=lat,
-            lon=lon,
-            address=address,
-            grid_code=grid_code,
-            status=Status.REPORTED,
-            reporter_id=actor.person_id,  # a resident, or the worker who found it on patrol
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(case)
-        session.flush()
-        record(session, case, open_case(actor, at=now))
-        registered = transition(facts_of(case), Action.REGISTER, Actor(Role.SYSTEM), at=now)
-        change_status(session, ctx, case, registered)
-        # Working time of the grid's calendar (services/working_time.py; without a grid, the city's default
-        # hours and holidays); this also arms the escalation sweep.
-        deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
-        session.execute(sa.update(Case).where(Case.id == case.id).values(**deadlines))
-        session.refresh(case)
+        case = register_in(session, ctx, actor=actor, source=source, category=category, grid_code=grid_code,
+                           lat=lat, lon=lon, description=description, address=address,
+                           source_event_id=source_event_id, now=now)
         if before_dispatch is not None:
             before_dispatch(session, case)
-        dispatch.dispatch_new_case(session, ctx, case)
-        session.refresh(case)
-    ctx.on_notifications()  # after the commit: wake the sender for what this change queued
+        dispatcher.enqueue(session, case_id=case.id, now=now)
+    return registered(ctx, case)
+
+
+def registered(ctx: ServiceContext, case: Case) -> Case:
+    """After the commit that registered `case` (and queued it): wake the sender and the dispatcher.
+
+    Returns the case to answer with: as registered when a dispatcher loop runs (it offers the case
+    after this), or as the inline dispatch left it when none runs (`ctx.on_registered` is None).
+    """
+    # `case` on the log line (onegrid/logs.py); never the description or the reporter: personal data.
+    log.info("case registered: %s from %s", case.category_code, getattr(case.source, "value", case.source),
+             extra={"case": case.number})
+    ctx.on_notifications()  # what the registering transaction queued goes out at once
+    if ctx.on_registered is not None:
+        ctx.on_registered()  # the dispatcher loop offers it; the answer does not wait for that
+        return case
+    dispatcher.dispatch_pending(ctx)  # no dispatcher loop (tests, the CLI): offer it now, after the commit
+    with ctx.sessions() as session:
+        fresh = session.get(Case, case.id)
+        session.expunge(fresh)
+    return fresh
+
+
+def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: CaseSource, category: Category,
+                grid_code: str | None, lat: float, lon: float, description: str, address: str | None,
+                source_event_id: str | None, now: datetime, media_urls: list[str] | None = None) -> Case:
+    """Store a new case already registered, within `session`: REPORT then REGISTER, both judged by the
+    lifecycle, both recorded (audit event and outbox row), in one INSERT of the case.
+
+    Deadlines come from the category's SLA in working time of the grid's calendar
+    (services/working_time.py), counted from registration; they also arm the escalation sweep.
+    """
+    opened = open_case(actor, at=now)
+    registered = transition(opened.facts, Action.REGISTER, Actor(Role.SYSTEM), at=now)
+    deadlines = registration_deadlines(session, ctx, category=category, grid_code=grid_code, now=now)
+    values = dict(
+        number=next_case_number(session, prefix=ctx.case_prefix, now=now, timezone=ctx.timezone),
+        source=source.value, source_event_id=source_event_id, category_code=category.code,
+        description=description, lat=lat, lon=lon, address=address, grid_code=grid_code,
+        media_urls=list(media_urls or []), status=registered.to_status.value,
+        reporter_id=actor.person_id,  # a resident, or the worker who found it on patrol
+        report_count=1, created_at=now, updated_at=now, version=2,  # version: one bump per status change
+        escalation_round=0, **deadlines,
+    )
+    # Core, not the unit of work: this is the hot path of every report (bench/profile_intake.py).
+    case_id = session.execute(sa.insert(Case.__table__).values(**values).returning(Case.__table__.c.id)).scalar_one()
+    case = Case(id=case_id, **values)  # transient: the caller's view of the row; never added to a session
+    record_all(session, case, [opened, registered])
+    ctx.publish(session, CaseStatusChanged(
+        case_id=case.id, number=case.number, from_status=registered.from_status, to_status=registered.to_status,
+        action=registered.action, actor_person_id=registered.actor.person_id, note=None, at=now))
     return case
 
 
@@ -220,6 +242,8 @@ def apply_action(
         tr = transition(facts_of(case), action, actor, at=ctx.clock.now(), note=note)
         change_status(session, ctx, case, tr)
     ctx.on_notifications()
+    log.info("case %s by %s: now %s", action.value, actor.role.value, getattr(case.status, "value", case.status),
+             extra={"case": case.number})
     return case
 
 

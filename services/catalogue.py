@@ -35,6 +35,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
 from models.tables import Category, Department
+from services import reference
 from services.db import transaction
 
 DEFAULT_CATALOGUE_PATH = Path(__file__).resolve().parent.parent / "data" / "categories.json"
@@ -257,6 +258,7 @@ def apply_catalogue(session_factory: sessionmaker[Session], catalogue: Catalogue
     with transaction(session_factory) as session:
         _upsert_departments(session, catalogue, counts)
         _upsert_categories(session, catalogue, counts)
+        reference.bump(session)
     counts["departments"] = len(catalogue.departments)
     counts["categories"] = len(catalogue.categories)
     return counts
@@ -337,6 +339,7 @@ def set_category_fields(session_factory: sessionmaker[Session], code: str, /, **
         for name in fields:
             setattr(row, name, values[name])
         session.add(row)
+        reference.bump(session)
     return row
 
 

@@ -27,6 +27,9 @@ class ServiceContext:
     timezone: str = "Asia/Shanghai"
     # Called after a commit that queued notifications, so the sender wakes at once instead of polling.
     on_notifications: Callable[[], None] = field(default=lambda: None)
+    # Called after a commit that registered cases (services/dispatcher.py). None: dispatch them inline,
+    # right after that commit (tests, the CLI); `onegrid serve` wakes its dispatcher loop instead.
+    on_registered: Callable[[], None] | None = None
     settings: Settings = field(default_factory=lambda: Settings(_env_file=None))
     # Event type -> channel renderers; the full table comes from onegrid/wiring.py.
     bus: EventBus = field(default_factory=EventBus)

@@ -1,18 +1,26 @@
-"""Engine and session factory for the case store (SQLite in WAL mode, or PostgreSQL)."""
+"""Engine and session factory for the case store (SQLite in WAL mode, or PostgreSQL), and its schema's state.
+
+Engines hide statement parameters from errors and logs (`hide_parameters=True`): they carry outbox
+payloads, descriptions and device ids, which must not reach a log line.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+VERSION_TABLE = "alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -22,7 +30,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(url, echo=echo, hide_parameters=True,
+                                  connect_args={"check_same_thread": False, "timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -41,7 +50,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return sa.create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10,
+                            max_overflow=10)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -69,3 +79,65 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+@cache
+def code_heads() -> tuple[str, ...]:
+    """The Alembic head revision(s) this code needs (read once from migrations/)."""
+    return tuple(sorted(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads()))
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a store's schema stands against the code: `current` is empty for a store with no schema."""
+
+    current: tuple[str, ...]
+    head: tuple[str, ...]
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.head
+
+    @property
+    def empty(self) -> bool:
+        return not self.current
+
+    @property
+    def known(self) -> bool:
+        """False when the store is at a revision this code does not have (made by a newer OneGrid)."""
+        script = ScriptDirectory(str(MIGRATIONS_DIR))
+        return all(_has_revision(script, rev) for rev in self.current)
+
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with this schema and what to run, in one line; None at head."""
+        if self.at_head:
+            return None
+        if self.empty:
+            return "the store has no schema: run `onegrid migrate` (or `onegrid setup` for the demo)"
+        if not self.known:
+            return (f"the store's schema is at {', '.join(self.current)}, which this OneGrid does not know "
+                    "(made by a newer version?): run that version, or restore a backup")
+        return (f"the store's schema is at {', '.join(self.current)}, this OneGrid needs {', '.join(self.head)}: "
+                "back up the store, then run `onegrid migrate`")
+
+
+def _has_revision(script: ScriptDirectory, rev: str) -> bool:
+    try:
+        return script.get_revision(rev) is not None
+    except Exception:  # noqa: BLE001 - alembic raises its own error types for unknown revisions
+        return False
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """Read the store's Alembic revision; raises the driver's error when the store does not answer.
+
+    Reads `alembic_version` with plain SQL (Alembic's MigrationContext would log two lines per call,
+    and /health/ready calls this on every probe).
+    """
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return SchemaState(current=(), head=code_heads())
+        current = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return SchemaState(current=tuple(sorted(current)), head=code_heads())

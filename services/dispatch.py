@@ -1,7 +1,7 @@
 """Dispatch (派遣): choosing who handles a registered case, and offering it to them.
 
-`dispatch_new_case` runs inside the registering transaction (services/cases.py), so a case,
-its tasks, its offers and the work-order messages commit together or not at all.
+`dispatch_new_case` runs in the dispatcher's transaction (services/dispatcher.py), right after the
+registering one, so a case's tasks, its offers and the work-order messages commit together or not at all.
 
 What callers may rely on:
 - A case gets one `CaseTask` per department of its category (the category's own department
@@ -33,6 +33,7 @@ from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
+from services import reference
 from services.areas import supervisor_group
 from services.context import ServiceContext
 from services.dispatch_pool import find_workers, handed_back_by, parent_code, supervises, supervisors_of
@@ -47,7 +48,7 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     """Create the case's tasks and offer them (or assign a patrol case to its reporter) within `session`."""
     if case.grid_code is None:
         return  # no grid map was loaded: the case waits, registered, for a dispatcher
-    category = session.exec(select(Category).where(Category.code == case.category_code)).one()
+    category = reference.category(session, case.category_code)
     now = ctx.clock.now()
     tasks = [
         CaseTask(case_id=case.id, department_code=code, lead=index == 0, status=initial(TASKS, TaskStatus.WAITING),

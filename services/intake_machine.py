@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from models.api import IntakeClaim, MachineCase
 from models.lifecycle import TERMINAL, Actor, Role
 from models.tables import Case, CaseSource, Category, OutboxItem
-from services import cases
+from services import cases, dispatcher, reference
 from services.api_keys import Principal, area_in_scope
 from services.cases import CaseError, OutsideGrid, UnknownCategory
 from services.context import ServiceContext
@@ -112,8 +112,11 @@ def _record_created(session: Session, claim: IntakeClaim, case: Case, report: Ma
 
 
 def intake_event(ctx: ServiceContext, *, principal: Principal, report: MachineReport) -> IntakeResult:
-    """Open, fold or recognise one machine event. See the module docstring.
+    """Open, fold or recognise one machine event, in one transaction. See the module docstring.
 
+    A new case is registered and queued for the dispatcher in the same commit as its claim, so the
+    answer never waits for dispatch and a crash loses nothing. A concurrent delivery of the same
+    event loses on the claim's unique key, rolls back whole and answers as a repeat.
     Raises UnknownCategory, OutsideGrid, OutsideArea (the point is outside the key's area) or
     IntakeInProgress; nothing is stored then.
     """
@@ -123,83 +126,86 @@ def intake_event(ctx: ServiceContext, *, principal: Principal, report: MachineRe
     grid_code = ctx.grid_map.lookup(report.lon, report.lat) if ctx.grid_map is not None else None
     if ctx.grid_map is not None and grid_code is None:
         raise OutsideGrid(f"{report.lat:.6f},{report.lon:.6f}")
+    for attempt in (1, 2):
+        try:
+            with transaction(ctx.sessions) as session:
+                result = _claim_or_fold(ctx, session, principal, report, grid_code, now)
+                if result is None:
+                    result = IntakeResult(_create(ctx, session, principal, report, grid_code, now), "created")
+        except IntegrityError:  # a concurrent delivery of the same event committed its claim first
+            if attempt == 2:
+                raise IntakeInProgress(report.source_ref) from None
+            continue
+        if result.outcome == "created":
+            return IntakeResult(cases.registered(ctx, result.case), "created")
+        return result
+    raise AssertionError("unreachable")
+
+
+def _create(ctx: ServiceContext, session: Session, principal: Principal, report: MachineReport,
+            grid_code: str | None, now: datetime) -> Case:
+    category = reference.category(session, report.category_code)
+    case = cases.register_in(session, ctx, actor=SYSTEM, source=report.source, category=category,
+                             grid_code=grid_code, lat=report.lat, lon=report.lon, description=report.description,
+                             address=report.address, source_event_id=report.source_ref, now=now,
+                             media_urls=_merge_media([], report.media_urls))
+    # The claim's unique key decides a race with a concurrent delivery of this event (IntegrityError).
+    session.execute(sa.insert(IntakeClaim.__table__).values(
+        source=report.source.value, source_ref=report.source_ref, kind="report", api_key_id=principal.id,
+        case_id=case.id, outcome="created", created_at=now))
+    session.execute(sa.insert(MachineCase.__table__).values(
+        case_id=case.id, api_key_id=principal.id, source=report.source.value, device_id=report.device_id,
+        category_code=report.category_code, lat=report.lat, lon=report.lon, events=1, first_seen_at=now,
+        last_seen_at=now, clear_pending=False))
+    dispatcher.enqueue(session, case_id=case.id, now=now)
+    return case
+
+
+def _claim_or_fold(ctx: ServiceContext, session: Session, principal: Principal, report: MachineReport,
+                   grid_code: str | None, now: datetime) -> IntakeResult | None:
+    """Answer a repeat or fold the event into an open case, within `session`; None for a new case."""
     ref = report.source_ref
-    try:
-        early = _claim_or_fold(ctx, principal, report, grid_code, now)
-    except IntegrityError:  # a concurrent delivery of the same event claimed it first
-        raise IntakeInProgress(ref) from None
-    if early is not None:
-        return early
-    # A new case: registered and dispatched by the one path every case takes.
-    try:
-        case = cases.report_case(ctx, actor=SYSTEM, source=report.source, category_code=report.category_code,
-                                 lat=report.lat, lon=report.lon, description=report.description,
-                                 address=report.address, source_event_id=ref)
-    except Exception:
-        with transaction(ctx.sessions) as session:  # release the claim so a retry can run at once
-            session.execute(sa.delete(IntakeClaim).where(
-                IntakeClaim.source == report.source.value, IntakeClaim.source_ref == ref,
-                IntakeClaim.kind == "report", IntakeClaim.case_id.is_(None)))
-        raise
-    with transaction(ctx.sessions) as session:
-        claim = session.exec(select(IntakeClaim).where(
-            IntakeClaim.source == report.source.value, IntakeClaim.source_ref == ref,
-            IntakeClaim.kind == "report")).one()
-        _record_created(session, claim, case, report, principal.id, now)
+    if not area_in_scope(session, principal, grid_code):
+        raise OutsideArea(grid_code or "")
+    category = reference.category(session, report.category_code)
+    if category is None or not category.active:
+        raise UnknownCategory(report.category_code)
+    claim = session.exec(select(IntakeClaim).where(
+        IntakeClaim.source == report.source.value, IntakeClaim.source_ref == ref,
+        IntakeClaim.kind == "report")).first()
+    if claim is not None:
+        if claim.case_id is not None:
+            return IntakeResult(session.get(Case, claim.case_id), "duplicate")
+        # A claim without a case: left by a process of an earlier version that claimed first and died.
+        opened = session.exec(select(Case).where(Case.source == report.source.value,
+                                                 Case.source_event_id == ref)).first()
+        if opened is not None:
+            _record_created(session, claim, opened, report, principal.id, now)
+            return IntakeResult(opened, "duplicate")
+        if claim.lease_until is not None and claim.lease_until > now:
+            raise IntakeInProgress(ref)
+        session.delete(claim)
         session.flush()
-        case = session.get(Case, case.id)
+    _, window_s = rule_of(session, ctx, report.category_code)
+    target = _fold_target(session, principal.id, report, category, window_s, now)
+    if target is not None:
+        machine, case = target
+        machine.events += 1
+        machine.last_seen_at = now
+        machine.clear_pending = False  # the problem is back: an earlier clear no longer holds
+        session.add(machine)
+        media = _merge_media(case.media_urls or [], report.media_urls)
+        count = case.report_count + 1  # read before the UPDATE, which refreshes `case` in the session
+        session.execute(sa.update(Case).where(Case.id == case.id).values(
+            report_count=Case.report_count + 1, media_urls=media))
+        session.add(OutboxItem(case_id=case.id, topic="case.repeated", next_attempt_at=now, created_at=now,
+                               payload={"number": case.number, "at": now.isoformat(),
+                                        "report_count": count, "media_urls": media}))
+        session.add(IntakeClaim(source=report.source.value, source_ref=ref, kind="report", api_key_id=principal.id,
+                                case_id=case.id, outcome="folded", created_at=now))
+        session.flush()
         session.refresh(case)
-    return IntakeResult(case, "created")
-
-
-def _claim_or_fold(ctx: ServiceContext, principal: Principal, report: MachineReport, grid_code: str | None,
-                   now: datetime) -> IntakeResult | None:
-    """Claim the event in one transaction; answer at once for a repeat or a fold, else None."""
-    ref = report.source_ref
-    with transaction(ctx.sessions) as session:
-        if not area_in_scope(session, principal, grid_code):
-            raise OutsideArea(grid_code or "")
-        category = session.exec(select(Category).where(Category.code == report.category_code)).first()
-        if category is None or not category.active:
-            raise UnknownCategory(report.category_code)
-        claim = session.exec(select(IntakeClaim).where(
-            IntakeClaim.source == report.source.value, IntakeClaim.source_ref == ref,
-            IntakeClaim.kind == "report")).first()
-        if claim is not None:
-            if claim.case_id is not None:
-                return IntakeResult(session.get(Case, claim.case_id), "duplicate")
-            if claim.lease_until is not None and claim.lease_until > now:
-                raise IntakeInProgress(ref)
-            # The process that claimed it died. Did it get as far as opening the case?
-            opened = session.exec(select(Case).where(Case.source == report.source.value,
-                                                     Case.source_event_id == ref)).first()
-            if opened is not None:
-                _record_created(session, claim, opened, report, principal.id, now)
-                return IntakeResult(opened, "duplicate")
-            claim.lease_until = now + CLAIM_LEASE
-        else:
-            claim = IntakeClaim(source=report.source.value, source_ref=ref, kind="report",
-                                api_key_id=principal.id, lease_until=now + CLAIM_LEASE, created_at=now)
-        session.add(claim)
-        _, window_s = rule_of(session, ctx, report.category_code)
-        target = _fold_target(session, principal.id, report, category, window_s, now)
-        if target is not None:
-            machine, case = target
-            machine.events += 1
-            machine.last_seen_at = now
-            machine.clear_pending = False  # the problem is back: an earlier clear no longer holds
-            session.add(machine)
-            media = _merge_media(case.media_urls or [], report.media_urls)
-            count = case.report_count + 1  # read before the UPDATE, which refreshes `case` in the session
-            session.execute(sa.update(Case).where(Case.id == case.id).values(
-                report_count=Case.report_count + 1, media_urls=media))
-            session.add(OutboxItem(case_id=case.id, topic="case.repeated", next_attempt_at=now, created_at=now,
-                                   payload={"number": case.number, "at": now.isoformat(),
-                                            "report_count": count, "media_urls": media}))
-            claim.case_id, claim.outcome, claim.lease_until = case.id, "folded", None
-            session.flush()
-            session.refresh(case)
-            return IntakeResult(case, "folded")
+        return IntakeResult(case, "folded")
     return None
 
 

@@ -12,12 +12,13 @@ from models.api import ClearRule, IntakeRule
 from models.tables import Category
 from services.cases import CaseError, UnknownCategory
 from services.context import ServiceContext
+from services import reference
 from services.db import transaction
 
 
 def rule_of(session: Session, ctx: ServiceContext, category_code: str) -> tuple[ClearRule, int]:
     """The clear rule and fold window (seconds) in force for a category, read in the caller's session."""
-    row = session.get(IntakeRule, category_code)
+    row = reference.intake_rule(session, category_code)
     if row is not None:
         return ClearRule(row.on_clear), row.fold_window_s
     return ClearRule(ctx.settings.intake_default_clear_rule), ctx.settings.intake_fold_window_s
@@ -35,6 +36,7 @@ def set_intake_rule(ctx: ServiceContext, *, category_code: str, on_clear: ClearR
         row = session.get(IntakeRule, category_code) or IntakeRule(category_code=category_code)
         row.on_clear, row.fold_window_s, row.updated_at = on_clear.value, fold_window_s, ctx.clock.now()
         session.add(row)
+        reference.bump(session, ctx.clock.now())
     return row
 
 

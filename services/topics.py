@@ -24,7 +24,7 @@ from models.events.supervision import TopicBound, TopicUnbound
 from models.lifecycle import Role
 from models.supervision import SupervisorTopic
 from models.tables import Area, Person
-from services import dispatch
+from services import dispatch, reference
 from services.areas import area_chain, get_area
 from services.context import ServiceContext
 from services.db import transaction
@@ -92,6 +92,7 @@ def bind_topic(ctx: ServiceContext, *, supervisor_id: int, chat_id: int, message
             own = get_area(session, supervisor.area_code)
             own.supervisor_chat_id = chat_id
             session.add(own)
+            reference.bump(session, ctx.clock.now())
             claimed_for, claimed_code = localized(own, supervisor.locale, own.code), own.code
         elif chat_id not in groups:
             raise NotTheSupervisorGroup(localized(area, supervisor.locale, area.code))

@@ -209,8 +209,8 @@ async def world(onegrid, db, clock):  # noqa: ANN001, ANN201
 
 
 def settle(clock, seconds: float = 10.0) -> None:  # noqa: ANN001
-    """Move the clock past the follow-ups of a work order (photo, location), queued a second apart
-    because Telegram takes one message a second per chat; the sender then sends them."""
+    """Move the clock past messages queued a second apart because Telegram takes one message a second
+    per chat (a verification card's proof photos); the sender then sends them."""
     clock.advance(seconds=seconds)
 
 

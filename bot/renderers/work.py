@@ -32,9 +32,10 @@ RETRACT_NOTICES: dict[RetractReason, str] = {
 def offer_retracted(session: Session, ctx: ServiceContext, event: OfferRetracted) -> None:
     """Make the worker's copy of the offer say it is gone.
 
-    Unsent parts of the offer are taken out of the queue (a message never seen needs no correction);
-    a sent offer message is edited to the notice, which also removes its buttons; one on the wire right
-    now is followed by the notice as a new message.
+    An unsent offer is taken out of the queue (a message never seen needs no correction); a sent offer
+    message is edited to the notice (a photo's caption), which also removes its buttons; one on the wire
+    right now is followed by the notice as a new message. `follow_up_notification_ids` are only set on
+    offers made before a work order became one message (then its photo and venue followed it).
     """
     offer = session.get(WorkOffer, event.offer_id)
     if offer is None:
@@ -57,9 +58,10 @@ def offer_retracted(session: Session, ctx: ServiceContext, event: OfferRetracted
         return
     text = gettext_for(worker.locale)(RETRACT_NOTICES[event.reason]).format(number=event.case_number)
     if row.status == NotificationStatus.SENT and row.telegram_message_id is not None:
-        enqueue(session, chat_id=row.chat_id, method="editMessageText", now=now, person_id=worker.id,
-                case_id=event.case_id,
-                payload={"message_id": row.telegram_message_id, "text": text, "parse_mode": "HTML"})
+        # A work order sent as the site photo keeps its photo; the caption becomes the notice.
+        method, key = ("editMessageCaption", "caption") if row.method == "sendPhoto" else ("editMessageText", "text")
+        enqueue(session, chat_id=row.chat_id, method=method, now=now, person_id=worker.id, case_id=event.case_id,
+                payload={"message_id": row.telegram_message_id, key: text, "parse_mode": "HTML"})
     elif row.status == NotificationStatus.SENDING:
         enqueue(session, chat_id=row.chat_id, method="sendMessage", now=now, person_id=worker.id,
                 case_id=event.case_id, payload={"text": text, "parse_mode": "HTML"})

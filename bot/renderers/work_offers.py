@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from bot.renderers.work_text import NO_PREVIEW, category_name, department_name, grid_name, order_text, tell
+from bot.renderers.work_text import (
+    NO_PREVIEW,
+    category_name,
+    department_name,
+    fit_caption,
+    grid_name,
+    navigate_url,
+    order_caption,
+    order_text,
+    tell,
+)
 from bot.worker_ui import offer_keyboard, task_keyboard
 from models.events.work import DispatchEscalated, DutyChanged, OfferMade, OrderAccepted, OrderReturned, PatrolOrderAssigned
 from models.tables import Case, Notification, Person, Photo
@@ -22,60 +31,32 @@ from services.notify import enqueue
 
 
 def offer_made(session: Session, ctx: ServiceContext, event: OfferMade) -> None:
-    """The work order with Accept / Return (sent at once), then the resident's photo and the place.
+    """The work order as ONE message: the site photo with the order as its caption, or the order as text
+    when the case has no photo; buttons Accept / Return and Navigate (a URL: the place is one tap away).
 
-    The offer remembers its notification rows, so a retraction can edit or unqueue them.
+    The offer remembers its notification row, so a retraction can edit or unqueue it.
     """
     offer = session.get(WorkOffer, event.offer_id)
     case, task = session.get(Case, event.case_id), session.get(CaseTask, event.task_id)
     worker = session.get(Person, event.worker_id)
-    now = ctx.clock.now()
     _ = gettext_for(worker.locale)
-    text = order_text(session, ctx, case, task, worker.locale,
-                      header=_("🆕 Work order {number}").format(number=case.number))
-    message = enqueue(session, chat_id=worker.telegram_user_id, method="sendMessage", now=now,
-                      person_id=worker.id, case_id=case.id,
-                      payload={"text": text, "parse_mode": "HTML", "link_preview_options": NO_PREVIEW,
-                               "reply_markup": offer_keyboard(_, offer.id)})
-    follow_ups = work_order_attachments(session, ctx, case, worker, first_at=now)
-    session.flush()
-    offer.message_notification_id = message.id
-    offer.follow_up_notification_ids = [n.id for n in follow_ups]
-    session.add(offer)
-
-
-def work_order_attachments(session: Session, ctx: ServiceContext, case: Case, worker: Person, *,
-                           first_at: datetime) -> list[Notification]:
-    """Queue the resident's photo and the case location for `worker`, two per-chat intervals apart.
-
-    Telegram takes one message a second per chat; the work order itself may leave the queue up to
-    a second after `first_at`, so each follow-up is queued two intervals after the one before: it is
-    then sent when due instead of holding the sender back on the chat's pace.
-    """
-    _ = gettext_for(worker.locale)
-    step = timedelta(seconds=2 * ctx.settings.delivery_chat_interval_s)
-    due = first_at
-    queued: list[Notification] = []
-
-    def add(method: str, payload: dict) -> None:
-        nonlocal due
-        due += step
-        row = enqueue(session, chat_id=worker.telegram_user_id, method=method, payload=payload, now=first_at,
-                      person_id=worker.id, case_id=case.id)
-        row.next_attempt_at = due  # Telegram takes one message a second per chat: queue it for then
-        queued.append(row)
-
+    header = _("🆕 Work order {number}").format(number=case.number)
+    keyboard = offer_keyboard(_, offer.id, navigate_url=navigate_url(case))
     photo = report_photo(session, ctx, case)
     if photo is not None:
-        add("sendPhoto", {"photo_path": photo.path, "parse_mode": "HTML",
-                          "caption": _("Resident's photo · {number}").format(number=case.number)})
-    title = f"{case.number} · {category_name(session, case.category_code, worker.locale)}"[:128]
-    if case.address:
-        add("sendVenue", {"latitude": case.lat, "longitude": case.lon, "title": title,
-                          "address": case.address[:256]})
+        method, payload = "sendPhoto", {
+            "photo_path": photo.path, "parse_mode": "HTML", "reply_markup": keyboard,
+            "caption": order_caption(session, ctx, case, task, worker.locale, header=header)}
     else:
-        add("sendLocation", {"latitude": case.lat, "longitude": case.lon})
-    return queued
+        method, payload = "sendMessage", {
+            "text": order_text(session, ctx, case, task, worker.locale, header=header), "parse_mode": "HTML",
+            "link_preview_options": NO_PREVIEW, "reply_markup": keyboard}
+    message = enqueue(session, chat_id=worker.telegram_user_id, method=method, now=ctx.clock.now(),
+                      person_id=worker.id, case_id=case.id, payload=payload)
+    session.flush()
+    offer.message_notification_id = message.id
+    offer.follow_up_notification_ids = []  # the photo and the place are in the order itself now
+    session.add(offer)
 
 
 def report_photo(session: Session, ctx: ServiceContext, case: Case) -> Photo | None:
@@ -151,11 +132,15 @@ def order_accepted(session: Session, ctx: ServiceContext, event: OrderAccepted) 
     worker = session.get(Person, event.worker_id)
     case, task = session.get(Case, event.case_id), session.get(CaseTask, event.task_id)
     _ = gettext_for(worker.locale)
-    text = order_text(session, ctx, case, task, worker.locale,
-                      header=_("✅ You accepted work order {number}").format(number=case.number))
-    text += "\n\n" + _("When the problem is solved, press Complete and send photos and your location.")
-    message_id = event.actor_message_id or offer_message_id(session, session.get(WorkOffer, event.offer_id))
-    edit_own_message(session, ctx, worker, case, message_id, text, task_keyboard(_, task.id))
+    offer = session.get(WorkOffer, event.offer_id)
+    message_id = event.actor_message_id or offer_message_id(session, offer)
+    header = _("✅ You accepted work order {number}").format(number=case.number)
+    footer = "\n\n" + _("When the problem is solved, press Complete and send photos and your location.")
+    caption = is_photo_order(session, offer, message_id)
+    text = (order_caption(session, ctx, case, task, worker.locale, header=header, footer=footer) if caption
+            else order_text(session, ctx, case, task, worker.locale, header=header) + footer)
+    edit_own_message(session, ctx, worker, case, message_id, text,
+                     task_keyboard(_, task.id, navigate_url=navigate_url(case)), caption=caption)
 
 
 def order_returned(session: Session, ctx: ServiceContext, event: OrderReturned) -> None:
@@ -164,9 +149,11 @@ def order_returned(session: Session, ctx: ServiceContext, event: OrderReturned) 
     case = session.get(Case, event.case_id)
     _ = gettext_for(worker.locale)
     offer = session.get(WorkOffer, event.offer_id) if event.offer_id is not None else None
-    edit_own_message(session, ctx, worker, case, event.actor_message_id or offer_message_id(session, offer),
+    message_id = event.actor_message_id or offer_message_id(session, offer)
+    edit_own_message(session, ctx, worker, case, message_id,
                      _("↩️ You returned work order {number}.").format(number=case.number) + "\n"
-                     + _("Reason: {reason}").format(reason=html.escape(event.reason)))
+                     + _("Reason: {reason}").format(reason=html.escape(event.reason)),
+                     caption=is_photo_order(session, offer, message_id))
     tell(session, ctx, worker, _("Returned: work order {number} goes back to the dispatcher. Thank you for "
                                  "saying why.").format(number=case.number))
 
@@ -184,23 +171,46 @@ def duty_changed(session: Session, ctx: ServiceContext, event: DutyChanged) -> N
 
 
 def edit_own_message(session: Session, ctx: ServiceContext, worker: Person, case: Case, message_id: int | None,
-                     text: str, reply_markup: dict | None = None) -> None:
-    """Edit the message the worker pressed a button on (its id comes with the button press)."""
+                     text: str, reply_markup: dict | None = None, *, caption: bool = False) -> None:
+    """Edit the message the worker pressed a button on (its id comes with the button press).
+
+    `caption`: that message is a work order's photo, whose caption is edited (held to Telegram's limit).
+    """
     if message_id is None or worker.telegram_user_id is None:
         return
-    payload: dict = {"message_id": message_id, "text": text, "parse_mode": "HTML", "link_preview_options": NO_PREVIEW}
+    if caption:
+        method = "editMessageCaption"
+        payload: dict = {"message_id": message_id, "caption": fit_caption(text), "parse_mode": "HTML"}
+    else:
+        method = "editMessageText"
+        payload = {"message_id": message_id, "text": text, "parse_mode": "HTML", "link_preview_options": NO_PREVIEW}
     if reply_markup is not None:
         payload["reply_markup"] = reply_markup
-    enqueue(session, chat_id=worker.telegram_user_id, method="editMessageText", payload=payload,
+    enqueue(session, chat_id=worker.telegram_user_id, method=method, payload=payload,
             now=ctx.clock.now(), person_id=worker.id, case_id=case.id)
 
 
 def offer_message_id(session: Session, offer: WorkOffer | None) -> int | None:
     """The Telegram id of the offer's work-order message, once it was sent."""
+    row = order_message(session, offer)
+    return row.telegram_message_id if row is not None else None
+
+
+def order_message(session: Session, offer: WorkOffer | None) -> Notification | None:
+    """The notification row of the offer's work-order message (None for an order never sent as one)."""
     if offer is None or offer.message_notification_id is None:
         return None
-    row = session.get(Notification, offer.message_notification_id)
-    return row.telegram_message_id if row is not None else None
+    return session.get(Notification, offer.message_notification_id)
+
+
+def is_photo_order(session: Session, offer: WorkOffer | None, message_id: int | None) -> bool:
+    """True when `message_id` is the offer's work order sent as a photo (its text is then a caption).
+
+    A row not yet marked sent counts as that message: the worker can only have pressed a button of it.
+    """
+    row = order_message(session, offer)
+    return (row is not None and row.method == "sendPhoto"
+            and row.telegram_message_id in (None, message_id))
 
 
 RENDERERS: EventTable = {

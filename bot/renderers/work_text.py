@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -19,6 +20,9 @@ from services.names import department_name, localized
 from services.privacy import mask_name, mask_phone
 
 NO_PREVIEW = {"is_disabled": True}
+CAPTION_MAX = 1024  # Telegram's limit on a photo's caption, in UTF-16 units after the markup is parsed
+DESCRIPTION_MAX = 1500  # of a text order (Telegram takes 4096 in a text message)
+_TAG = re.compile(r"<[^>]*>")
 
 
 def category_name(session: Session, code: str, locale: str) -> str:
@@ -46,11 +50,17 @@ def navigation_links(lat: float, lon: float, label: str) -> list[tuple[str, str]
     ]
 
 
+def navigate_url(case: Case) -> str:
+    """The link of a work order's Navigate button: Amap, the map app workers in the city use."""
+    return dict(navigation_links(case.lat, case.lon, case.number))["amap"]
+
+
 def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, locale: str, *,
-               header: str) -> str:
+               header: str, description_max: int | None = None) -> str:
     """The work order as a worker reads it, in `locale`; `header` is its first line (already translated).
 
-    Reporter details are masked (`mask_name`, `mask_phone`); a username never appears.
+    Reporter details are masked (`mask_name`, `mask_phone`); a username never appears. The description
+    is cut to `description_max` UTF-16 units ending in "…" when given, else to DESCRIPTION_MAX characters.
     """
     _ = gettext_for(locale)
     others = session.exec(
@@ -70,7 +80,9 @@ def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     if case.address:
         lines.append(_("Address: {address}").format(address=html.escape(case.address)))
     if case.description:
-        lines.append(_("Description: {description}").format(description=html.escape(case.description[:1500])))
+        shown = (case.description[:DESCRIPTION_MAX] if description_max is None
+                 else shorten(case.description, description_max))
+        lines.append(_("Description: {description}").format(description=html.escape(shown)))
     lines.append(_("Accept by: {accept} · Handle by: {handle}").format(
         accept=local_time(case.accept_due_at, ctx.timezone), handle=local_time(case.handle_due_at, ctx.timezone)))
     lines.append(reporter_line(session, case, _))
@@ -80,6 +92,55 @@ def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
         amap=f'<a href="{html.escape(links["amap"])}">{amap}</a>',
         google=f'<a href="{html.escape(links["google"])}">{google}</a>'))
     return "\n".join(lines)
+
+
+def order_caption(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, locale: str, *,
+                  header: str, footer: str = "") -> str:
+    """`order_text` (then `footer`) as the caption of the site photo: within CAPTION_MAX, valid HTML.
+
+    Only as much of the description is cut as the limit needs (it ends in "…"); the same case always
+    gives the same caption. Should the rest alone be too long, the whole is cut as plain text (`fit_caption`).
+    """
+    text = order_text(session, ctx, case, task, locale, header=header) + footer
+    excess = visible_length(text) - CAPTION_MAX
+    if excess <= 0:
+        return text
+    shown = utf16_len(case.description[:DESCRIPTION_MAX]) if case.description else 0
+    if shown - excess >= 2:  # room for at least one character of it and the "…"
+        text = order_text(session, ctx, case, task, locale, header=header, description_max=shown - excess) + footer
+    return fit_caption(text)
+
+
+def fit_caption(text: str) -> str:
+    """`text` (HTML) unchanged when it fits a caption; else its visible text cut to CAPTION_MAX, links dropped.
+
+    Never cuts inside a tag or an entity: the cut is made on the parsed text, which is escaped again.
+    """
+    if visible_length(text) <= CAPTION_MAX:
+        return text
+    return html.escape(shorten(html.unescape(_TAG.sub("", text)).strip(), CAPTION_MAX), quote=False)
+
+
+def visible_length(text: str) -> int:
+    """Length of `text` (HTML we made: escaped values and our own tags) as Telegram counts it, in UTF-16 units."""
+    return utf16_len(html.unescape(_TAG.sub("", text)).strip())
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` when it has at most `limit` UTF-16 units; else its start and "…", `limit` units in all."""
+    if utf16_len(text) <= limit:
+        return text
+    kept, used = [], 1  # the "…"
+    for char in text:
+        used += utf16_len(char)
+        if used > limit:
+            break
+        kept.append(char)
+    return "".join(kept).rstrip() + "…"
 
 
 def reporter_line(session: Session, case: Case, _: Gettext) -> str:

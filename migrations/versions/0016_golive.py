@@ -1,14 +1,14 @@
 """invitations: the invitee's name and phone, written by bulk invitations (`onegrid invite --csv`)
 
 Revision ID: 0016
-Revises: 0010
+Revises: 0017
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0016'
-down_revision = '0010'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

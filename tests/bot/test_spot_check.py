@@ -23,7 +23,6 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
     picture,
     point_in,
     report,
-    settle,
     world,
 )
 
@@ -95,8 +94,6 @@ async def test_a_worker_completing_an_order_keeps_that_flow(world, emulator, db,
     worker = emulator.user(WORKER, first_name="Wang", language_code="en")
     case = await asyncio.to_thread(report, world.ctx)  # Saturday: two days before the round, so the grid is silent
     [order] = await worker.wait_inbox(1)
-    settle(clock)
-    await worker.wait_inbox(2)
     await worker.press(order, button(order, "wo:a:"))
     await answer_to(emulator, WORKER)
     await emulator.wait_for(lambda: worker.inbox[0]["text"].startswith("✅ You accepted"))

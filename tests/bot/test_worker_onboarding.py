@@ -23,7 +23,6 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
     button_texts,
     emulator,
     report,
-    settle,
     world,
 )
 
@@ -128,8 +127,6 @@ async def test_a_supervisor_deactivates_a_worker_whose_order_goes_back_to_dispat
     boss = emulator.user(9322, first_name="Li", language_code="en")
     case = await asyncio.to_thread(report, world.ctx)
     [order] = await leaving.wait_inbox(1)
-    settle(clock)
-    await leaving.wait_inbox(2)
     await leaving.press(order, button(order, "wo:a:"))
     await answer_to(emulator, 9321)
     add_worker(db.sessions, clock.now(), 9323, name="Staying Sun")

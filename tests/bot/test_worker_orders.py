@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from sqlmodel import select
 
 from models.lifecycle import Status
@@ -21,6 +23,7 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
     button_texts,
     emulator,
     picture,
+    queued,
     report,
     settle,
     world,
@@ -32,7 +35,7 @@ def case_row(db, case_id: int) -> Case:
         return s.get(Case, case_id)
 
 
-async def test_the_grids_on_duty_worker_gets_the_order_with_photo_location_and_masked_reporter(
+async def test_the_grids_on_duty_worker_gets_one_message_the_photo_with_the_order_and_its_buttons(
         world, emulator, db, clock) -> None:
     add_worker(db.sessions, clock.now(), 9001, name="Wang Wei")
     add_worker(db.sessions, clock.now(), 9002, area_code=OTHER_GRID)
@@ -45,21 +48,98 @@ async def test_the_grids_on_duty_worker_gets_the_order_with_photo_location_and_m
     case = await asyncio.to_thread(report, world.ctx, reporter_id=resident, photo=picture(5))
 
     [order] = await wang.wait_inbox(1)
-    text = order["text"]
+    assert order["photo"][-1]["width"] == 640  # the resident's (cleaned) photo
+    text = order["caption"]
     assert text.startswith(f"🆕 Work order {case.number}\nCategory: Exposed garbage\n")
     assert "Grid: East Nanjing Road Grid 1" in text and "Address: 12 Nanjing East Road" in text
     assert "Reporter: 李** · 139****5678" in text and "小龙" not in text and "12345678" not in text
-    assert button_texts(order) == ["✅ Accept", "↩️ Return to dispatcher"]
-    links = [e["url"] for e in order.get("entities", []) if e["type"] == "text_link"]
+    assert button_texts(order) == ["✅ Accept", "↩️ Return to dispatcher", "🧭 Navigate"]
+    assert navigate_target(order) == pytest.approx((case.lat, case.lon), abs=1e-6)
+    links = [e["url"] for e in order.get("caption_entities", []) if e["type"] == "text_link"]
     assert any(url.startswith("https://uri.amap.com/marker?position=") for url in links)
-    settle(clock)
-    _, photo, venue = await wang.wait_inbox(3)
-    assert photo["caption"] == f"Resident's photo · {case.number}" and photo["photo"]
-    assert venue["venue"]["address"] == "12 Nanjing East Road"
-    assert abs(venue["location"]["latitude"] - case.lat) < 1e-6
+    settle(clock)  # nothing follows it: no separate photo, no venue
+    with db.sessions() as s:
+        offer = s.exec(select(WorkOffer).where(WorkOffer.case_id == case.id)).one()
+    assert [n.method for n in queued(db.sessions, 9001)] == ["sendPhoto"]
+    assert offer.follow_up_notification_ids == []
+    assert len(wang.inbox) == 1
     for other in (9002, 9003, 9004, 9005):
         assert emulator.sent(other) == []
     assert case_row(db, case.id).status == Status.DISPATCHED
+
+
+async def test_a_case_without_a_photo_is_one_text_message_with_the_same_buttons(world, emulator, db, clock) -> None:
+    add_worker(db.sessions, clock.now(), 9006)
+    worker = emulator.user(9006, first_name="W", language_code="en")
+    case = await asyncio.to_thread(report, world.ctx)
+
+    [order] = await worker.wait_inbox(1)
+    assert "photo" not in order
+    assert order["text"].startswith(f"🆕 Work order {case.number}\nCategory: Exposed garbage\n")
+    assert "Description: Garbage piled by the gate" in order["text"]
+    assert button_texts(order) == ["✅ Accept", "↩️ Return to dispatcher", "🧭 Navigate"]
+    assert navigate_target(order) == pytest.approx((case.lat, case.lon), abs=1e-6)
+    settle(clock)
+    assert [n.method for n in queued(db.sessions, 9006)] == ["sendMessage"]
+    assert len(worker.inbox) == 1
+
+
+async def test_a_long_description_is_cut_to_fit_the_caption_and_stays_valid_html(world, emulator, db, clock) -> None:
+    add_worker(db.sessions, clock.now(), 9007)
+    worker = emulator.user(9007, first_name="W", language_code="en")
+    description = "Bins <b>overflowing</b> & rats 🐀 by gate \"A\"; " * 30  # ~1,400 characters, markup-like
+    case = await asyncio.to_thread(report, world.ctx, description=description, photo=picture(6))
+
+    [order] = await worker.wait_inbox(1)  # Telegram (the emulator) parsed the HTML and took the caption
+    caption = order["caption"]
+    assert len(caption.encode("utf-16-le")) // 2 <= 1024
+    shown = caption.split("Description: ", 1)[1].split("\n", 1)[0]
+    assert shown.endswith("…") and description.startswith(shown[:-1].rstrip())
+    assert "<b>overflowing</b> & rats 🐀" in shown  # the resident's text as written, not its escaping
+    assert caption.rstrip().endswith("Navigate: Amap · Google Maps")  # only the description was cut
+    assert button_texts(order) == ["✅ Accept", "↩️ Return to dispatcher", "🧭 Navigate"]
+
+    await worker.press(order, button(order, "wo:a:"))
+    await emulator.wait_for(lambda: worker.inbox[0]["caption"].startswith("✅ You accepted"))
+    accepted = worker.inbox[0]["caption"]
+    assert len(accepted.encode("utf-16-le")) // 2 <= 1024
+    assert accepted.endswith("When the problem is solved, press Complete and send photos and your location.")
+    assert case.number in accepted
+
+
+async def test_accept_then_return_edit_the_photo_order_itself(world, emulator, db, clock) -> None:
+    add_worker(db.sessions, clock.now(), 9008)
+    worker = emulator.user(9008, first_name="W", language_code="en")
+    case = await asyncio.to_thread(report, world.ctx, photo=picture(7))
+    [order] = await worker.wait_inbox(1)
+
+    await worker.press(order, button(order, "wo:a:"))
+    await answer_to(emulator, 9008)
+    await emulator.wait_for(lambda: worker.inbox[0]["caption"].startswith("✅ You accepted"))
+    [accepted] = worker.inbox  # the same message, edited: still the photo, now the held order
+    assert accepted["message_id"] == order["message_id"] and accepted["photo"] == order["photo"]
+    assert accepted["caption"].startswith(f"✅ You accepted work order {case.number}\nCategory: Exposed garbage\n")
+    assert button_texts(accepted) == ["📸 Complete", "↩️ Return to dispatcher", "🧭 Navigate"]
+    assert navigate_target(accepted) == pytest.approx((case.lat, case.lon), abs=1e-6)
+
+    await worker.press(accepted, button(accepted, "wt:r:"))
+    await worker.wait_inbox(2)
+    await worker.send_text("Wrong department")
+    await emulator.wait_for(lambda: worker.inbox[0]["caption"].startswith("↩️ You returned"))
+    returned = worker.inbox[0]
+    assert returned["caption"] == f"↩️ You returned work order {case.number}.\nReason: Wrong department"
+    assert "reply_markup" not in returned and returned["photo"] == order["photo"]
+    assert [m["message_id"] for m in worker.inbox if "photo" in m] == [order["message_id"]]
+    assert [n.method for n in queued(db.sessions, 9008) if n.method.startswith("edit")] == ["editMessageCaption"] * 2
+
+
+def navigate_target(message: dict) -> tuple[float, float]:
+    """(lat, lon) that the message's Navigate button opens in Amap."""
+    [url] = [key["url"] for row in message["reply_markup"]["inline_keyboard"] for key in row if "url" in key]
+    query = parse_qs(urlsplit(url).query)
+    lon, lat = map(float, query["position"][0].split(","))
+    assert url.startswith("https://uri.amap.com/marker?") and query["coordinate"] == ["wgs84"]
+    return lat, lon
 
 
 async def test_two_workers_press_accept_at_once_and_exactly_one_wins(world, emulator, db, clock) -> None:
@@ -67,12 +147,9 @@ async def test_two_workers_press_accept_at_once_and_exactly_one_wins(world, emul
     add_worker(db.sessions, clock.now(), 9012)
     a = emulator.user(9011, first_name="A", language_code="en")
     b = emulator.user(9012, first_name="B", language_code="en")
-    case = await asyncio.to_thread(report, world.ctx)
+    case = await asyncio.to_thread(report, world.ctx, photo=picture(8))
     [order_a] = await a.wait_inbox(1)
     [order_b] = await b.wait_inbox(1)
-    settle(clock)
-    await a.wait_inbox(2)
-    await b.wait_inbox(2)
 
     await asyncio.gather(a.press(order_a, button(order_a, "wo:a:")), b.press(order_b, button(order_b, "wo:a:")))
 
@@ -84,14 +161,15 @@ async def test_two_workers_press_accept_at_once_and_exactly_one_wins(world, emul
     assert len(won) == 1 and len(lost) == 1 and lost[0]["show_alert"] is True
     winner, loser = (a, b) if won[0] is answer_a else (b, a)
 
-    def first_text(user) -> str:  # noqa: ANN001
-        return emulator.sent(user.id)[0]["text"]
+    def first_text(user) -> str:  # noqa: ANN001  (the order is the photo: its caption is edited)
+        return emulator.sent(user.id)[0]["caption"]
 
     await emulator.wait_for(lambda: "taken by another worker" in first_text(loser)
                             and first_text(winner).startswith("✅ You accepted"))
     assert first_text(loser) == f"Work order {case.number} was taken by another worker. No action needed."
     assert "reply_markup" not in emulator.sent(loser.id)[0]  # no buttons left to press
-    assert button_texts(emulator.sent(winner.id)[0]) == ["📸 Complete", "↩️ Return to dispatcher"]
+    assert button_texts(emulator.sent(winner.id)[0]) == ["📸 Complete", "↩️ Return to dispatcher", "🧭 Navigate"]
+    assert [len(emulator.sent(user.id)) for user in (winner, loser)] == [1, 1]  # edited, nothing new
     stored = case_row(db, case.id)
     assert (stored.status, stored.handler_id) == (Status.IN_PROGRESS, stored.assignee_id)
     with db.sessions() as s:
@@ -104,8 +182,6 @@ async def test_a_double_tap_accepts_once(world, emulator, db, clock) -> None:
     w = emulator.user(9021, first_name="W", language_code="en")
     case = await asyncio.to_thread(report, world.ctx)
     [order] = await w.wait_inbox(1)
-    settle(clock)
-    await w.wait_inbox(2)
     data = button(order, "wo:a:")
     await asyncio.gather(w.press(order, data), w.press(order, data))
     answers = await answer_to(emulator, 9021, 2)
@@ -122,17 +198,15 @@ async def test_return_with_a_reason_sends_the_order_to_another_worker(world, emu
     [order] = await first.wait_inbox(1)
     add_worker(db.sessions, clock.now(), 9032)  # comes on duty after the case was offered
     second = emulator.user(9032, first_name="Second", language_code="en")
-    settle(clock)
-    await first.wait_inbox(2)
 
     await first.press(order, button(order, "wo:r:"))
-    [_, _, prompt] = await first.wait_inbox(3)
+    [_, prompt] = await first.wait_inbox(2)
     assert prompt["text"] == ("Why are you returning this work order to the dispatcher? "
                               "Send the reason in one message.")
     await first.send_text("   ")
     await first.send_text("This is a fire lane, not garbage")
     await emulator.wait_for(lambda: any("Returned: work order" in m.get("text", "") for m in first.inbox))
-    replies = [m["text"] for m in first.inbox[3:]]
+    replies = [m["text"] for m in first.inbox[2:]]
     assert replies == ["Please write the reason in a few words.",
                        f"Returned: work order {case.number} goes back to the dispatcher. Thank you for saying why."]
     await emulator.wait_for(lambda: first.inbox[0]["text"].startswith("↩️ You returned"))
@@ -165,8 +239,6 @@ async def test_duty_toggles_and_an_off_duty_worker_gets_nothing(world, emulator,
     assert on["text"] == "🟢 You are on duty. New work orders of your area will come here."
     assert order["text"].startswith(f"🆕 Work order {case.number}")
 
-    settle(clock)
-    await worker.wait_inbox(3)
     await worker.send_command("/duty")
     await emulator.wait_for(lambda: any(m["text"].startswith("⚪") for m in worker.inbox if "text" in m))
     off = next(m["text"] for m in worker.inbox if m.get("text", "").startswith("⚪"))
@@ -182,17 +254,15 @@ async def test_tasks_lists_held_orders_and_starts_completion(world, emulator, db
     w = emulator.user(9051, first_name="W", language_code="en")
     case = await asyncio.to_thread(report, world.ctx)
     [order] = await w.wait_inbox(1)
-    settle(clock)
-    await w.wait_inbox(2)
     await w.press(order, button(order, "wo:a:"))
     await answer_to(emulator, 9051)
     await w.send_command("/tasks")
-    [*_, listing] = await w.wait_inbox(3)
+    [*_, listing] = await w.wait_inbox(2)
     due = local_time(case.handle_due_at, world.ctx.timezone)
     assert listing["text"] == f"📋 Your work orders:\n{case.number} · Exposed garbage · handle by {due}"
     assert button_texts(listing) == [f"📸 Complete {case.number}", "↩️ Return"]
     await w.press(listing, button(listing, "wt:c:"))
-    [*_, prompt] = await w.wait_inbox(4)
+    [*_, prompt] = await w.wait_inbox(3)
     assert prompt["text"] == f"Case {case.number}: send 1 to 3 photos of the finished work."
 
 
@@ -204,4 +274,4 @@ async def test_a_chinese_speaking_worker_reads_the_order_in_chinese(world, emula
     assert order["text"].startswith(f"🆕 新工单 {case.number}\n类别：暴露垃圾\n部门：绿化和市容管理局\n"
                                     "网格：南京东路街道第1网格\n")
     assert "描述：门口垃圾堆积" in order["text"] and "报告人：匿名" in order["text"]
-    assert button_texts(order) == ["✅ 接单", "↩️ 退单"]
+    assert button_texts(order) == ["✅ 接单", "↩️ 退单", "🧭 导航"]

@@ -42,12 +42,11 @@ async def accepted_order(world, emulator, db, clock, *, resident_photo: bool = F
     worker = emulator.user(WORKER, first_name="Wang", language_code="en")
     boss = emulator.user(BOSS, first_name="Li", language_code="en")
     case = await asyncio.to_thread(report, world.ctx, photo=RESIDENT_PICTURE if resident_photo else None)
-    [order] = await worker.wait_inbox(1)
-    settle(clock)
-    await worker.wait_inbox(3 if resident_photo else 2)  # the photo and the venue follow the order
+    [order] = await worker.wait_inbox(1)  # one message: the resident's photo with the order as caption, or text
     await worker.press(order, button(order, "wo:a:"))
     await answer_to(emulator, WORKER)
-    await emulator.wait_for(lambda: worker.inbox[0]["text"].startswith("✅ You accepted"))
+    key = "caption" if resident_photo else "text"
+    await emulator.wait_for(lambda: worker.inbox[0][key].startswith("✅ You accepted"))
     await worker.press(worker.inbox[0], button(worker.inbox[0], "wt:c:"))
     await emulator.wait_for(lambda: worker.inbox[-1].get("text", "").startswith(f"Case {case.number}: send"))
     return worker, boss, case

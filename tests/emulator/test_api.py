@@ -203,6 +203,40 @@ async def test_photos_documents_and_captions(emu: BotApiEmulator, bot: Bot, png:
     assert (await bot.download(document.document.file_id)).read() == b"id,status\n1,open\n"
 
 
+async def test_a_photo_with_an_html_caption_and_buttons_is_edited_through_its_caption(
+        emu: BotApiEmulator, bot: Bot, png: bytes) -> None:
+    """The shape of a work order: photo, HTML caption with a link, callback and URL buttons; then edits."""
+    li = emu.user(1006, first_name="Li")
+    buttons = InlineKeyboardMarkup(inline_keyboard=[
+        [InlineKeyboardButton(text="Accept", callback_data="wo:a:1")],
+        [InlineKeyboardButton(text="Navigate", url="https://uri.amap.com/marker?position=121.49,31.24")]])
+
+    order = await bot.send_photo(li.id, BufferedInputFile(png, "site.png"), parse_mode="HTML", reply_markup=buttons,
+                                 caption='Order <b>1</b> &amp; more\n<a href="https://example.org/?a=1&amp;b=2">map</a>')
+    with pytest.raises(TelegramBadRequest, match="can't parse entities"):
+        await bot.edit_message_caption(chat_id=li.id, message_id=order.message_id, caption="<b>Accepted", parse_mode="HTML")
+    with pytest.raises(TelegramBadRequest, match="message caption is too long"):
+        await bot.edit_message_caption(chat_id=li.id, message_id=order.message_id, caption="<b>x</b>" * 1025,
+                                       parse_mode="HTML")
+    accepted = await bot.edit_message_caption(chat_id=li.id, message_id=order.message_id, parse_mode="HTML",
+                                              caption="<i>Accepted</i>", reply_markup=keyboard(("Complete", "wt:c:1")))
+    text = await bot.send_message(li.id, "a text order")
+    with pytest.raises(TelegramBadRequest, match="there is no caption in the message to edit"):
+        await bot.edit_message_caption(chat_id=li.id, message_id=text.message_id, caption="x")
+    taken = await bot.edit_message_caption(chat_id=li.id, message_id=order.message_id, caption="Taken by another")
+
+    assert order.caption == "Order 1 & more\nmap"
+    assert [e.type for e in order.caption_entities] == ["bold", "text_link"]
+    assert order.caption_entities[1].url == "https://example.org/?a=1&b=2"
+    assert order.reply_markup.inline_keyboard[1][0].url.startswith("https://uri.amap.com/")
+    assert accepted.caption == "Accepted" and accepted.caption_entities[0].type == "italic"
+    assert accepted.reply_markup.inline_keyboard[0][0].callback_data == "wt:c:1"
+    assert accepted.photo[-1].file_unique_id == order.photo[-1].file_unique_id  # the photo stays
+    assert (taken.caption, taken.reply_markup) == ("Taken by another", None)  # no markup: the buttons go
+    [stored, _text] = li.inbox
+    assert (stored["caption"], "reply_markup" in stored, "photo" in stored) == ("Taken by another", False, True)
+
+
 async def test_locations_venues_and_chat_actions(emu: BotApiEmulator, bot: Bot) -> None:
     li = emu.user(1005, first_name="Li")
 

@@ -55,13 +55,13 @@ def test_case_is_offered_to_the_on_duty_worker_of_its_department_in_its_grid(ctx
     assert [(o.worker_id, o.status) for o in offers_of(db, case.id)] == [(right, OfferStatus.OPEN)]
     [task] = tasks_of(db, case.id)
     assert (task.department_code, task.status, task.lead) == ("greening_appearance", TaskStatus.OFFERED, True)
-    message, venue = queued(db.sessions, 501)
+    [message] = queued(db.sessions, 501)  # one message: no photo, so the order as text with its buttons
     assert message.method == "sendMessage" and f"Work order {case.number}" in message.payload["text"]
     assert "Exposed garbage" in message.payload["text"] and "Garbage piled by the gate" in message.payload["text"]
-    assert venue.method == "sendVenue" and venue.payload["address"] == "12 Nanjing East Road"
-    # Telegram takes one message a second per chat: the venue is queued for two intervals later.
-    gap = (venue.next_attempt_at - message.next_attempt_at).total_seconds()
-    assert gap == pytest.approx(2 * ctx.settings.delivery_chat_interval_s)
+    assert "Address: 12 Nanjing East Road" in message.payload["text"]
+    [accept_return, [navigate]] = message.payload["reply_markup"]["inline_keyboard"]
+    assert [b["callback_data"][:5] for b in accept_return] == ["wo:a:", "wo:r:"]
+    assert navigate["url"].startswith(f"https://uri.amap.com/marker?position={case.lon:.6f},{case.lat:.6f}&")
     for other in (502, 503, 504, 505):
         assert queued(db.sessions, other) == []
 
@@ -71,13 +71,15 @@ def test_work_order_carries_the_photo_and_masks_the_reporter(ctx, db, clock) -> 
     resident = add_person(db.sessions, clock.now(), telegram_user_id=512, roles=["resident"], name="王小明",
                           phone="+86 138 1234 5678")
     case = report(ctx, reporter_id=resident, photo=picture(1))
-    message, photo, venue = queued(db.sessions, 511)
-    text = message.payload["text"]
+    [photo] = queued(db.sessions, 511)  # one message: the photo, the order its caption
+    text = photo.payload["caption"]
+    assert text.startswith(f"🆕 Work order {case.number}\n")
     assert "Reporter: 王** · 138****5678" in text
     assert "小明" not in text and "1234" not in text
     assert photo.method == "sendPhoto" and (ctx.settings.data_dir / photo.payload["photo_path"]).is_file()
-    assert venue.payload["latitude"] == pytest.approx(case.lat)
     assert "uri.amap.com/marker?position=" in text and "coordinate=wgs84" in text
+    assert [b["text"] for row in photo.payload["reply_markup"]["inline_keyboard"] for b in row] == [
+        "✅ Accept", "↩️ Return to dispatcher", "🧭 Navigate"]
 
 
 def test_least_open_orders_first_within_the_offer_limit(ctx, db, clock) -> None:

@@ -14,7 +14,7 @@ from models.work import CaseTask, Escalation, OfferStatus, TaskStatus, WorkOffer
 from services import invitations, work
 from services.context import ServiceContext
 from services.db import transaction
-from tests.worker_support import STREET, add_supervisor, add_worker, make_ctx, queued, report
+from tests.worker_support import STREET, add_supervisor, add_worker, make_ctx, picture, queued, report
 
 
 @pytest.fixture
@@ -101,8 +101,22 @@ def test_a_sent_offer_is_edited_to_say_it_was_taken(ctx, db, clock) -> None:
     assert [(e.payload["message_id"], e.payload["text"]) for e in edits] == [
         (77, f"Work order {case.number} was taken by another worker. No action needed.")]
     assert "reply_markup" not in edits[0].payload  # the buttons go with the edit
-    # The offer's photo/venue, not sent yet, are not sent at all now.
     assert [n.method for n in queued(db.sessions, 622)] == ["sendMessage", "editMessageText"]
+
+
+def test_a_sent_photo_order_gets_its_caption_edited_and_an_unsent_one_is_unqueued(ctx, db, clock) -> None:
+    first, second, third = (add_worker(db.sessions, clock.now(), 624 + i) for i in range(3))
+    case = report(ctx, photo=picture(3))
+    offers = offers_of(db, case.id)
+    with transaction(db.sessions) as s:  # the second worker's order was delivered, the third's not yet
+        row = s.get(Notification, offers[second].message_notification_id)
+        row.status, row.telegram_message_id = NotificationStatus.SENT, 78
+    work.accept_offer(ctx, offer_id=offers[first].id, worker_id=first)
+    [edit] = queued(db.sessions, 625, "editMessageCaption")
+    assert edit.payload == {"message_id": 78, "parse_mode": "HTML",
+                            "caption": f"Work order {case.number} was taken by another worker. No action needed."}
+    assert [n.method for n in queued(db.sessions, 625)] == ["sendPhoto", "editMessageCaption"]
+    assert queued(db.sessions, 626) == []  # never seen: nothing to correct
 
 
 def test_returns_need_a_reason_and_go_back_to_dispatch_without_the_returner(ctx, db, clock) -> None:

@@ -1,0 +1,147 @@
+"""The asynchronous dispatcher: registered cases are offered to workers outside the request that registered them.
+
+Registration (services/cases.py) writes a `PendingDispatch` row with the case and commits; it does
+not wait for dispatch. `dispatch_pending` takes a batch of those rows and makes the offers
+(services/dispatch.py) in one transaction that also deletes the rows.
+
+What callers may rely on:
+- Nothing is lost: a crash after registration but before dispatch leaves the row, and whichever
+  dispatcher runs next (after a restart, or another process) takes it.
+- No case is dispatched twice: the claim is a DELETE ... RETURNING, with `FOR UPDATE SKIP LOCKED`
+  on PostgreSQL, so two processes on one store take disjoint batches; SQLite serialises writers.
+- One bad case never blocks the rest: its dispatch runs in a savepoint; on an error the row goes
+  back with a growing `not_before`, and after `MAX_ATTEMPTS` it is left registered for the
+  supervisors' sweep (logged).
+- `CaseDispatcher` is the loop `onegrid serve` runs: woken right after each registering commit,
+  polling only as a fallback. Until it is started (the CLI, tests, a script), `wake` dispatches
+  inline, right after the commit, so a case registered anywhere is offered at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from models.lifecycle import Status
+from models.tables import Case
+from models.work import CaseTask, PendingDispatch
+from services import dispatch
+from services.context import ServiceContext
+from services.db import transaction
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+MAX_ATTEMPTS = 5
+TABLE = PendingDispatch.__table__
+
+
+def enqueue(session: Session, *, case_id: int, now: datetime) -> None:
+    """Queue `case_id` for dispatch inside the registering transaction."""
+    session.execute(sa.insert(TABLE).values(case_id=case_id, queued_at=now, attempts=0, not_before=now))
+
+
+def _claim(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]:
+    """Delete up to `limit` due rows and return (case_id, attempts) for them, oldest first.
+
+    The DELETE is the transaction's first statement, so SQLite takes its write lock before reading
+    (no stale snapshot), and PostgreSQL skips rows another dispatcher holds.
+    """
+    due = (select(TABLE.c.case_id).where(TABLE.c.not_before <= now)
+           .order_by(TABLE.c.queued_at, TABLE.c.case_id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = session.execute(
+        sa.delete(TABLE).where(TABLE.c.case_id.in_(due.scalar_subquery()))
+        .returning(TABLE.c.case_id, TABLE.c.attempts)
+    ).all()
+    return sorted((row[0], row[1]) for row in rows)
+
+
+def _dispatch_one(session: Session, ctx: ServiceContext, case_id: int) -> None:
+    case = session.get(Case, case_id)
+    if case is None or Status(case.status) is not Status.REGISTERED:
+        return  # withdrawn, cancelled or dispatched by hand meanwhile: nothing to offer
+    if session.exec(select(CaseTask.id).where(CaseTask.case_id == case_id).limit(1)).first() is not None:
+        return  # its tasks exist already (dispatched by another path)
+    dispatch.dispatch_new_case(session, ctx, case)
+
+
+def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
+    """Dispatch up to `limit` queued cases in one transaction; returns how many rows were taken."""
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        claimed = _claim(session, now, limit)
+        for case_id, attempts in claimed:
+            try:
+                with session.begin_nested():
+                    _dispatch_one(session, ctx, case_id)
+            except Exception:
+                if attempts + 1 >= MAX_ATTEMPTS:
+                    log.exception("case id %s: dispatch failed %s times; left registered for the sweep",
+                                  case_id, attempts + 1)
+                    continue
+                log.exception("case id %s: dispatch failed; will retry", case_id)
+                session.execute(sa.insert(TABLE).values(
+                    case_id=case_id, queued_at=now, attempts=attempts + 1,
+                    not_before=now + timedelta(seconds=2 ** attempts)))
+    if claimed:
+        ctx.on_notifications()  # after the commit: the work orders it queued go out at once
+    return len(claimed)
+
+
+def queued(ctx: ServiceContext) -> int:
+    """How many cases wait for the dispatcher (for /health and the benchmarks)."""
+    with ctx.sessions() as session:
+        return session.execute(sa.select(sa.func.count()).select_from(TABLE)).scalar_one()
+
+
+class CaseDispatcher:
+    """The dispatch loop of a running process (see the module docstring)."""
+
+    def __init__(self, ctx: ServiceContext, *, poll_interval: float = 5.0, batch: int = BATCH) -> None:
+        self.ctx = ctx
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
+    def wake(self) -> None:
+        """Called after a registering commit, from any thread."""
+        loop, event = self._loop, self._event
+        if loop is None or event is None:
+            dispatch_pending(self.ctx, limit=self.batch)  # not started: dispatch inline
+            return
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # the loop closed meanwhile (shutdown): the row waits for the next start
+            pass
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop, self._event = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            while not stop.is_set():
+                self._event.clear()
+                try:
+                    taken = await asyncio.to_thread(dispatch_pending, self.ctx, limit=self.batch)
+                except Exception:  # noqa: BLE001 - the store may be restarting; the rows wait
+                    log.exception("dispatcher: a batch failed; retrying after the poll interval")
+                    taken = 0
+                if taken >= self.batch:
+                    continue  # more may be waiting: no sleep between full batches
+                waiter = asyncio.ensure_future(self._event.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.poll_interval,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            self._loop = self._event = None

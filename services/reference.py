@@ -1,0 +1,112 @@
+"""Reference data read once per store revision: categories, intake rules and area chains.
+
+Registering a case reads its category, its intake rule and its grid's chain of areas. These change
+rarely (a map import, a catalogue load, a category edit, a supervisor group bound), so each process
+keeps them in memory, per store (engine), and checks one revision number per transaction.
+
+What callers may rely on:
+- Every writer of those tables calls `bump(session)` in its transaction; the next transaction of
+  any process (after that commit) reads afresh. The check is one primary-key read per transaction.
+- The objects handed out are transient copies: read them, never add them to a session.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from weakref import WeakKeyDictionary
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from models.api import IntakeRule
+from models.tables import Area, Category, MapRevision
+
+REFERENCE_ROW = 2  # map_revision row 1 is the grid map's own revision (services/area_import.py)
+_REVISION = sa.select(MapRevision.revision).where(MapRevision.id == REFERENCE_ROW)
+_MISSING = object()
+
+
+class ReferenceCache:
+    """One store's reference data at one revision."""
+
+    def __init__(self) -> None:
+        self.revision: int | None = None
+        self.lock = threading.Lock()
+        self.categories: dict[str, Category | None] = {}
+        self.rules: dict[str, IntakeRule | None] = {}
+        self.areas: dict[str, Area | None] = {}
+
+    def sync(self, revision: int) -> None:
+        with self.lock:
+            if revision != self.revision:
+                self.categories, self.rules, self.areas = {}, {}, {}
+                self.revision = revision
+
+
+_CACHES: WeakKeyDictionary[sa.Engine, ReferenceCache] = WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def _cache(session: Session) -> ReferenceCache:
+    """The store's cache, checked against the revision once per transaction of `session`."""
+    tx = session.get_transaction()
+    held = session.info.get("reference")
+    if held is not None and held[0] is tx:
+        return held[1]
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, sa.Connection) else bind
+    with _CACHES_LOCK:
+        cache = _CACHES.get(engine)
+        if cache is None:
+            cache = _CACHES[engine] = ReferenceCache()
+    cache.sync(session.execute(_REVISION).scalar() or 0)
+    session.info["reference"] = (tx, cache)
+    return cache
+
+
+def _copy(session: Session, model: type, where: sa.ColumnElement[bool]) -> object | None:
+    """A transient copy of the row, read with Core so the session's own objects are never touched."""
+    row = session.execute(sa.select(model.__table__).where(where)).mappings().first()
+    return model(**row) if row is not None else None
+
+
+def category(session: Session, code: str) -> Category | None:
+    """The category with this code (active or not), or None."""
+    cache = _cache(session)
+    found = cache.categories.get(code, _MISSING)
+    if found is _MISSING:
+        found = _copy(session, Category, Category.__table__.c.code == code)
+        cache.categories[code] = found
+    return found  # type: ignore[return-value]
+
+
+def intake_rule(session: Session, code: str) -> IntakeRule | None:
+    """The category's own intake rule, or None (the settings' default applies)."""
+    cache = _cache(session)
+    found = cache.rules.get(code, _MISSING)
+    if found is _MISSING:
+        found = _copy(session, IntakeRule, IntakeRule.__table__.c.category_code == code)
+        cache.rules[code] = found
+    return found  # type: ignore[return-value]
+
+
+def area(session: Session, code: str) -> Area | None:
+    """The area with this code, or None."""
+    cache = _cache(session)
+    found = cache.areas.get(code, _MISSING)
+    if found is _MISSING:
+        found = _copy(session, Area, Area.__table__.c.code == code)
+        cache.areas[code] = found
+    return found  # type: ignore[return-value]
+
+
+def bump(session: Session, now: datetime | None = None) -> None:
+    """Reference data changed in this transaction: every process reads it afresh after the commit."""
+    now = now or datetime.now(UTC)
+    updated = session.execute(sa.update(MapRevision).where(MapRevision.id == REFERENCE_ROW)
+                              .values(revision=MapRevision.revision + 1, changed_at=now)).rowcount
+    if not updated:
+        session.add(MapRevision(id=REFERENCE_ROW, revision=1, changed_at=now))
+        session.flush()
+    session.info.pop("reference", None)

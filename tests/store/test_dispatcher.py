@@ -1,0 +1,165 @@
+"""The asynchronous dispatcher on SQLite and PostgreSQL: nothing lost across a crash, nothing offered twice."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from models.lifecycle import Action, Actor, Role, Status
+from models.tables import Case
+from models.work import CaseTask, OfferStatus, PendingDispatch, WorkOffer
+from services import cases, dispatcher
+from services.context import ServiceContext
+from services.db import make_engine, make_session_factory
+from tests.worker_support import add_worker, make_ctx, queued, report
+
+
+@pytest.fixture
+def ctx(db, clock, tmp_path) -> ServiceContext:
+    return make_ctx(db.sessions, clock, tmp_path)
+
+
+def crashed_before_dispatch(ctx: ServiceContext) -> ServiceContext:
+    """A process that registers cases and dies before its dispatcher runs: the wake goes nowhere."""
+    return replace(ctx, on_registered=lambda: None)
+
+
+def offers_of(db, case_id: int) -> list[WorkOffer]:
+    with db.sessions() as s:
+        return list(s.exec(select(WorkOffer).where(WorkOffer.case_id == case_id)).all())
+
+
+def waiting(db) -> list[int]:
+    with db.sessions() as s:
+        return list(s.exec(select(PendingDispatch.case_id)).all())
+
+
+def test_a_case_registered_before_a_crash_is_dispatched_after_the_restart(ctx, db, clock) -> None:
+    worker = add_worker(db.sessions, clock.now(), 701)
+    case = report(crashed_before_dispatch(ctx))
+
+    # The answer went out, the case is registered and queued, and nobody was offered anything yet.
+    assert case.status == Status.REGISTERED
+    assert waiting(db) == [case.id] and offers_of(db, case.id) == []
+    assert queued(db.sessions, 701) == []
+
+    async def restart() -> None:  # a new process: its dispatcher loop takes what it finds at start
+        stop = asyncio.Event()
+        loop = dispatcher.CaseDispatcher(ctx, poll_interval=60)
+        task = asyncio.create_task(loop.run(stop))
+        for _ in range(500):
+            if not waiting(db):
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    asyncio.run(restart())
+    assert waiting(db) == []
+    [offer] = offers_of(db, case.id)
+    assert (offer.worker_id, offer.status) == (worker, OfferStatus.OPEN)
+    with db.sessions() as s:
+        assert s.get(Case, case.id).status == Status.DISPATCHED
+    [order, *_] = queued(db.sessions, 701)
+    assert case.number in (order.payload.get("text") or order.payload.get("caption") or "")
+
+
+def test_a_woken_dispatcher_offers_the_case_without_waiting_for_its_poll(ctx, db, clock) -> None:
+    add_worker(db.sessions, clock.now(), 702)
+
+    async def scenario() -> Status:
+        stop = asyncio.Event()
+        loop = dispatcher.CaseDispatcher(ctx, poll_interval=3600)  # only a wake can make it run again
+        task = asyncio.create_task(loop.run(stop))
+        while not loop.running:
+            await asyncio.sleep(0)
+        live = replace(ctx, on_registered=loop.wake)
+        case = await asyncio.to_thread(report, live)
+        assert case.status == Status.REGISTERED  # the answer does not wait for dispatch
+        for _ in range(500):
+            with db.sessions() as s:
+                status = Status(s.get(Case, case.id).status)
+            if status is Status.DISPATCHED:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+        return status
+
+    assert asyncio.run(scenario()) is Status.DISPATCHED
+    assert waiting(db) == []
+
+
+def test_two_dispatchers_on_one_store_offer_each_case_once(ctx, db, clock) -> None:
+    workers = [add_worker(db.sessions, clock.now(), 710 + i) for i in range(2)]
+    silent = crashed_before_dispatch(ctx)
+    cases = [report(silent, description=f"pile {i}") for i in range(40)]
+    assert sorted(waiting(db)) == sorted(c.id for c in cases)
+
+    # Two processes: each its own engine and pool on the same store, running batches at the same time.
+    taken: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def process() -> None:
+        engine = make_engine(db.url)
+        own = replace(ctx, sessions=make_session_factory(engine), on_registered=lambda: None)
+        barrier.wait()
+        try:
+            while n := dispatcher.dispatch_pending(own, limit=3):
+                taken.append(n)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=process) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert sum(taken) == len(cases) and waiting(db) == []
+    with db.sessions() as s:
+        per_case = s.execute(sa.select(CaseTask.case_id, sa.func.count()).group_by(CaseTask.case_id)).all()
+        offers = s.execute(sa.select(WorkOffer.task_id, WorkOffer.worker_id, sa.func.count())
+                           .group_by(WorkOffer.task_id, WorkOffer.worker_id)).all()
+        statuses = set(s.exec(select(Case.status)).all())
+    assert sorted(c for c, _ in per_case) == sorted(c.id for c in cases) and {n for _, n in per_case} == {1}
+    assert {n for *_, n in offers} == {1} and len(offers) == len(cases) * len(workers)
+    assert statuses == {Status.DISPATCHED}
+
+
+def test_a_case_whose_dispatch_fails_waits_and_does_not_block_the_others(ctx, db, clock, monkeypatch) -> None:
+    add_worker(db.sessions, clock.now(), 720)
+    silent = crashed_before_dispatch(ctx)
+    bad, good = report(silent, description="bad"), report(silent, description="good")
+    real = dispatcher.dispatch.dispatch_new_case
+
+    def flaky(session, ctx_, case) -> None:  # noqa: ANN001 - a store fault on one case only
+        if case.id == bad.id:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+        real(session, ctx_, case)
+
+    monkeypatch.setattr(dispatcher.dispatch, "dispatch_new_case", flaky)
+    assert dispatcher.dispatch_pending(ctx) == 2
+    assert len(offers_of(db, good.id)) == 1 and offers_of(db, bad.id) == []
+    assert waiting(db) == [bad.id]  # back in the queue, not before a short backoff
+    assert dispatcher.dispatch_pending(ctx) == 0
+    monkeypatch.setattr(dispatcher.dispatch, "dispatch_new_case", real)
+    clock.advance(seconds=5)
+    assert dispatcher.dispatch_pending(ctx) == 1
+    assert len(offers_of(db, bad.id)) == 1 and waiting(db) == []
+
+
+def test_a_case_handled_by_hand_before_the_dispatcher_ran_is_left_alone(ctx, db, clock) -> None:
+    add_worker(db.sessions, clock.now(), 730)
+    case = report(crashed_before_dispatch(ctx))
+    cases.apply_action(ctx, case_id=case.id, action=Action.CANCEL, actor=Actor(Role.DISPATCHER),
+                       note="duplicate of a hotline case")
+    assert dispatcher.dispatch_pending(ctx) == 1
+    assert offers_of(db, case.id) == [] and waiting(db) == []
+    with db.sessions() as s:
+        assert s.get(Case, case.id).status == Status.CANCELLED
