@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # Four workers on two cores: most bot tests wait on Telegram's per-chat pace, not on the CPU (12.8 min → 7 min).
 PYTEST_ARGS ?= -n 4 --dist worksteal
 
-.PHONY: run test setup venv locales messages bench clean chromium
+.PHONY: run test setup venv locales messages bench clean chromium guide-shots
 
 venv: $(STAMP)
 
@@ -48,6 +48,10 @@ chromium:
 	    apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
 	  else echo "note: not root, so $(BROWSER_PACKAGES) are not installed; the browser test will be skipped"; fi; }
+
+# The role guides' pictures (docs/img/<lang>/*.png), taken from the sandbox console by a real browser.
+guide-shots: venv locales chromium
+	ONEGRID_GUIDE_SHOTS=1 $(PY) -m pytest tests/console/test_guide_shots.py -q
 
 bench: venv
 	$(PY) -m pip install --quiet -e '.[test,bench]'

@@ -263,6 +263,10 @@ class Invitation(SQLModel, table=True):
     used_at: datetime | None = _ts(nullable=True)
     created_at: datetime | None = _ts(nullable=True)  # NULL for invitations made before it was recorded
     revoked_at: datetime | None = _ts(nullable=True)  # revoking also ends `expires_at`, so the link is refused
+    # Who the office meant the link for (bulk invitations, `onegrid invite --csv`); the phone is checked for
+    # duplicates and copied to the person who redeems the link.
+    invitee_name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=32)
 
 
 class OutboxItem(SQLModel, table=True):

@@ -17,11 +17,15 @@ from models.tables import Area, Category
 from onegrid.app import serve as serve_app
 from onegrid.cli_support import OneLineErrors, catalogue_summary, import_summary, open_store
 from onegrid.logs import configure_logging, scrub
+from onegrid.invite_sheet import SheetEntry, describe_problem, invitation_sheet, links_csv
+from onegrid.map_preview import preview_svg, summary as map_summary
 from onegrid.settings import Settings
 from services.api_keys import ApiKeyError, create_key, list_keys, revoke_key
+from services.area_preview import preview_import
 from services.areas import AreaImportError, import_geojson
 from services.catalogue import CatalogueError, apply_catalogue, load_catalogue, set_category_fields
 from services.db import upgrade
+from services.invitation_bulk import BulkInvitationRefused, InvitedStaff, invite_staff, read_staff_csv
 from services.invitations import InvitationError, create_invitation, invitation_link
 from services.upstream import dead_letters, retry_dead_letters
 
@@ -72,9 +76,21 @@ def migrate(revision: Annotated[str, typer.Option(help="Target revision")] = "he
 
 
 @grids_cli.command("import")
-def grids_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+def grids_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would change and draw the map; write nothing")] = False,
+    preview: Annotated[Path | None, typer.Option(help="With --dry-run: where to write the SVG map (default FILE-preview.svg beside FILE)")] = None,
+    gap_threshold: Annotated[float, typer.Option(help="With --dry-run: report gaps larger than this many m²")] = 100.0,
+) -> None:
     """Import (or update) areas from a GeoJSON FeatureCollection; all or nothing."""
     ctx = _ctx()
+    if dry_run:
+        report = preview_import(ctx.sessions, file, gap_threshold_m2=gap_threshold)
+        target = preview or file.with_name(f"{file.stem}-preview.svg")
+        target.write_text(preview_svg(report), encoding="utf-8")
+        for line in [*map_summary(report, str(file)), f"preview: {target}"]:
+            typer.echo(line)
+        raise typer.Exit(code=0 if report.would_import else 1)
     try:
         report = import_geojson(ctx.sessions, file, now=ctx.clock.now())
     except AreaImportError as exc:
@@ -163,13 +179,24 @@ def _bot_username(settings: Settings) -> str:
 
 @cli.command()
 def invite(
-    role: Annotated[str, typer.Option(help="worker or supervisor")],
-    area: Annotated[str, typer.Option(help="Area code (grid, street, district), e.g. SH-HP-01-001")],
+    role: Annotated[str | None, typer.Option(help="worker or supervisor")] = None,
+    area: Annotated[str | None, typer.Option(help="Area code (grid, street, district), e.g. SH-HP-01-001")] = None,
     department: Annotated[str | None, typer.Option(help="Department code; required for workers")] = None,
     hours: Annotated[int | None, typer.Option(help="Hours the link stays valid (default ONEGRID_INVITATION_TTL_HOURS)")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", exists=True, dir_okay=False, help="Staff list with columns name,role,area,department,phone: one link per row, all or none")] = None,
+    out: Annotated[Path | None, typer.Option(help="With --csv: folder for the links CSV and the printable sheet (default: beside the CSV)")] = None,
+    lang: Annotated[str | None, typer.Option(help="With --csv: language of the printable sheet (zh_CN or en; default ONEGRID_DEFAULT_LOCALE)")] = None,
 ) -> None:
-    """Print a one-time, expiring invitation link that binds a Telegram account to a staff role."""
+    """Print a one-time, expiring invitation link that binds a Telegram account to a staff role.
+
+    With --csv, invite a whole staff list: every row is checked first, then one link per person goes
+    to STEM-invitations.csv and a printable STEM-invitations.html (one QR code per person).
+    """
     settings = _settings()
+    if csv_file is not None:
+        return invite_bulk(settings, csv_file, out or csv_file.parent, lang or settings.default_locale, hours)
+    if role is None or area is None:
+        _fail("give --role and --area (or --csv FILE for a staff list)")
     username = _bot_username(settings)  # before issuing, so a failure leaves no unusable invitation
     ctx = _ctx()
     try:
@@ -181,6 +208,32 @@ def invite(
     typer.echo(f"{issued.role.value} of {issued.area_code}"
                + (f" ({issued.department_code})" if issued.department_code else "")
                + f"; works once, until {issued.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
+
+
+def invite_bulk(settings: Settings, csv_file: Path, out: Path, locale: str, hours: int | None) -> None:
+    """`onegrid invite --csv`: check every row, then write the links and the sheet, or nothing at all."""
+    username = _bot_username(settings)
+    links, sheet = out / f"{csv_file.stem}-invitations.csv", out / f"{csv_file.stem}-invitations.html"
+
+    def deliver(invited: list[InvitedStaff]) -> None:  # inside the transaction: a failed write issues nothing
+        entries = [SheetEntry(i.row.name, i.issued.role.value, i.issued.area_code, i.area_name,
+                              i.row.department, i.department_name, i.row.phone,
+                              invitation_link(username, i.issued.token), i.issued.expires_at) for i in invited]
+        out.mkdir(parents=True, exist_ok=True)
+        links.write_text(links_csv(entries), encoding="utf-8")
+        sheet.write_text(invitation_sheet(entries, locale=locale, bot_username=username), encoding="utf-8")
+
+    try:
+        invited = invite_staff(_ctx(), read_staff_csv(csv_file), ttl=timedelta(hours=hours) if hours else None,
+                               deliver=deliver, locale=locale)
+    except BulkInvitationRefused as exc:
+        for p in exc.problems:
+            typer.secho(describe_problem(p.line, p.kind.value, p.value, p.detail), err=True, fg=typer.colors.RED)
+        _fail(f"{len(exc.problems)} problem(s) in {csv_file}; nobody was invited. Fix the rows and run again.")
+    except OSError as exc:
+        _fail(f"could not write the outputs ({exc}); nobody was invited.")
+    typer.echo(f"invited {len(invited)} people: links in {links}, printable sheet in {sheet}")
+    typer.echo("The links work once each; keep both files as safe as passwords.", err=True)
 
 
 @apikey_cli.command("create")

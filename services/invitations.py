@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from models.events.staff import InvitationRedeemed
 from models.lifecycle import Role
@@ -99,19 +99,27 @@ def create_invitation(ctx: ServiceContext, *, role: Role | str, area_code: str, 
     ttl = ttl or timedelta(hours=ctx.settings.invitation_ttl_hours)
     if ttl <= timedelta(0):
         raise BadInvitationRequest("an invitation must be valid for some time")
-    token = INVITE_PREFIX + secrets.token_urlsafe(24)
     with transaction(ctx.sessions) as session:
         if session.exec(select(Area.id).where(Area.code == area_code)).first() is None:
             raise BadInvitationRequest(f"unknown area {area_code!r}; import the map first (onegrid grids import)")
         if department_code and session.exec(
                 select(Department.id).where(Department.code == department_code)).first() is None:
             raise BadInvitationRequest(f"unknown department {department_code!r}; see data/categories.json")
-        row = Invitation(token_hash=token_hash(token), role=role, area_code=area_code,
-                         department_code=department_code or None, created_by_id=created_by_id,
-                         expires_at=now + ttl, created_at=now)
-        session.add(row)
-        session.flush()
-        return IssuedInvitation(token, row.id, role, area_code, department_code or None, row.expires_at, now)
+        return issue_in(session, role=role, area_code=area_code, department_code=department_code,
+                        created_by_id=created_by_id, expires_at=now + ttl, now=now)
+
+
+def issue_in(session: Session, *, role: Role, area_code: str, department_code: str | None, expires_at: datetime,
+             now: datetime, created_by_id: int | None = None, invitee_name: str | None = None,
+             phone: str | None = None) -> IssuedInvitation:
+    """Write one invitation row in the caller's transaction (its checks done) and return its token once."""
+    token = INVITE_PREFIX + secrets.token_urlsafe(24)
+    row = Invitation(token_hash=token_hash(token), role=role, area_code=area_code,
+                     department_code=department_code or None, created_by_id=created_by_id,
+                     expires_at=expires_at, created_at=now, invitee_name=invitee_name, phone=phone)
+    session.add(row)
+    session.flush()
+    return IssuedInvitation(token, row.id, role, area_code, department_code or None, row.expires_at, now)
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,8 @@ def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int,
         person.area_code = invitation.area_code
         if invitation.department_code:
             person.department_code = invitation.department_code
+        if invitation.phone and not person.phone:
+            person.phone = invitation.phone
         person.active = True
         person.display_name = person.display_name or display_name[:200]
         session.add(person)
@@ -264,6 +274,7 @@ __all__ = [
     "deactivate_worker_for_office",
     "invitation_link",
     "invitation_state",
+    "issue_in",
     "list_invitations",
     "redeem_invitation",
     "revoke_invitation",
