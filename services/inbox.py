@@ -4,9 +4,10 @@ confirmed to its platform, then handled once per (channel, dedup_key), in arriva
 What callers may rely on:
 - `store_message` commits the raw message before returning; a redelivery of the same
   (channel, key) stores nothing new and returns False.
-- `InboxProcessor` hands stored messages to the channel's handler one at a time per channel:
-  Telegram in update_id order, other channels in the order they were stored. It picks up after a
-  restart whatever was stored but not done (once its lease has passed). A handler that raises
+- `InboxProcessor` hands stored messages to the channel's handler, started oldest first per channel
+  (Telegram in update_id order, other channels in the order they were stored), one at a time unless
+  the channel is given more concurrency. It picks up after a restart whatever was stored but not
+  done (once its lease has passed). A handler that raises
   before committing anything is retried with backoff, then marked failed and kept, so one bad
   message never blocks the rest.
 - "Done" is committed together with the handler's effects: the mark rides on the first
