@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlmodel import func, select
 
 from bot.emulator import BotApiEmulator
-from models.api import WebhookUpdate
+from models.api import InboxMessage
 from models.tables import Notification
 from onegrid.app import ConfigurationError, OneGrid, build, start_background, stop_background
 from onegrid.settings import Settings
@@ -55,9 +55,9 @@ async def run_onegrid(db, clock, emulator, tmp_path, port: int, *, background: b
     return Running(app, served)
 
 
-def stored(db) -> list[WebhookUpdate]:
+def stored(db) -> list[InboxMessage]:
     with db.sessions() as s:
-        return list(s.exec(select(WebhookUpdate).order_by(WebhookUpdate.update_id)))
+        return list(s.exec(select(InboxMessage).order_by(InboxMessage.seq)))
 
 
 def greetings(db, chat_id: int) -> int:
@@ -84,7 +84,8 @@ async def test_updates_arrive_by_webhook_and_are_answered(db, clock, emulator, t
         # The greeting can leave before the processor marks the update done (its own commit): wait for it.
         await emulator.wait_for(lambda: [r.state for r in stored(db)] == ["done"])
         [row] = stored(db)
-        assert row.update_id == update["update_id"] and row.state == "done" and row.payload == update
+        assert (row.channel, row.dedup_key, row.seq) == ("telegram", str(update["update_id"]), update["update_id"])
+        assert row.state == "done" and row.payload == update
         # Telegram redelivers the same update (say our 200 was lost): one effect only.
         async with httpx.AsyncClient() as client:
             again = await client.post(f"http://127.0.0.1:{port}/telegram/webhook", json=update,
@@ -143,5 +144,49 @@ async def test_a_crash_between_storing_and_handling_is_handled_once_after_restar
         await second.app.webhook_processor.run_once()
         await asyncio.sleep(0)
         assert [u.state for u in stored(db)] == ["done"] and greetings(db, 4302) == 1
+    finally:
+        await second.stop()
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs, not even `except Exception`."""
+
+
+async def test_a_crash_after_the_handler_committed_does_not_greet_twice(db, clock, emulator, tmp_path,
+                                                                       monkeypatch) -> None:
+    port = free_port()
+    cid = emulator.user(4303, first_name="Cid", language_code="en")
+    first = await run_onegrid(db, clock, emulator, tmp_path, port, background=False)
+    update = {"update_id": 7002, "message": {
+        "message_id": 12, "date": int(clock.now().timestamp()), "text": "/start",
+        "chat": {"id": 4303, "type": "private", "first_name": "Cid"},
+        "from": {"id": 4303, "is_bot": False, "first_name": "Cid", "language_code": "en"},
+        "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"http://127.0.0.1:{port}/telegram/webhook", json=update,
+                              headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+    assert r.status_code == 200
+    # First life: the handler runs and commits the greeting, then the process dies before the
+    # processor's own bookkeeping after the handler.
+    import services.inbox
+
+    def die(*args, **kwargs) -> None:
+        raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services.inbox, "_finish", die)
+        with pytest.raises(Crash):
+            await first.app.webhook_processor.run_once()
+    await first.stop()
+    assert greetings(db, 4303) == 1
+    # Second life, after the lease has passed: the greeting is not queued again.
+    clock.advance(seconds=first.app.settings.inbox_lease_s + 1)
+    second = await run_onegrid(db, clock, emulator, tmp_path, port)
+    try:
+        [greeting] = await cid.wait_inbox(1, timeout=10)
+        assert greeting["text"].startswith("Hello, Cid!")
+        await second.app.webhook_processor.run_once()
+        assert [u.state for u in stored(db)] == ["done"] and greetings(db, 4303) == 1
+        assert len(emulator.sent(4303)) == 1
     finally:
         await second.stop()
