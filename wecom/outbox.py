@@ -1,0 +1,27 @@
+"""Queueing WeCom messages: rows written in the caller's transaction, sent by wecom/sender.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from models.tables import NotificationStatus, Person
+from models.wecom import WecomMessage
+from services.notify import current_priority
+
+
+def uses_wecom(person: Person | None) -> bool:
+    return person is not None and person.channel == "wecom" and bool(person.wecom_userid)
+
+
+def queue(session: Session, person: Person, message: dict[str, Any], *, now: datetime, case_id: int | None = None,
+          priority: int | None = None) -> WecomMessage:
+    """Queue `message` (a wecom.formats builder's result) to `person`'s WeCom account."""
+    row = WecomMessage(touser=person.wecom_userid, person_id=person.id, case_id=case_id, payload=message,
+                       status=NotificationStatus.PENDING,
+                       priority=int(priority) if priority is not None else current_priority(),
+                       next_attempt_at=now, created_at=now)
+    session.add(row)
+    return row
