@@ -339,3 +339,12 @@ class FsmState(SQLModel, table=True):
     state: str | None = Field(default=None, max_length=200)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime | None = _ts()
+
+
+def reachable() -> Any:
+    """SQL: the person has an account on some channel (Telegram or WeCom) to be sent work on."""
+    return sa.or_(Person.telegram_user_id.is_not(None), Person.wecom_userid.is_not(None))
+
+
+def is_reachable(person: Person) -> bool:
+    return person.telegram_user_id is not None or bool(person.wecom_userid)

@@ -53,7 +53,7 @@ class WecomClient:
         self._corp_id, self._secret = corp_id, secret
         self._clock = clock
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0))
-        self._sleep = sleep
+        self.sleep = sleep
         self._attempts, self._max_wait_s = attempts, max_wait_s
         self._token: str | None = None
         self._token_until: datetime | None = None
@@ -125,7 +125,7 @@ class WecomClient:
 
     async def _retrying(self, fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         retrying = AsyncRetrying(retry=retry_if_exception_type(RetryLater), stop=stop_after_attempt(self._attempts),
-                                 wait=wait_exponential(multiplier=1, max=self._max_wait_s), sleep=self._sleep,
+                                 wait=wait_exponential(multiplier=1, max=self._max_wait_s), sleep=lambda s: self.sleep(s),
                                  reraise=True)
         async for attempt in retrying:
             with attempt:

@@ -63,7 +63,7 @@ class Inbound:
         """`MsgId` for messages; events carry none, and WeCom documents FromUserName + CreateTime for them."""
         if self.msg_id:
             return self.msg_id
-        return f"{self.from_user}:{self.create_time}:{self.event or ''}:{self.event_key}"
+        return f"{self.from_user}:{self.create_time}:{self.event or ''}:{self.event_key}:{self.fields.get('TaskId', '')}"
 
     def as_payload(self) -> dict[str, Any]:
         return {"ToUserName": self.to_user, "FromUserName": self.from_user, "CreateTime": self.create_time,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
@@ -18,7 +17,6 @@ class WecomMember:
     def __init__(self, emulator: WecomEmulator, userid: str, *, now: Callable[[], float] | None = None) -> None:
         self.emu, self.userid = emulator, userid
         self._now = now or emulator.now
-        self._msg_seq = int(time.time() * 1000)
 
     @property
     def inbox(self) -> list[Received]:
@@ -49,8 +47,7 @@ class WecomMember:
     # -- building and posting callbacks --------------------------------------------------------------------------
 
     def message(self, msg_type: str, **fields: str) -> str:
-        self._msg_seq += 1
-        return self._xml(msg_type, {**fields, "MsgId": str(self._msg_seq)})
+        return self._xml(msg_type, {**fields, "MsgId": self.emu.next_msg_id()})
 
     def event(self, event: str, **fields: str) -> str:
         return self._xml("event", {"Event": event, **fields})

@@ -130,6 +130,11 @@ class WecomEmulator:
         """The next `times` message/send calls answer `code` (a WeCom errcode, or an HTTP status >= 500)."""
         self._faults.append(_Fault(code, times))
 
+    def next_msg_id(self) -> str:
+        """A MsgId unique across the corp's members, as WeCom's are."""
+        self._msg_seq = getattr(self, "_msg_seq", int(time.time() * 1000)) + 1
+        return str(self._msg_seq)
+
     def store_media(self, data: bytes) -> str:
         media_id = "m_" + secrets.token_hex(12)
         self.media[media_id] = data
