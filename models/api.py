@@ -1,4 +1,4 @@
-"""Tables of the case-store API: keys, idempotency records, webhook updates, machine intake and sync.
+"""Tables of the case-store API: keys, idempotency records, the inbound inbox, machine intake and sync.
 
 Every table here belongs to the edges of OneGrid (HTTP clients, machines, the upstream platform,
 Telegram's webhook); the case itself stays in models/tables.py and changes only through
@@ -72,12 +72,23 @@ class IdempotencyRecord(SQLModel, table=True):
     locked_until: datetime | None = _ts(nullable=True)
 
 
-class WebhookUpdate(SQLModel, table=True):
-    """A raw Telegram update, stored before Telegram is answered, processed once by update_id."""
+class InboxMessage(SQLModel, table=True):
+    """A raw inbound message (a Telegram update, a WeCom callback), stored before it is confirmed and
+    handled once per (channel, dedup_key), in arrival order per channel (services/inbox.py)."""
 
-    __tablename__ = "webhook_update"
+    __tablename__ = "inbox_message"
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "dedup_key", name="uq_inbox_message_key"),
+        sa.Index("ix_inbox_message_queue", "channel", "state", "seq", "id"),
+    )
 
-    update_id: int = Field(sa_column=Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(default="telegram", sa_column=Column(sa.String(32), nullable=False,
+                                                              server_default="telegram"))
+    # Telegram: str(update_id); WeCom: its MsgId or event key.
+    dedup_key: str = Field(sa_column=Column(sa.String(255), nullable=False))
+    # The platform's own order where it has one (Telegram's update_id); NULL orders by arrival (id).
+    seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
     payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     state: str = Field(default="pending", sa_column=Column(sa.String(16), nullable=False, index=True))
     attempts: int = 0
@@ -85,6 +96,10 @@ class WebhookUpdate(SQLModel, table=True):
     lease_until: datetime | None = _ts(nullable=True)
     processed_at: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, max_length=2000)
+
+
+# The inbox began as Telegram's webhook store; readers that only count states may keep the old name.
+WebhookUpdate = InboxMessage
 
 
 class SyncCursor(SQLModel, table=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from api.app import create_api
 from bot.delivery import DeliveryLimits, NotificationSender
 from bot.factory import create_bot, create_dispatcher
+from bot.polling import InboxPolling
 from bot.sandbox import Sandbox, SandboxRefused
 from onegrid.clock import Clock, SystemClock
 from onegrid.settings import Settings
@@ -37,7 +38,8 @@ from services.idempotency import purge_expired
 from services.intake import apply_pending_clears
 from services.reporting import sweep as resident_sweep
 from services.spot_checks import tick as spot_check_tick
-from services.telegram_webhook import WebhookProcessor
+from services.inbox import InboxProcessor
+from services.telegram_webhook import CHANNEL as TELEGRAM, telegram_handler
 from services.upstream import UpstreamRelay, make_client, poll_upstream_once
 
 log = logging.getLogger("onegrid")
@@ -56,10 +58,14 @@ class OneGrid:
     last_tick: datetime | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    # The case-store API's background parts (services/upstream.py, services/telegram_webhook.py).
+    # The case-store API's background parts (services/upstream.py).
     relay: UpstreamRelay | None = None
     upstream_client: httpx.AsyncClient | None = None
-    webhook_processor: WebhookProcessor | None = None
+    # The durable inbox (services/inbox.py): every Telegram update, by webhook or long polling, is
+    # stored first and handled from here. `webhook_processor` is the same object in webhook mode.
+    inbox: InboxProcessor | None = None
+    webhook_processor: InboxProcessor | None = None
+    polling: InboxPolling | None = None
     # Sandbox mode (bot/sandbox.py): no bot token, the bot talks to the built-in Bot API emulator.
     sandbox: Sandbox | None = None
     # The WeCom / 政务微信 channel (onegrid/wecom_app.py), when every WeCom setting is present.
@@ -152,9 +158,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
             limits=delivery_limits(settings),
         )
         ctx.on_notifications = app.sender.wake
+        bot, dispatcher = app.bot, app.dispatcher
+        app.inbox = InboxProcessor(ctx, {TELEGRAM: telegram_handler(lambda update: dispatcher.feed_raw_update(bot, update))},
+                                   lease=timedelta(seconds=settings.inbox_lease_s))
         if settings.webhook_url and app.sandbox is None:
-            bot, dispatcher = app.bot, app.dispatcher
-            app.webhook_processor = WebhookProcessor(ctx, lambda update: dispatcher.feed_raw_update(bot, update))
+            app.webhook_processor = app.inbox
     if settings.upstream_url:
         app.upstream_client = make_client(settings)
         key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
@@ -262,21 +270,23 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
     app.heartbeat()
     if not app.scheduler.running:
         app.scheduler.start()
-    if app.bot is not None and app.dispatcher is not None and app.sender is not None:
+    if app.bot is not None and app.dispatcher is not None and app.sender is not None and app.inbox is not None:
         if app.webhook_processor is not None:
             log.info("Telegram bot: webhook mode at %s", app.settings.webhook_url)
             await app.bot.set_webhook(app.settings.webhook_url,
                                       secret_token=app.settings.webhook_secret.get_secret_value())
-            # Long polling runs the routers' startup hooks (command menus); webhook mode must do it itself.
-            await app.dispatcher.emit_startup(bot=app.bot, dispatcher=app.dispatcher, bots=[app.bot],
-                                              **app.dispatcher.workflow_data)
-            # Updates stored before a crash or restart are processed first, then new ones as they come.
-            app.tasks.append(asyncio.create_task(app.webhook_processor.run(app.stop_event)))
-        else:
+        # The routers' startup hooks (command menus), which aiogram's own polling would have run.
+        await app.dispatcher.emit_startup(bot=app.bot, dispatcher=app.dispatcher, bots=[app.bot],
+                                          **app.dispatcher.workflow_data)
+        if app.webhook_processor is None:
             log.info("Telegram bot: long polling %s",
                      app.sandbox.api_url if app.sandbox else app.settings.telegram_api_url)
-            app.tasks.append(asyncio.create_task(
-                app.dispatcher.start_polling(app.bot, handle_signals=False, polling_timeout=polling_timeout)))
+            # Each update is stored before getUpdates confirms it (bot/polling.py), then handled from the inbox.
+            app.polling = InboxPolling(app.bot, app.ctx, app.inbox, timeout=polling_timeout,
+                                       allowed_updates=app.dispatcher.resolve_used_update_types())
+            app.tasks.append(asyncio.create_task(app.polling.run(app.stop_event)))
+        # Updates stored before a crash or restart are handled first, then new ones as they come.
+        app.tasks.append(asyncio.create_task(app.inbox.run(app.stop_event)))
         app.tasks.append(asyncio.create_task(app.sender.run(app.stop_event,
                                                             poll_interval=app.settings.delivery_poll_interval_s)))
     if app.wecom is not None:
@@ -301,11 +311,6 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
 async def stop_background(app: OneGrid) -> None:
     """Stop what `start_background` started; deliveries on the wire are finished and recorded."""
     app.stop_event.set()
-    if app.dispatcher is not None:
-        try:
-            await app.dispatcher.stop_polling()
-        except RuntimeError:
-            pass  # polling had not started
     for task in app.tasks:
         task.cancel()
     await asyncio.gather(*app.tasks, return_exceptions=True)

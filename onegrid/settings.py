@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Telegram webhook mode: set both; startup refuses a webhook URL without a secret.
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    # The durable inbox (both modes): an update whose handling was cut off (a crash) is taken up again after this.
+    inbox_lease_s: float = 120.0
     # Upstream platform of record: outbox relay and polling of its Open311 requests.json.
     instance_id: str = Field(default="onegrid", description="Names this OneGrid in event ids sent upstream")
     upstream_url: str | None = None

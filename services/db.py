@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Protocol
 
 import sqlalchemy as sa
 from alembic import command
@@ -48,11 +50,49 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, class_=Session, expire_on_commit=False)
 
 
+class CommitHook(Protocol):
+    """Something that rides along in the transactions of the code it is set for (see `commit_hook`)."""
+
+    def begin(self, session: Session) -> None:
+        """A transaction started on `session`."""
+
+    def before_commit(self, session: Session) -> bool:
+        """Add its own writes to `session` before it commits; True when it did (then `after_commit` follows)."""
+
+    def after_commit(self) -> None:
+        """The transaction that carried its writes committed."""
+
+
+_commit_hook: ContextVar[CommitHook | None] = ContextVar("onegrid_commit_hook", default=None)
+
+
+@contextmanager
+def commit_hook(hook: CommitHook) -> Iterator[None]:
+    """Every `transaction()` in this context (threads started with asyncio.to_thread included) calls `hook`.
+
+    The inbox uses it to mark an inbound message done in the same commit as its handler's effects.
+    """
+    token = _commit_hook.set(hook)
+    try:
+        yield
+    finally:
+        _commit_hook.reset(token)
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commits on success, rolls back everything on any error."""
-    with factory() as session, session.begin():
-        yield session
+    hook = _commit_hook.get()
+    carried = False
+    with factory() as session:
+        with session.begin():
+            if hook is not None:
+                hook.begin(session)
+            yield session
+            if hook is not None:
+                carried = hook.before_commit(session)
+        if carried:
+            hook.after_commit()
 
 
 def alembic_config(url: str):  # noqa: ANN201

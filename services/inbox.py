@@ -1,0 +1,233 @@
+"""The durable inbox: every inbound message (a Telegram update, a WeCom callback) is stored before it is
+confirmed to its platform, then handled once per (channel, dedup_key), in arrival order per channel.
+
+What callers may rely on:
+- `store_message` commits the raw message before returning; a redelivery of the same
+  (channel, key) stores nothing new and returns False.
+- `InboxProcessor` hands stored messages to the channel's handler one at a time per channel:
+  Telegram in update_id order, other channels in the order they were stored. It picks up after a
+  restart whatever was stored but not done (once its lease has passed). A handler that raises
+  before committing anything is retried with backoff, then marked failed and kept, so one bad
+  message never blocks the rest.
+- "Done" is committed together with the handler's effects: the mark rides on the first
+  `transaction()` of the handler that queues an outgoing message (a Notification row), or on the
+  transaction the handler passes to `ticket.mark_done(session)`. A crash after that commit does
+  not run the message again (the user does not get the greeting twice). A handler that commits
+  nothing of the kind is marked done right after it returns; a crash in between runs it again.
+- Writes a handler commits *before* that transaction (conversation state, a language) may be
+  repeated after a crash; writes *after* it are not repeated, so a crash between them and the
+  mark is lost. Handlers keep their decisive writes and their reply in one service call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, func, select
+
+from models.api import InboxMessage
+from models.tables import Notification
+from services.context import ServiceContext
+from services.db import commit_hook, transaction
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+MAX_ATTEMPTS = 5
+# Channels whose keys are integers in the platform's own order (handled in that order).
+ORDERED_BY_KEY = frozenset({"telegram"})
+# Rows whose creation is a user-visible effect: the transaction adding one carries the "done" mark.
+OUTGOING: tuple[type, ...] = (Notification,)
+_OPEN = ("pending", "processing")
+
+
+class LeaseLost(RuntimeError):
+    """Another worker took the message over (our lease passed): this handler's transaction rolls back."""
+
+
+def store_message(ctx: ServiceContext, *, channel: str, key: str, payload: dict[str, Any]) -> bool:
+    """Store the message; True when it is new, False for a redelivery of the same (channel, key)."""
+    if not channel or len(channel) > 32 or not key or len(key) > 255:
+        raise ValueError("an inbox message needs a channel (1-32 characters) and a key (1-255 characters)")
+    seq = int(key) if channel in ORDERED_BY_KEY else None
+    table = InboxMessage.__table__
+    with transaction(ctx.sessions) as session:
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(table).values(
+            channel=channel, dedup_key=key, seq=seq, payload=payload, state="pending", attempts=0,
+            received_at=ctx.clock.now(),
+        ).on_conflict_do_nothing(index_elements=["channel", "dedup_key"]).returning(table.c.id)
+        # RETURNING yields the row only when it was inserted; rowcount is not reliable here on psycopg.
+        return session.execute(stmt).first() is not None
+
+
+class InboxTicket:
+    """The handler's second argument: the message being handled, and its "done" mark.
+
+    `mark_done(session)` adds the mark to the handler's own transaction; `transaction()` calls in
+    the handler's context do it by themselves when they queue an outgoing message.
+    """
+
+    def __init__(self, ctx: ServiceContext, *, message_id: int, channel: str, key: str, attempts: int) -> None:
+        self.ctx, self.message_id, self.channel, self.key, self.attempts = ctx, message_id, channel, key, attempts
+        self.committed = False  # a transaction carrying the mark has committed
+
+    def mark_done(self, session: Session) -> None:
+        """Mark the message done inside `session`'s transaction; raises LeaseLost if it is not ours now."""
+        won = session.execute(
+            sa.update(InboxMessage)
+            .where(InboxMessage.id == self.message_id, InboxMessage.state == "processing",
+                   InboxMessage.attempts == self.attempts)
+            .values(state="done", processed_at=self.ctx.clock.now(), lease_until=None, last_error=None)
+        ).rowcount
+        if won != 1:
+            raise LeaseLost(f"{self.channel} message {self.key} is no longer ours to finish")
+        session.info.setdefault("inbox_marked", set()).add(self.message_id)
+
+    # -- services.db.CommitHook: ride along in the handler's transactions --
+    def begin(self, session: Session) -> None:
+        if not self.committed:
+            sa.event.listen(session, "before_flush", _spot_outgoing)
+
+    def before_commit(self, session: Session) -> bool:
+        if self.message_id in session.info.get("inbox_marked", ()):
+            return True  # the handler marked it itself
+        if self.committed:
+            return False
+        if not (session.info.get("inbox_outgoing") or any(isinstance(obj, OUTGOING) for obj in session.new)):
+            return False
+        self.mark_done(session)
+        return True
+
+    def after_commit(self) -> None:
+        self.committed = True
+
+
+def _spot_outgoing(session: Session, _context: Any, _instances: Any) -> None:
+    if any(isinstance(obj, OUTGOING) for obj in session.new):
+        session.info["inbox_outgoing"] = True
+
+
+class Handler(Protocol):
+    def __call__(self, payload: dict[str, Any], ticket: InboxTicket) -> Awaitable[None]: ...
+
+
+def _claim_next(ctx: ServiceContext, channel: str, lease: timedelta) -> tuple[InboxTicket, dict[str, Any]] | None:
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        row = session.exec(
+            select(InboxMessage)
+            .where(InboxMessage.channel == channel, InboxMessage.state.in_(_OPEN),
+                   sa.or_(InboxMessage.lease_until.is_(None), InboxMessage.lease_until <= now))
+            .order_by(InboxMessage.seq, InboxMessage.id).limit(1)
+        ).first()
+        if row is None:
+            return None
+        # Read before the UPDATE: it synchronises `row` in the session.
+        message_id, state, attempts, key, payload = row.id, row.state, row.attempts, row.dedup_key, row.payload
+        won = session.execute(
+            sa.update(InboxMessage)
+            .where(InboxMessage.id == message_id, InboxMessage.state == state, InboxMessage.attempts == attempts)
+            .values(state="processing", lease_until=now + lease, attempts=attempts + 1)
+        ).rowcount
+        if won != 1:
+            return None
+        return InboxTicket(ctx, message_id=message_id, channel=channel, key=key, attempts=attempts + 1), payload
+
+
+def _finish(ctx: ServiceContext, ticket: InboxTicket, *, error: str | None) -> None:
+    now = ctx.clock.now()
+    if ticket.committed:  # done already, with the handler's effects; only note what went wrong after
+        values: dict[str, Any] = {"last_error": error[:2000]} if error else {}
+    elif error is None:
+        values = {"state": "done", "processed_at": now, "lease_until": None, "last_error": None}
+    elif ticket.attempts >= MAX_ATTEMPTS:
+        values = {"state": "failed", "lease_until": None, "last_error": error[:2000]}
+    else:
+        values = {"state": "pending", "lease_until": now + timedelta(seconds=2 ** ticket.attempts),
+                  "last_error": error[:2000]}
+    if not values:
+        return
+    with transaction(ctx.sessions) as session:
+        session.execute(sa.update(InboxMessage).where(
+            InboxMessage.id == ticket.message_id, InboxMessage.attempts == ticket.attempts).values(**values))
+
+
+def pending_count(ctx: ServiceContext, channel: str | None = None) -> int:
+    with ctx.sessions() as session:
+        query = select(func.count()).select_from(InboxMessage).where(InboxMessage.state.in_(_OPEN))
+        if channel is not None:
+            query = query.where(InboxMessage.channel == channel)
+        return session.exec(query).one()
+
+
+class InboxProcessor:
+    """Hands stored messages to `handlers[channel]` (an `async def handle(payload, ticket)`)."""
+
+    def __init__(self, ctx: ServiceContext, handlers: Mapping[str, Handler], *, lease: timedelta = LEASE) -> None:
+        self.ctx = ctx
+        self.handlers = dict(handlers)
+        self.lease = lease
+        self._wake = {channel: asyncio.Event() for channel in self.handlers}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.processed = 0
+        self.failed = 0
+
+    def wake(self, channel: str | None = None) -> None:
+        """Look at the store now (one channel, or all); safe from any thread."""
+        if self._loop is not None and self._loop.is_running():
+            for name, event in self._wake.items():
+                if channel is None or name == channel:
+                    self._loop.call_soon_threadsafe(event.set)
+
+    async def run_once(self, channel: str | None = None) -> int:
+        """Handle every message that is due now (one channel, or all); returns how many were handed over."""
+        count = 0
+        for name in [channel] if channel is not None else list(self.handlers):
+            count += await self._drain(name)
+        return count
+
+    async def _drain(self, channel: str) -> int:
+        handle = self.handlers[channel]
+        count = 0
+        while True:
+            claimed = await asyncio.to_thread(_claim_next, self.ctx, channel, self.lease)
+            if claimed is None:
+                return count
+            ticket, payload = claimed
+            error = None
+            try:
+                with commit_hook(ticket):
+                    await handle(payload, ticket)
+            except Exception as exc:  # noqa: BLE001 - recorded and retried, never lost
+                log.exception("%s message %s failed (attempt %s)", channel, ticket.key, ticket.attempts)
+                error = f"{type(exc).__name__}: {exc}"
+                self.failed += 1
+            await asyncio.to_thread(_finish, self.ctx, ticket, error=error)
+            count += 1
+            self.processed += error is None
+
+    async def run(self, stop: asyncio.Event, *, poll_interval: float = 1.0) -> None:
+        """One loop per channel, so a slow channel never holds up another; until `stop` is set."""
+        self._loop = asyncio.get_running_loop()
+        await asyncio.gather(*(self._run_channel(name, stop, poll_interval) for name in self.handlers))
+
+    async def _run_channel(self, channel: str, stop: asyncio.Event, poll_interval: float) -> None:
+        wake = self._wake[channel]
+        while not stop.is_set():
+            try:
+                await self._drain(channel)
+            except Exception:  # noqa: BLE001 - the store may be briefly unavailable; keep going
+                log.exception("inbox cycle for %s failed; retrying", channel)
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=poll_interval)
+            except TimeoutError:
+                pass
+
