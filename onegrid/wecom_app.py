@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -53,7 +54,7 @@ def build_wecom(ctx: ServiceContext, api: FastAPI) -> WecomChannel:
     sender = WecomSender(client=client, sessions=ctx.sessions, clock=ctx.clock, data_dir=settings.data_dir,
                          agent_id=settings.wecom_agent_id, max_attempts=settings.delivery_max_attempts)
     handlers = WecomHandlers(ctx, client)
-    processor = InboxProcessor(ctx, {CHANNEL: handlers.handle})
+    processor = InboxProcessor(ctx, {CHANNEL: handlers.handle}, lease=timedelta(seconds=settings.inbox_lease_s))
 
     def store(inbound: Inbound) -> bool:
         return store_message(ctx, channel=CHANNEL, key=inbound.dedup_key[:255], payload=inbound.as_payload())

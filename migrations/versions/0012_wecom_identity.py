@@ -1,14 +1,14 @@
 """WeCom / 政务微信: a person's WeCom userid and the channel they use; the WeCom outbox
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011_inbox_channels
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011_inbox_channels'
 branch_labels = None
 depends_on = None
 
