@@ -15,6 +15,7 @@ What callers may rely on:
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -127,7 +128,7 @@ class WecomEmulator:
             self._tokens[token] = 0.0
 
     def fail_next(self, code: int, times: int = 1) -> None:
-        """The next `times` message/send calls answer `code` (a WeCom errcode, or an HTTP status >= 500)."""
+        """The next `times` message/send calls answer `code` (a WeCom errcode, or an HTTP status 500-599)."""
         self._faults.append(_Fault(code, times))
 
     def next_msg_id(self) -> str:
@@ -168,6 +169,7 @@ class WecomEmulator:
         return self._answer("gettoken", 0, access_token=token, expires_in=self.token_ttl_s)
 
     async def _send(self, request: web.Request) -> web.Response:
+        raw = await request.read()  # read before answering, or the client sees the connection reset
         if (refused := self._token_error("message/send", request)) is not None:
             return refused
         if self._faults:
@@ -175,12 +177,12 @@ class WecomEmulator:
             fault.times -= 1
             if fault.times <= 0:
                 self._faults.pop(0)
-            if fault.code >= 500:
+            if 500 <= fault.code < 600:
                 self.requests.append(("message/send", fault.code))
                 return web.Response(status=fault.code, text="server error")
             return self._answer("message/send", fault.code, "injected fault")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return self._answer("message/send", 40003, "invalid json")
         problem = self._check(body)
@@ -231,11 +233,11 @@ class WecomEmulator:
         return None
 
     async def _upload(self, request: web.Request) -> web.Response:
+        post = await request.post()
         if (refused := self._token_error("media/upload", request)) is not None:
             return refused
         if request.query.get("type") != "image":
             return self._answer("media/upload", 40004, "invalid media type")
-        post = await request.post()
         media = post.get("media")
         if media is None or not hasattr(media, "file"):
             return self._answer("media/upload", 41001, "media missing")
