@@ -22,6 +22,7 @@ from services.areas import AreaImportError, import_geojson
 from services.catalogue import CatalogueError, apply_catalogue, load_catalogue, set_category_fields
 from services.db import upgrade
 from services.invitations import InvitationError, create_invitation, invitation_link
+from services.people import RosterError, bind_wecom_userid
 from services.upstream import dead_letters, retry_dead_letters
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -150,20 +151,34 @@ def invite(
     area: Annotated[str, typer.Option(help="Area code (grid, street, district), e.g. SH-HP-01-001")],
     department: Annotated[str | None, typer.Option(help="Department code; required for workers")] = None,
     hours: Annotated[int | None, typer.Option(help="Hours the link stays valid (default ONEGRID_INVITATION_TTL_HOURS)")] = None,
+    wecom: Annotated[bool, typer.Option(help="Print the code to send to the OneGrid app in WeCom / 政务微信")] = False,
 ) -> None:
-    """Print a one-time, expiring invitation link that binds a Telegram account to a staff role."""
+    """Print a one-time, expiring invitation link that binds a Telegram account to a staff role
+    (with --wecom: the code a WeCom member sends to the OneGrid app)."""
     settings = _settings()
-    username = _bot_username(settings)  # before issuing, so a failure leaves no unusable invitation
+    # Before issuing, so a failure leaves no unusable invitation.
+    username = None if wecom else _bot_username(settings)
     ctx = _ctx()
     try:
         issued = create_invitation(ctx, role=role, area_code=area, department_code=department,
                                    ttl=timedelta(hours=hours) if hours else None)
     except InvitationError as exc:
         _fail(str(exc))
-    typer.echo(invitation_link(username, issued.token))
+    typer.echo(issued.token if username is None else invitation_link(username, issued.token))
     typer.echo(f"{issued.role.value} of {issued.area_code}"
                + (f" ({issued.department_code})" if issued.department_code else "")
                + f"; works once, until {issued.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
+
+
+@cli.command("wecom-bind")
+def wecom_bind(person_id: int, userid: str,
+               keep_telegram: Annotated[bool, typer.Option(help="Bind, but keep sending to Telegram")] = False) -> None:
+    """The roster: bind a person to their WeCom / 政务微信 userid; their messages then go to WeCom."""
+    try:
+        bind_wecom_userid(_ctx(), person_id=person_id, wecom_userid=userid, use_it=not keep_telegram)
+    except RosterError as exc:
+        _fail(str(exc))
+    typer.echo(f"person {person_id} is WeCom user {userid}" + ("" if keep_telegram else "; messages go to WeCom"))
 
 
 @apikey_cli.command("create")
