@@ -105,3 +105,22 @@ async def test_order_proof_reject_and_approve_all_on_wecom(world, wecom_emu, db,
     # A press on the first, outdated card changes nothing and says so.
     stale = await act(boss, lambda: boss.press(card, ZH("✅ Approve and close")))
     assert stale.text.startswith(ZH("This card is out of date: case {number} is now {status}.").split("{")[0])
+
+
+async def test_a_worker_on_wecom_returns_an_order_with_a_reason(world, wecom_emu, db, clock) -> None:
+    add_wecom_person(db.sessions, clock.now(), "wangwei", roles=["worker"], area_code="SH-HP-01-001",
+                     department_code="greening_appearance", name="王伟")
+    worker = WecomMember(wecom_emu, "wangwei")
+    case = await asyncio.to_thread(report, world.ctx)
+    order = await next_message(worker, 0)
+    asked = await act(worker, lambda: worker.press(order, ZH("↩️ Return to dispatcher")))
+    assert asked.text.startswith(ZH("Why are you returning this work order to the dispatcher? "
+                                    "Send the reason in one message."))
+    assert list(asked.buttons) == [ZH("Cancel")]
+    thanks = await act(worker, lambda: worker.send_text("不属于我部门"))
+    assert thanks.text == ZH("Returned: work order {number} goes back to the dispatcher. Thank you for "
+                             "saying why.").format(number=case.number)
+    # The order card's Accept now refuses, in the catalogue's words.
+    clock.advance(seconds=1)
+    refused = await act(worker, lambda: worker.press(order, ZH("✅ Accept")))
+    assert refused.text == ZH("Work order {number} is no longer offered to you.").format(number=case.number)
