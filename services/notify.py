@@ -38,7 +38,7 @@ def urgency(priority: int) -> Iterator[None]:
 def enqueue(
     session: Session,
     *,
-    chat_id: int,
+    chat_id: int | None,
     method: str,
     payload: dict[str, Any],
     now: datetime,
@@ -63,8 +63,8 @@ def enqueue(
         next_attempt_at=now,
         created_at=now,
     )
-    if person_id is not None and not uses_telegram(session, person_id):
-        return row
+    if chat_id is None or person_id is not None and not uses_telegram(session, person_id):
+        return row  # no Telegram chat (a WeCom-only person), or the person uses another channel
     session.add(row)
     return row
 

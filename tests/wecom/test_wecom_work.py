@@ -7,6 +7,7 @@ zh_CN catalogue's wording of the Telegram msgid, so both channels say the same t
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from models.lifecycle import Status
 from tests.worker_support import STREET, add_supervisor, answer_to, button, offset, picture, report
@@ -124,3 +125,18 @@ async def test_a_worker_on_wecom_returns_an_order_with_a_reason(world, wecom_emu
     clock.advance(seconds=1)
     refused = await act(worker, lambda: worker.press(order, ZH("✅ Accept")))
     assert refused.text == ZH("Work order {number} is no longer offered to you.").format(number=case.number)
+
+
+async def test_escalation_pings_reach_staff_on_wecom_in_the_same_words(world, wecom_emu, db, clock) -> None:
+    from services import escalation  # noqa: PLC0415
+
+    add_wecom_person(db.sessions, clock.now(), "wangwei", roles=["worker"], area_code="SH-HP-01-001",
+                     department_code="greening_appearance", name="王伟")
+    worker = WecomMember(wecom_emu, "wangwei")
+    case = await asyncio.to_thread(report, world.ctx)
+    await next_message(worker, 0)  # the order, left unanswered
+    before = len(worker.inbox)
+    clock.set(case.accept_due_at + timedelta(seconds=1))
+    assert (await asyncio.to_thread(escalation.sweep, world.ctx)).fired == 1
+    ping = await next_message(worker, before)
+    assert ping.text.startswith(ZH("⏰ Case {number}: not accepted in time").format(number=case.number))
