@@ -27,7 +27,7 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from services.context import ServiceContext
 from services.inbox import InboxProcessor
-from services.telegram_webhook import CHANNEL, BadUpdate, store_update
+from services.telegram_webhook import CHANNEL, BadUpdate, store_updates, update_key
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,18 @@ class InboxPolling:
         return None
 
     async def _store(self, updates: list[dict[str, Any]]) -> bool:
+        good = []
+        for update in updates:
+            try:
+                update_key(update)
+                good.append(update)
+            except BadUpdate:
+                log.error("getUpdates returned something that is not an update, skipped: %.200r", update)
         try:
-            for update in updates:
-                try:
-                    self.stored += await asyncio.to_thread(store_update, self.ctx, payload=update)
-                except BadUpdate:
-                    log.error("getUpdates returned something that is not an update, skipped: %.200r", update)
+            # One commit for the batch, so the inbox hands it over together (as aiogram would have).
+            self.stored += await asyncio.to_thread(store_updates, self.ctx, good)
         except Exception:  # noqa: BLE001 - unconfirmed, so Telegram sends them again
-            log.exception("could not store %d update(s); they stay unconfirmed and are fetched again", len(updates))
+            log.exception("could not store %d update(s); they stay unconfirmed and are fetched again", len(good))
             return False
         return True
 

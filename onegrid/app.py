@@ -159,8 +159,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
         )
         ctx.on_notifications = app.sender.wake
         bot, dispatcher = app.bot, app.dispatcher
-        app.inbox = InboxProcessor(ctx, {TELEGRAM: telegram_handler(lambda update: dispatcher.feed_raw_update(bot, update))},
-                                   lease=timedelta(seconds=settings.inbox_lease_s))
+        # Up to 100 updates (one getUpdates batch) in hand at once, started in update_id order; the
+        # dispatcher's events isolation keeps each chat in order and sheds one user's flood.
+        handle = telegram_handler(lambda update: dispatcher.feed_raw_update(bot, update))
+        app.inbox = InboxProcessor(ctx, {TELEGRAM: handle},
+                                   lease=timedelta(seconds=settings.inbox_lease_s), concurrency={TELEGRAM: 100})
         if settings.webhook_url and app.sandbox is None:
             app.webhook_processor = app.inbox
     if settings.upstream_url:

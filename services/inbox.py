@@ -4,9 +4,10 @@ confirmed to its platform, then handled once per (channel, dedup_key), in arriva
 What callers may rely on:
 - `store_message` commits the raw message before returning; a redelivery of the same
   (channel, key) stores nothing new and returns False.
-- `InboxProcessor` hands stored messages to the channel's handler one at a time per channel:
-  Telegram in update_id order, other channels in the order they were stored. It picks up after a
-  restart whatever was stored but not done (once its lease has passed). A handler that raises
+- `InboxProcessor` hands stored messages to the channel's handler, started oldest first per channel
+  (Telegram in update_id order, other channels in the order they were stored), one at a time unless
+  the channel is given more concurrency. It picks up after a restart whatever was stored but not
+  done (once its lease has passed). A handler that raises
   before committing anything is retried with backoff, then marked failed and kept, so one bad
   message never blocks the rest.
 - "Done" is committed together with the handler's effects: the mark rides on the first
@@ -54,18 +55,26 @@ class LeaseLost(RuntimeError):
 
 def store_message(ctx: ServiceContext, *, channel: str, key: str, payload: dict[str, Any]) -> bool:
     """Store the message; True when it is new, False for a redelivery of the same (channel, key)."""
-    if not channel or len(channel) > 32 or not key or len(key) > 255:
+    return store_messages(ctx, channel=channel, messages=[(key, payload)]) == 1
+
+
+def store_messages(ctx: ServiceContext, *, channel: str, messages: list[tuple[str, dict[str, Any]]]) -> int:
+    """Store a batch (key, payload) in one commit, so it is handed over together; returns how many were new."""
+    if not channel or len(channel) > 32 or any(not key or len(key) > 255 for key, _ in messages):
         raise ValueError("an inbox message needs a channel (1-32 characters) and a key (1-255 characters)")
-    seq = int(key) if channel in ORDERED_BY_KEY else None
     table = InboxMessage.__table__
+    now = ctx.clock.now()
+    fresh = 0
     with transaction(ctx.sessions) as session:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(table).values(
-            channel=channel, dedup_key=key, seq=seq, payload=payload, state="pending", attempts=0,
-            received_at=ctx.clock.now(),
-        ).on_conflict_do_nothing(index_elements=["channel", "dedup_key"]).returning(table.c.id)
-        # RETURNING yields the row only when it was inserted; rowcount is not reliable here on psycopg.
-        return session.execute(stmt).first() is not None
+        for key, payload in messages:
+            stmt = insert(table).values(
+                channel=channel, dedup_key=key, seq=int(key) if channel in ORDERED_BY_KEY else None,
+                payload=payload, state="pending", attempts=0, received_at=now,
+            ).on_conflict_do_nothing(index_elements=["channel", "dedup_key"]).returning(table.c.id)
+            # RETURNING yields the row only when it was inserted; rowcount is not reliable here on psycopg.
+            fresh += session.execute(stmt).first() is not None
+    return fresh
 
 
 class InboxTicket:
@@ -119,27 +128,29 @@ class Handler(Protocol):
     def __call__(self, payload: dict[str, Any], ticket: InboxTicket) -> Awaitable[None]: ...
 
 
-def _claim_next(ctx: ServiceContext, channel: str, lease: timedelta) -> tuple[InboxTicket, dict[str, Any]] | None:
+def _claim(ctx: ServiceContext, channel: str, lease: timedelta, limit: int) -> list[tuple[InboxTicket, dict[str, Any]]]:
+    """Lease up to `limit` due messages of `channel`, oldest first (a message leased elsewhere is skipped)."""
     now = ctx.clock.now()
+    claimed: list[tuple[InboxTicket, dict[str, Any]]] = []
     with transaction(ctx.sessions) as session:
-        row = session.exec(
-            select(InboxMessage)
+        due = session.execute(
+            select(InboxMessage.id, InboxMessage.state, InboxMessage.attempts, InboxMessage.dedup_key,
+                   InboxMessage.payload)
             .where(InboxMessage.channel == channel, InboxMessage.state.in_(_OPEN),
                    sa.or_(InboxMessage.lease_until.is_(None), InboxMessage.lease_until <= now))
-            .order_by(InboxMessage.seq, InboxMessage.id).limit(1)
-        ).first()
-        if row is None:
-            return None
-        # Read before the UPDATE: it synchronises `row` in the session.
-        message_id, state, attempts, key, payload = row.id, row.state, row.attempts, row.dedup_key, row.payload
-        won = session.execute(
-            sa.update(InboxMessage)
-            .where(InboxMessage.id == message_id, InboxMessage.state == state, InboxMessage.attempts == attempts)
-            .values(state="processing", lease_until=now + lease, attempts=attempts + 1)
-        ).rowcount
-        if won != 1:
-            return None
-        return InboxTicket(ctx, message_id=message_id, channel=channel, key=key, attempts=attempts + 1), payload
+            .order_by(InboxMessage.seq, InboxMessage.id).limit(limit)
+        ).all()
+        for message_id, state, attempts, key, payload in due:
+            won = session.execute(
+                sa.update(InboxMessage)
+                .where(InboxMessage.id == message_id, InboxMessage.state == state, InboxMessage.attempts == attempts)
+                .values(state="processing", lease_until=now + lease, attempts=attempts + 1)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if won == 1:
+                ticket = InboxTicket(ctx, message_id=message_id, channel=channel, key=key, attempts=attempts + 1)
+                claimed.append((ticket, payload))
+    return claimed
 
 
 def _finish(ctx: ServiceContext, ticket: InboxTicket, *, error: str | None) -> None:
@@ -169,13 +180,21 @@ def pending_count(ctx: ServiceContext, channel: str | None = None) -> int:
 
 
 class InboxProcessor:
-    """Hands stored messages to `handlers[channel]` (an `async def handle(payload, ticket)`)."""
+    """Hands stored messages to `handlers[channel]` (an `async def handle(payload, ticket)`).
 
-    def __init__(self, ctx: ServiceContext, handlers: Mapping[str, Handler], *, lease: timedelta = LEASE) -> None:
+    `concurrency[channel]` messages of a channel may be in hand at once (default 1: strictly one
+    after the other). They are always started oldest first; Telegram's handlers then keep each
+    chat in order themselves (aiogram's events isolation), as under aiogram's own polling.
+    """
+
+    def __init__(self, ctx: ServiceContext, handlers: Mapping[str, Handler], *, lease: timedelta = LEASE,
+                 concurrency: Mapping[str, int] | None = None) -> None:
         self.ctx = ctx
         self.handlers = dict(handlers)
         self.lease = lease
+        self.concurrency = {name: max(1, (concurrency or {}).get(name, 1)) for name in self.handlers}
         self._wake = {channel: asyncio.Event() for channel in self.handlers}
+        self._running: dict[str, set[asyncio.Task[None]]] = {channel: set() for channel in self.handlers}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.processed = 0
         self.failed = 0
@@ -188,47 +207,69 @@ class InboxProcessor:
                     self._loop.call_soon_threadsafe(event.set)
 
     async def run_once(self, channel: str | None = None) -> int:
-        """Handle every message that is due now (one channel, or all); returns how many were handed over."""
+        """Handle every message that is due now (one channel, or all) and wait for them; returns how many."""
         count = 0
         for name in [channel] if channel is not None else list(self.handlers):
-            count += await self._drain(name)
+            running = self._running[name]
+            while True:
+                count += await self._fill(name)
+                if not running:
+                    break
+                done, _ = await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a crash of the bookkeeping itself propagates to the caller
         return count
 
-    async def _drain(self, channel: str) -> int:
-        handle = self.handlers[channel]
-        count = 0
-        while True:
-            claimed = await asyncio.to_thread(_claim_next, self.ctx, channel, self.lease)
-            if claimed is None:
-                return count
-            ticket, payload = claimed
-            error = None
-            try:
-                with commit_hook(ticket):
-                    await handle(payload, ticket)
-            except Exception as exc:  # noqa: BLE001 - recorded and retried, never lost
-                log.exception("%s message %s failed (attempt %s)", channel, ticket.key, ticket.attempts)
-                error = f"{type(exc).__name__}: {exc}"
-                self.failed += 1
-            await asyncio.to_thread(_finish, self.ctx, ticket, error=error)
-            count += 1
-            self.processed += error is None
+    async def _fill(self, channel: str) -> int:
+        """Start as many due messages as the channel's concurrency allows; returns how many were started."""
+        running = self._running[channel]
+        free = self.concurrency[channel] - len(running)
+        if free <= 0:
+            return 0
+        claimed = await asyncio.to_thread(_claim, self.ctx, channel, self.lease, free)
+        for ticket, payload in claimed:
+            task = asyncio.create_task(self._handle(channel, ticket, payload))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        return len(claimed)
+
+    async def _handle(self, channel: str, ticket: InboxTicket, payload: dict[str, Any]) -> None:
+        error = None
+        try:
+            with commit_hook(ticket):
+                await self.handlers[channel](payload, ticket)
+        except Exception as exc:  # noqa: BLE001 - recorded and retried, never lost
+            log.exception("%s message %s failed (attempt %s)", channel, ticket.key, ticket.attempts)
+            error = f"{type(exc).__name__}: {exc}"
+            self.failed += 1
+        await asyncio.to_thread(_finish, self.ctx, ticket, error=error)
+        self.processed += error is None
 
     async def run(self, stop: asyncio.Event, *, poll_interval: float = 1.0) -> None:
         """One loop per channel, so a slow channel never holds up another; until `stop` is set."""
         self._loop = asyncio.get_running_loop()
-        await asyncio.gather(*(self._run_channel(name, stop, poll_interval) for name in self.handlers))
+        try:
+            await asyncio.gather(*(self._run_channel(name, stop, poll_interval) for name in self.handlers))
+        finally:
+            # Cut off like a crash: what was in hand is handled again after its lease.
+            for task in [t for running in self._running.values() for t in running]:
+                task.cancel()
 
     async def _run_channel(self, channel: str, stop: asyncio.Event, poll_interval: float) -> None:
         wake = self._wake[channel]
         while not stop.is_set():
-            try:
-                await self._drain(channel)
-            except Exception:  # noqa: BLE001 - the store may be briefly unavailable; keep going
-                log.exception("inbox cycle for %s failed; retrying", channel)
             wake.clear()
             try:
-                await asyncio.wait_for(wake.wait(), timeout=poll_interval)
-            except TimeoutError:
-                pass
-
+                await self._fill(channel)
+            except Exception:  # noqa: BLE001 - the store may be briefly unavailable; keep going
+                log.exception("inbox cycle for %s failed; retrying", channel)
+            waiter = asyncio.create_task(wake.wait())
+            try:
+                done, _ = await asyncio.wait({waiter, *self._running[channel]}, timeout=poll_interval,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            for task in done - {waiter}:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("inbox bookkeeping for %s failed; the message is taken up again after its lease",
+                              channel, exc_info=task.exception())

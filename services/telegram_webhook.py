@@ -14,23 +14,34 @@ from datetime import timedelta
 from typing import Any
 
 from services.context import ServiceContext
-from services.inbox import LEASE, Handler, InboxProcessor, InboxTicket, pending_count, store_message
+from services.inbox import LEASE, Handler, InboxProcessor, InboxTicket, pending_count, store_message, store_messages
 
 CHANNEL = "telegram"
 
-__all__ = ["CHANNEL", "BadUpdate", "WebhookProcessor", "pending_count", "store_update", "telegram_handler"]
+__all__ = ["CHANNEL", "BadUpdate", "WebhookProcessor", "pending_count", "store_update", "store_updates",
+           "telegram_handler", "update_key"]
 
 
 class BadUpdate(ValueError):
     """The body is not a Telegram update (no integer update_id)."""
 
 
-def store_update(ctx: ServiceContext, *, payload: dict[str, Any]) -> bool:
-    """Store the update; True when it is new, False for a redelivery. Raises BadUpdate."""
+def update_key(payload: Any) -> str:
+    """The inbox key of an update: str(update_id). Raises BadUpdate."""
     update_id = payload.get("update_id") if isinstance(payload, dict) else None
     if not isinstance(update_id, int) or isinstance(update_id, bool) or update_id < 0 or update_id >= 2**63:
         raise BadUpdate("an update needs a non-negative integer update_id")
-    return store_message(ctx, channel=CHANNEL, key=str(update_id), payload=payload)
+    return str(update_id)
+
+
+def store_update(ctx: ServiceContext, *, payload: dict[str, Any]) -> bool:
+    """Store the update; True when it is new, False for a redelivery. Raises BadUpdate."""
+    return store_message(ctx, channel=CHANNEL, key=update_key(payload), payload=payload)
+
+
+def store_updates(ctx: ServiceContext, updates: list[dict[str, Any]]) -> int:
+    """Store a getUpdates batch in one commit (all or nothing); returns how many were new. Raises BadUpdate."""
+    return store_messages(ctx, channel=CHANNEL, messages=[(update_key(u), u) for u in updates])
 
 
 def telegram_handler(feed: Callable[[dict[str, Any]], Awaitable[Any]]) -> Handler:

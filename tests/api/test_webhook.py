@@ -146,3 +146,47 @@ async def test_a_crash_between_storing_and_handling_is_handled_once_after_restar
         assert [u.state for u in stored(db)] == ["done"] and greetings(db, 4302) == 1
     finally:
         await second.stop()
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs, not even `except Exception`."""
+
+
+async def test_a_crash_after_the_handler_committed_does_not_greet_twice(db, clock, emulator, tmp_path,
+                                                                       monkeypatch) -> None:
+    port = free_port()
+    cid = emulator.user(4303, first_name="Cid", language_code="en")
+    first = await run_onegrid(db, clock, emulator, tmp_path, port, background=False)
+    update = {"update_id": 7002, "message": {
+        "message_id": 12, "date": int(clock.now().timestamp()), "text": "/start",
+        "chat": {"id": 4303, "type": "private", "first_name": "Cid"},
+        "from": {"id": 4303, "is_bot": False, "first_name": "Cid", "language_code": "en"},
+        "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"http://127.0.0.1:{port}/telegram/webhook", json=update,
+                              headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+    assert r.status_code == 200
+    # First life: the handler runs and commits the greeting, then the process dies before the
+    # processor's own bookkeeping after the handler.
+    import services.inbox
+
+    def die(*args, **kwargs) -> None:
+        raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services.inbox, "_finish", die)
+        with pytest.raises(Crash):
+            await first.app.webhook_processor.run_once()
+    await first.stop()
+    assert greetings(db, 4303) == 1
+    # Second life, after the lease has passed: the greeting is not queued again.
+    clock.advance(seconds=first.app.settings.inbox_lease_s + 1)
+    second = await run_onegrid(db, clock, emulator, tmp_path, port)
+    try:
+        [greeting] = await cid.wait_inbox(1, timeout=10)
+        assert greeting["text"].startswith("Hello, Cid!")
+        await second.app.webhook_processor.run_once()
+        assert [u.state for u in stored(db)] == ["done"] and greetings(db, 4303) == 1
+        assert len(emulator.sent(4303)) == 1
+    finally:
+        await second.stop()

@@ -1,7 +1,8 @@
 """Long polling through the durable inbox (bot/polling.py): no update is confirmed before it is stored.
 
 The attack of issue 13 item 1, as it was run: a real `onegrid serve` polling the Bot API emulator,
-a write lock held on its SQLite store, /start sent, the process killed with SIGKILL while it
+a write lock held on its store (SQLite: the whole store; PostgreSQL: the notification table, so the
+update is stored and its handler waits), /start sent, the process killed with SIGKILL while it
 waits; after the restart the resident is greeted, exactly once.
 """
 
@@ -15,21 +16,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import func, select
 
 from bot.emulator import BotApiEmulator
 from models.api import InboxMessage
 from models.tables import Notification
-from services.db import make_engine, make_session_factory, upgrade
 from tests.api.test_serve import free_port
 
 CMD = [sys.executable, "-m", "onegrid.cli", "serve"]
 
 
-def serve_env(emulator: BotApiEmulator, data_dir: Path) -> dict[str, str]:
+def serve_env(emulator: BotApiEmulator, data_dir: Path, db_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEGRID_")}
     env.update(ONEGRID_DATA_DIR=str(data_dir), ONEGRID_API_PORT=str(free_port()), ONEGRID_BOT_TOKEN=emulator.token,
-               ONEGRID_TELEGRAM_API_URL=emulator.base_url, ONEGRID_DELIVERY_POLL_INTERVAL_S="0.05")
+               ONEGRID_TELEGRAM_API_URL=emulator.base_url, ONEGRID_DATABASE_URL=db_url,
+               ONEGRID_DELIVERY_POLL_INTERVAL_S="0.05", ONEGRID_INBOX_LEASE_S="2")
     return env
 
 
@@ -47,32 +49,63 @@ def returned(emulator: BotApiEmulator, update_id: int) -> bool:
                for c in emulator.calls("getUpdates"))
 
 
+def inbox_states(db, update_id: int) -> list[str]:
+    with db.sessions() as s:
+        return list(s.exec(select(InboxMessage.state).where(InboxMessage.dedup_key == str(update_id))))
+
+
+def greetings(db, chat_id: int) -> int:
+    with db.sessions() as s:
+        return s.exec(select(func.count()).select_from(Notification).where(Notification.chat_id == chat_id)).one()
+
+
+class StoreLock:
+    """SQLite: the store's write lock (storing the update waits). PostgreSQL: the notification table
+    only, so the update is stored and its handler waits to queue the greeting."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+
+    def __enter__(self) -> StoreLock:
+        if self.db.kind == "sqlite":
+            self.conn = sqlite3.connect(sa.engine.make_url(self.db.url).database, isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.conn = self.db.engine.connect()
+            self.tx = self.conn.begin()
+            self.conn.execute(sa.text("LOCK TABLE notification IN EXCLUSIVE MODE"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.db.kind == "sqlite":
+            self.conn.rollback()
+        else:
+            self.tx.rollback()
+        self.conn.close()
+
+
 @pytest.mark.slow
-async def test_an_update_survives_kill_9_while_the_store_is_locked(tmp_path: Path) -> None:
-    data_dir = tmp_path / "var"
-    db_path = data_dir / "onegrid.sqlite3"
-    data_dir.mkdir()
-    await asyncio.to_thread(upgrade, f"sqlite:///{db_path}")
+async def test_an_update_survives_kill_9_while_it_waits_for_the_store(db, tmp_path: Path) -> None:
     log_path = tmp_path / "serve.log"
     async with BotApiEmulator(limits=True) as emulator:
-        env = serve_env(emulator, data_dir)
+        env = serve_env(emulator, tmp_path / "var", db.url)
         first = await start_serve(env, log_path)
         try:
             await emulator.wait_for(lambda: polls_after(emulator, 0), timeout=60)  # started and polling
-            lock = sqlite3.connect(db_path, isolation_level=None)
-            lock.execute("BEGIN IMMEDIATE")  # the store's write lock, held
-            ann = emulator.user(4501, first_name="Ann", language_code="en")
-            update = await ann.send_command("/start")
-            await emulator.wait_for(lambda: returned(emulator, update["update_id"]), timeout=30)
-            first.kill()  # SIGKILL while the update waits for the store
-            await first.wait()
+            with StoreLock(db):
+                ann = emulator.user(4501, first_name="Ann", language_code="en")
+                update = await ann.send_command("/start")
+                await emulator.wait_for(lambda: returned(emulator, update["update_id"]), timeout=30)
+                if db.kind == "postgresql":  # stored, and its handler is waiting for the lock
+                    await emulator.wait_for(lambda: inbox_states(db, update["update_id"]) == ["processing"],
+                                            timeout=30)
+                first.kill()  # SIGKILL while the update waits for the store
+                await first.wait()
         finally:
             if first.returncode is None:
                 first.kill()
                 await first.wait()
-        lock.rollback()
-        lock.close()
-        assert emulator.sent(4501) == []
+        assert emulator.sent(4501) == [] and greetings(db, 4501) == 0
 
         seen = len(emulator.requests)
         second = await start_serve(env, log_path)
@@ -80,20 +113,8 @@ async def test_an_update_survives_kill_9_while_the_store_is_locked(tmp_path: Pat
             await emulator.wait_for(lambda: polls_after(emulator, seen), timeout=60)
             [greeting] = await ann.wait_inbox(1, timeout=30)
             assert greeting["text"].startswith("Hello, Ann!"), log_path.read_text()
-            engine = make_engine(f"sqlite:///{db_path}")
-            sessions = make_session_factory(engine)
-
-            def state() -> list[str]:
-                with sessions() as s:
-                    return list(s.exec(select(InboxMessage.state).where(
-                        InboxMessage.dedup_key == str(update["update_id"]))))
-
-            await emulator.wait_for(lambda: state() == ["done"], timeout=30)
-            with sessions() as s:
-                assert s.exec(select(func.count()).select_from(Notification).where(
-                    Notification.chat_id == 4501)).one() == 1
-            engine.dispose()
-            assert len(emulator.sent(4501)) == 1
+            await emulator.wait_for(lambda: inbox_states(db, update["update_id"]) == ["done"], timeout=30)
+            assert greetings(db, 4501) == 1 and len(emulator.sent(4501)) == 1
         finally:
             second.kill()
             await second.wait()
