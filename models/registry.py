@@ -5,3 +5,4 @@ import models.resident  # noqa: F401
 import models.supervision  # noqa: F401
 import models.tables  # noqa: F401
 import models.work  # noqa: F401
+import models.wecom  # noqa: F401

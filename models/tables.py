@@ -163,6 +163,11 @@ class Person(SQLModel, table=True):
     blocked_bot_at: datetime | None = _ts(nullable=True)
     # A digest of the command menu last queued for this person's chat: a restart re-queues only changes.
     menu_digest: str | None = Field(default=None, max_length=64)
+    # WeCom / 政务微信 member id (wecom/): a person may have it beside a Telegram account.
+    wecom_userid: str | None = Field(default=None, sa_column=Column(sa.String(64), unique=True, nullable=True))
+    # The channel this person's notifications go to: "telegram" or "wecom" (set when they bind the latter).
+    channel: str = Field(default="telegram", sa_column=Column(sa.String(16), nullable=False,
+                                                              server_default="telegram"))
     created_at: datetime | None = _ts()
 
     def has_role(self, role: Role) -> bool:
@@ -340,3 +345,12 @@ class FsmState(SQLModel, table=True):
     state: str | None = Field(default=None, max_length=200)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime | None = _ts()
+
+
+def reachable() -> Any:
+    """SQL: the person has an account on some channel (Telegram or WeCom) to be sent work on."""
+    return sa.or_(Person.telegram_user_id.is_not(None), Person.wecom_userid.is_not(None))
+
+
+def is_reachable(person: Person) -> bool:
+    return person.telegram_user_id is not None or bool(person.wecom_userid)

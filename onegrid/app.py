@@ -27,6 +27,7 @@ from bot.polling import InboxPolling
 from bot.sandbox import Sandbox, SandboxRefused
 from onegrid.clock import Clock, SystemClock
 from onegrid.settings import Settings
+from onegrid.wecom_app import WecomChannel, build_wecom
 from onegrid.wiring import make_bus
 from services.areas import refresh_grid_map
 from services.context import ServiceContext
@@ -74,6 +75,8 @@ class OneGrid:
     polling: InboxPolling | None = None
     # Sandbox mode (bot/sandbox.py): no bot token, the bot talks to the built-in Bot API emulator.
     sandbox: Sandbox | None = None
+    # The WeCom / 政务微信 channel (onegrid/wecom_app.py), when every WeCom setting is present.
+    wecom: WecomChannel | None = None
 
     def scheduler_status(self) -> dict[str, Any]:
         return {
@@ -200,6 +203,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     _add_api_jobs(app)
     _add_supervision_jobs(app)
     app.api = create_api(app)
+    if settings.wecom_enabled:
+        app.wecom = build_wecom(ctx, app.api)
     return app
 
 
@@ -311,6 +316,9 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
         app.tasks.append(asyncio.create_task(app.sender.run(app.stop_event,
                                                             poll_interval=app.settings.delivery_poll_interval_s),
                                              name="telegram-sender"))
+    if app.wecom is not None:
+        log.info("WeCom channel: sending through %s, callbacks at /wecom/callback", app.settings.wecom_api_base)
+        app.tasks.extend(app.wecom.start(app.stop_event, app.settings.delivery_poll_interval_s))
     if app.relay is not None:
         log.info("Upstream sync: relaying the outbox to %s", app.settings.upstream_url)
         app.tasks.append(asyncio.create_task(app.relay.run(app.stop_event)))
@@ -342,6 +350,8 @@ async def stop_background(app: OneGrid) -> None:
         await app.sandbox.stop()
     if app.upstream_client is not None:
         await app.upstream_client.aclose()
+    if app.wecom is not None:
+        await app.wecom.close()
 
 
 async def serve(app: OneGrid) -> None:

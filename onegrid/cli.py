@@ -27,6 +27,7 @@ from services.catalogue import CatalogueError, apply_catalogue, load_catalogue, 
 from services.db import upgrade
 from services.invitation_bulk import BulkInvitationRefused, InvitedStaff, invite_staff, read_staff_csv
 from services.invitations import InvitationError, create_invitation, invitation_link
+from services.people import RosterError, bind_wecom_userid
 from services.upstream import dead_letters, retry_dead_letters
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -186,8 +187,10 @@ def invite(
     csv_file: Annotated[Path | None, typer.Option("--csv", exists=True, dir_okay=False, help="Staff list with columns name,role,area,department,phone: one link per row, all or none")] = None,
     out: Annotated[Path | None, typer.Option(help="With --csv: folder for the links CSV and the printable sheet (default: beside the CSV)")] = None,
     lang: Annotated[str | None, typer.Option(help="With --csv: language of the printable sheet (zh_CN or en; default ONEGRID_DEFAULT_LOCALE)")] = None,
+    wecom: Annotated[bool, typer.Option(help="Print the code to send to the OneGrid app in WeCom / 政务微信")] = False,
 ) -> None:
-    """Print a one-time, expiring invitation link that binds a Telegram account to a staff role.
+    """Print a one-time, expiring invitation link that binds a Telegram account to a staff role
+    (with --wecom: the code a WeCom member sends to the OneGrid app).
 
     With --csv, invite a whole staff list: every row is checked first, then one link per person goes
     to STEM-invitations.csv and a printable STEM-invitations.html (one QR code per person).
@@ -197,14 +200,15 @@ def invite(
         return invite_bulk(settings, csv_file, out or csv_file.parent, lang or settings.default_locale, hours)
     if role is None or area is None:
         _fail("give --role and --area (or --csv FILE for a staff list)")
-    username = _bot_username(settings)  # before issuing, so a failure leaves no unusable invitation
+    # Before issuing, so a failure leaves no unusable invitation.
+    username = None if wecom else _bot_username(settings)
     ctx = _ctx()
     try:
         issued = create_invitation(ctx, role=role, area_code=area, department_code=department,
                                    ttl=timedelta(hours=hours) if hours else None)
     except InvitationError as exc:
         _fail(str(exc))
-    typer.echo(invitation_link(username, issued.token))
+    typer.echo(issued.token if username is None else invitation_link(username, issued.token))
     typer.echo(f"{issued.role.value} of {issued.area_code}"
                + (f" ({issued.department_code})" if issued.department_code else "")
                + f"; works once, until {issued.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
@@ -234,6 +238,17 @@ def invite_bulk(settings: Settings, csv_file: Path, out: Path, locale: str, hour
         _fail(f"could not write the outputs ({exc}); nobody was invited.")
     typer.echo(f"invited {len(invited)} people: links in {links}, printable sheet in {sheet}")
     typer.echo("The links work once each; keep both files as safe as passwords.", err=True)
+
+
+@cli.command("wecom-bind")
+def wecom_bind(person_id: int, userid: str,
+               keep_telegram: Annotated[bool, typer.Option(help="Bind, but keep sending to Telegram")] = False) -> None:
+    """The roster: bind a person to their WeCom / 政务微信 userid; their messages then go to WeCom."""
+    try:
+        bind_wecom_userid(_ctx(), person_id=person_id, wecom_userid=userid, use_it=not keep_telegram)
+    except RosterError as exc:
+        _fail(str(exc))
+    typer.echo(f"person {person_id} is WeCom user {userid}" + ("" if keep_telegram else "; messages go to WeCom"))
 
 
 @apikey_cli.command("create")

@@ -123,6 +123,21 @@ class Settings(BaseSettings):
     # The sandbox refuses an API_HOST that is not a loopback address unless this is set.
     allow_non_loopback_sandbox: bool = False
 
+    # --- WeCom / 政务微信 (wecom/): workers and supervisors on the government messenger. All five of CORP_ID,
+    # AGENT_ID, SECRET, TOKEN, ENCODING_AES_KEY turn the channel on; API_BASE points at a private deployment.
+    wecom_corp_id: str | None = Field(default=None, description="企业ID (corpid) of the WeCom / 政务微信 organisation")
+    wecom_agent_id: int | None = Field(default=None, description="AgentId of the OneGrid app in WeCom")
+    wecom_secret: SecretStr | None = Field(default=None, description="The app's Secret (for gettoken)")
+    wecom_token: SecretStr | None = Field(default=None, description="Callback Token (signs callbacks)")
+    wecom_encoding_aes_key: SecretStr | None = Field(default=None, description="Callback EncodingAESKey (43 chars)")
+    wecom_api_base: str = Field(default="https://qyapi.weixin.qq.com", description="WeCom API base URL")
+
+    @property
+    def wecom_enabled(self) -> bool:
+        """True when every WeCom setting needed to receive and send is present."""
+        return all(v is not None for v in (self.wecom_corp_id, self.wecom_agent_id, self.wecom_secret,
+                                           self.wecom_token, self.wecom_encoding_aes_key))
+
     @property
     def sandbox_active(self) -> bool:
         """True when OneGrid should run in sandbox mode: no bot token and the sandbox not turned off."""

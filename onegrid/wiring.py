@@ -16,6 +16,7 @@ from models.events import work as wrk
 from models.tables import Priority
 from bot.renderers import resident, staff, supervision, work
 from services.bus import EventBus, PriorityTable, Renderer, merge_tables
+from wecom import renderers as wecom_renderers
 
 
 def _escalation_priority(event: sup.CaseEscalated) -> int:
@@ -49,8 +50,13 @@ PRIORITIES: PriorityTable = {
 
 
 def event_table() -> dict[type[Event], list[Renderer]]:
-    """Event type -> renderers, for every channel wired in this build (today: Telegram)."""
-    return merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS])
+    """Event type -> renderers, for every channel wired in this build: Telegram, then WeCom (staff only).
+
+    Each person's messages go to the channel they use (`Person.channel`): the Telegram renderers' rows
+    are dropped for WeCom users (services/notify.py), the WeCom renderers write only for them.
+    """
+    return merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
+                         wecom_renderers.RENDERERS])
 
 
 def make_bus() -> EventBus:

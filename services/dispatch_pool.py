@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from sqlmodel import Session, func, select
 
 from models.lifecycle import OPEN, Role
-from models.tables import Area, Case, Person
+from models.tables import Area, Case, Person, reachable
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from services import reference
 from services.areas import area_chain
@@ -30,7 +30,7 @@ def find_workers(session: Session, *, area_code: str, department_code: str, excl
             Person.department_code == department_code,
             Person.on_duty.is_(True),
             Person.active.is_(True),
-            Person.telegram_user_id.is_not(None),
+            reachable(),
             Person.deleted_at.is_(None),
             Person.blocked_bot_at.is_(None),
         )
@@ -80,7 +80,7 @@ def supervisors_of(session: Session, area_code: str | None, *, exclude: Iterable
             select(Person).where(
                 Person.area_code == area.code,
                 Person.active.is_(True),
-                Person.telegram_user_id.is_not(None),
+                reachable(),
                 Person.deleted_at.is_(None),
             ).order_by(Person.id)
         ).all()

@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 from models.events.supervision import CaseEscalated, EscalationAcknowledged, GroupPing, GroupsPinged, ShelfReviewDue
 from models.lifecycle import TERMINAL, Role, Status
 from models.supervision import EscalationStep, Shelving
-from models.tables import Area, Case, Person
+from models.tables import Area, Case, Person, is_reachable, reachable
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from services.areas import area_chain, supervisor_group
 from services.context import ServiceContext
@@ -152,7 +152,7 @@ def supervisors_at(session: Session, case: Case, level: str) -> list[Person]:
     chain = area_chain(session, case.grid_code) if case.grid_code else []
     for area in chain[_AREA_LEVEL[level]:]:
         people = session.exec(select(Person).where(
-            Person.area_code == area.code, Person.active.is_(True), Person.telegram_user_id.is_not(None),
+            Person.area_code == area.code, Person.active.is_(True), reachable(),
             Person.deleted_at.is_(None)).order_by(Person.id)).all()
         found = [p for p in people if p.has_role(Role.SUPERVISOR)]
         if found:
@@ -243,7 +243,7 @@ def _repeat_due(session: Session, ctx: ServiceContext, policy: Policy, now: date
         # Catch up once: the next reminder counts from now, not from the missed time.
         row.next_repeat_at = now + timedelta(minutes=ladder.repeat_minutes)
         people = [p for p in (session.get(Person, pid) for pid in row.notified_person_ids) if p is not None
-                  and p.active and p.telegram_user_id is not None]
+                  and p.active and is_reachable(p)]
         _publish_ping(session, ctx, case, step, row, supervisors=people, repeat=row.repeats,
                       final=step == ladder.steps[-1])
         target = _group_target(session, case, row.level)

@@ -34,6 +34,7 @@ from sqlmodel import Session, func, select
 
 from models.api import InboxMessage
 from models.tables import Notification
+from models.wecom import WecomMessage
 from services.context import ServiceContext
 from services.db import commit_hook, transaction
 
@@ -44,7 +45,7 @@ MAX_ATTEMPTS = 5
 # Channels whose keys are integers in the platform's own order (handled in that order).
 ORDERED_BY_KEY = frozenset({"telegram"})
 # Rows whose creation is a user-visible effect: the transaction adding one carries the "done" mark.
-OUTGOING: tuple[type, ...] = (Notification,)
+OUTGOING: tuple[type, ...] = (Notification, WecomMessage)  # Telegram's and WeCom's outboxes
 _OPEN = ("pending", "processing")
 
 

@@ -132,9 +132,13 @@ class Binding:
     on_duty: bool
 
 
-def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int, display_name: str,
-                      username: str | None = None, language_code: str | None = None) -> Binding:
-    """Bind the Telegram account to the invitation's role and area (creating the person if new)."""
+def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int | None = None, display_name: str,
+                      username: str | None = None, language_code: str | None = None,
+                      wecom_userid: str | None = None) -> Binding:
+    """Bind the Telegram account (or, with `wecom_userid`, the WeCom member, who then gets their messages
+    on WeCom) to the invitation's role and area, creating the person if new."""
+    if (telegram_user_id is None) == (wecom_userid is None):
+        raise ValueError("give exactly one of telegram_user_id and wecom_userid")
     if not TOKEN_PATTERN.fullmatch(token or ""):
         raise InvalidInvitation(InvitationProblem.FORGED)
     now = ctx.clock.now()
@@ -146,10 +150,13 @@ def redeem_invitation(ctx: ServiceContext, *, token: str, telegram_user_id: int,
             raise InvalidInvitation(InvitationProblem.REUSED)
         if invitation.expires_at <= now:
             raise InvalidInvitation(InvitationProblem.EXPIRED)
-        person = session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id)).first()
+        account = (Person.wecom_userid == wecom_userid if wecom_userid is not None
+                   else Person.telegram_user_id == telegram_user_id)
+        person = session.exec(select(Person).where(account)).first()
         if person is None:
-            person = Person(telegram_user_id=telegram_user_id, display_name=display_name[:200],
-                            username=(username or None), roles=[],
+            person = Person(telegram_user_id=telegram_user_id, wecom_userid=wecom_userid,
+                            channel="wecom" if wecom_userid is not None else "telegram",
+                            display_name=display_name[:200], username=(username or None), roles=[],
                             locale=normalize_locale(language_code, ctx.settings.default_locale), created_at=now)
             session.add(person)
             session.flush()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from models.tables import Notification, NotificationStatus, Priority
+from models.tables import Notification, NotificationStatus, Person, Priority
 from services.db import transaction
 
 if TYPE_CHECKING:  # the context holds the event bus, which queues through this module
@@ -38,7 +38,7 @@ def urgency(priority: int) -> Iterator[None]:
 def enqueue(
     session: Session,
     *,
-    chat_id: int,
+    chat_id: int | None,
     method: str,
     payload: dict[str, Any],
     now: datetime,
@@ -49,6 +49,8 @@ def enqueue(
     """Queue one Bot API call (e.g. sendMessage with `{"text": ...}`) to `chat_id` in `session`.
 
     `priority` (models.tables.Priority) defaults to the urgency of the event being rendered, else REPLY.
+    A person who uses another channel (`Person.channel`, e.g. WeCom) gets no Telegram rows: the row is
+    returned unsaved (id None), and that channel's renderers queue the message instead.
     """
     row = Notification(
         chat_id=chat_id,
@@ -61,8 +63,16 @@ def enqueue(
         next_attempt_at=now,
         created_at=now,
     )
+    if chat_id is None or person_id is not None and not uses_telegram(session, person_id):
+        return row  # no Telegram chat (a WeCom-only person), or the person uses another channel
     session.add(row)
     return row
+
+
+def uses_telegram(session: Session, person_id: int) -> bool:
+    """Whether this person's notifications go to Telegram (the default channel)."""
+    person = session.get(Person, person_id)
+    return person is None or person.channel == "telegram"
 
 
 def enqueue_text(session: Session, *, chat_id: int, text: str, now: datetime, **kw: Any) -> Notification:
@@ -86,3 +96,8 @@ def send_reply(
         enqueue_text(session, chat_id=chat_id, text=text, now=ctx.clock.now(), reply_markup=reply_markup,
                      person_id=person_id)
     ctx.on_notifications()
+
+
+def current_priority() -> int:
+    """The urgency of the event being rendered now (other channels' outboxes queue at it too)."""
+    return _priority.get()

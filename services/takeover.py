@@ -20,7 +20,7 @@ from models.events.supervision import CaseReassigned, CaseTakenOver
 from models.events.work import OrderWithdrawn, RetractReason
 from models.lifecycle import Action, Actor, Role, Status
 from models.supervision import EscalationStep
-from models.tables import Case, Person
+from models.tables import Case, Person, is_reachable
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction
 from services import dispatch
@@ -92,7 +92,7 @@ def reassign(ctx: ServiceContext, *, case_id: int, supervisor_id: int, worker_id
             raise NotNow(case.number, case.status)
         worker = session.get(Person, worker_id)
         if (worker is None or not worker.has_role(Role.WORKER) or not worker.active
-                or worker.area_code != case.grid_code or worker.telegram_user_id is None):
+                or worker.area_code != case.grid_code or not is_reachable(worker)):
             raise NotAGridWorker(str(worker_id))
         tasks = session.exec(select(CaseTask).where(
             CaseTask.case_id == case.id, CaseTask.department_code == worker.department_code,

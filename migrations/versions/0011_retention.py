@@ -1,13 +1,13 @@
 """case: when retention rounded its points to about 100 m (services/retention.py)
 
-Revision ID: 0014
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0014'
+revision = '0011'
 down_revision = '0010'
 branch_labels = None
 depends_on = None

@@ -1,14 +1,14 @@
 """pending_dispatch: registered cases waiting for the asynchronous dispatcher
 
-Revision ID: 0017
-Revises: 0014
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0017'
-down_revision = '0014'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

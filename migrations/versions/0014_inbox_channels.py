@@ -2,15 +2,15 @@
 
 Existing rows are kept: each becomes a `telegram` message keyed by str(update_id), ordered by it.
 
-Revision ID: 0011_inbox_channels
-Revises: 0016
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0011_inbox_channels'
-down_revision = '0016'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

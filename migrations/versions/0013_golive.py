@@ -1,14 +1,14 @@
 """invitations: the invitee's name and phone, written by bulk invitations (`onegrid invite --csv`)
 
-Revision ID: 0016
-Revises: 0017
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0016'
-down_revision = '0017'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,70 @@
+"""Card buttons: the same actions as the Telegram keyboards (bot/worker_ui.py), with the same words.
+
+A button's `key` is the Telegram keyboard's callback data as aiogram packs it (`prefix:field:field`),
+so one action has one name on both channels: `wo:a:<offer>` accept, `wo:r:<offer>` return,
+`wt:c:<task>` complete, `wp:d|p|f|x:<completion>` done with photos / retake / submit flagged / finish
+later, `sv:a|r:<case>:<version>` approve / reject, `wc:<flow>` cancel a reason prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wecom.formats import Button
+
+Gettext = Callable[[str], str]
+
+
+def offer_buttons(_: Gettext, offer_id: int) -> list[Button]:
+    return [Button(_("✅ Accept"), f"wo:a:{offer_id}", 1), Button(_("↩️ Return to dispatcher"), f"wo:r:{offer_id}", 3)]
+
+
+def task_buttons(_: Gettext, task_id: int, *, can_return: bool = True) -> list[Button]:
+    buttons = [Button(_("📸 Complete"), f"wt:c:{task_id}", 1)]
+    if can_return:
+        buttons.append(Button(_("↩️ Return to dispatcher"), f"wt:r:{task_id}", 3))
+    return buttons
+
+
+def photos_buttons(_: Gettext, completion_id: int, *, have_photos: bool) -> list[Button]:
+    buttons = []
+    if have_photos:
+        buttons += [Button(_("➡️ Done with photos"), f"wp:d:{completion_id}", 1),
+                    Button(_("🔁 Retake photos"), f"wp:p:{completion_id}", 3)]
+    return buttons + [Button(_("⏸ Finish later"), f"wp:x:{completion_id}", 3)]
+
+
+def flag_buttons(_: Gettext, completion_id: int) -> list[Button]:
+    return [Button(_("⚠️ Submit anyway for the supervisor to judge"), f"wp:f:{completion_id}", 2),
+            Button(_("⏸ Finish later"), f"wp:x:{completion_id}", 3)]
+
+
+def verify_buttons(_: Gettext, case_id: int, version: int) -> list[Button]:
+    return [Button(_("✅ Approve and close"), f"sv:a:{case_id}:{version}", 4),
+            Button(_("🔁 Reject: rework"), f"sv:r:{case_id}:{version}", 2)]
+
+
+def cancel_buttons(_: Gettext, flow: str) -> list[Button]:
+    return [Button(_("Cancel"), f"wc:{flow}", 3)]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A pressed button's key, parsed: `prefix` (wo, wt, wp, sv, wc), `action` and integer `ids`."""
+
+    prefix: str
+    action: str
+    ids: tuple[int, ...]
+
+
+def parse_key(key: str) -> Action | None:
+    parts = key.split(":")
+    if len(parts) < 2 or parts[0] not in ("wo", "wt", "wp", "sv", "wc"):
+        return None
+    if parts[0] == "wc":
+        return Action("wc", parts[1], ())
+    try:
+        return Action(parts[0], parts[1], tuple(int(p) for p in parts[2:]))
+    except ValueError:
+        return None
