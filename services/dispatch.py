@@ -60,9 +60,9 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     remaining = tasks
     if case.source == CaseSource.PATROL and assign_to_reporter(session, ctx, case, tasks[0]):
         remaining = tasks[1:]
-    for task in remaining:
-        offer_task(session, ctx, case, task, new_task=True)
-    ensure_dispatched(session, ctx, case)
+    offered = [offer_task(session, ctx, case, task, new_task=True) for task in remaining]
+    if any(offered):  # else every task waits (escalated), or a patrol case is already its finder's
+        ensure_dispatched(session, ctx, case, offered=True)
 
 
 def departments_for(category: Category) -> list[str]:
@@ -116,11 +116,12 @@ def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: Cas
 
 
 
-def ensure_dispatched(session: Session, ctx: ServiceContext, case: Case) -> None:
-    """Move a registered or returned case to DISPATCHED once any of its tasks is offered or held."""
+def ensure_dispatched(session: Session, ctx: ServiceContext, case: Case, *, offered: bool = False) -> None:
+    """Move a registered or returned case to DISPATCHED once any of its tasks is offered or held
+    (`offered`: the caller just made offers, so there is no need to count them)."""
     if Status(case.status) not in (Status.REGISTERED, Status.RETURNED):
         return
-    active = session.exec(
+    active = offered or session.exec(
         select(func.count()).select_from(CaseTask).where(
             CaseTask.case_id == case.id, CaseTask.status.in_([TaskStatus.OFFERED, TaskStatus.ACCEPTED])
         )

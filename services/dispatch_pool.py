@@ -36,8 +36,8 @@ def find_workers(session: Session, *, area_code: str, department_code: str, excl
         )
     ).all()
     workers = [p for p in rows if p.has_role(Role.WORKER) and p.id not in excluded]
-    if not workers:
-        return []
+    if len(workers) <= 1:
+        return workers  # nothing to rank: the load counts below would not change the answer
     ids = [w.id for w in workers]
     open_case = Case.status.in_([s.value for s in OPEN])  # a case ended elsewhere is nobody's load
     held = dict(session.exec(
