@@ -18,7 +18,6 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
 from models.api import IdempotencyRecord
 from services.context import ServiceContext
@@ -79,32 +78,31 @@ def begin(ctx: ServiceContext, *, api_key_id: int, key: str, fingerprint: str) -
     settings = ctx.settings
     expires = now + timedelta(hours=settings.idempotency_ttl_hours)
     locked = now + timedelta(seconds=settings.idempotency_lock_s)
-    where = (IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.idem_key == key)
+    table = IdempotencyRecord.__table__
+    where = (table.c.api_key_id == api_key_id, table.c.idem_key == key)
     for _ in range(3):  # a concurrent first use may win the insert; then read what it wrote
         try:
-            with transaction(ctx.sessions) as session:
-                row = session.exec(select(IdempotencyRecord).where(*where)).first()
-                if row is not None and row.expires_at <= now:
-                    session.delete(row)
-                    session.flush()
+            with transaction(ctx.sessions) as session:  # Core throughout: this runs on every unsafe request
+                row = session.execute(sa.select(table).where(*where)).mappings().first()
+                if row is not None and row["expires_at"] <= now:
+                    session.execute(sa.delete(table).where(table.c.id == row["id"]))
                     row = None
                 if row is None:
-                    row = IdempotencyRecord(api_key_id=api_key_id, idem_key=key, fingerprint=fingerprint,
-                                            state="in_flight", created_at=now, expires_at=expires,
-                                            locked_until=locked)
-                    session.add(row)
-                    session.flush()
-                    return Started(row.id)
-                if row.fingerprint != fingerprint:
+                    record_id = session.execute(sa.insert(table).values(
+                        api_key_id=api_key_id, idem_key=key, fingerprint=fingerprint, state="in_flight",
+                        created_at=now, expires_at=expires, locked_until=locked,
+                    ).returning(table.c.id)).scalar_one()
+                    return Started(record_id)
+                if row["fingerprint"] != fingerprint:
                     raise KeyReused(key)
-                if row.state == "done":
-                    return Replay(row.status_code, row.response_body or "", row.content_type or "application/json")
-                if row.locked_until is not None and row.locked_until > now:
+                if row["state"] == "done":
+                    return Replay(row["status_code"], row["response_body"] or "",
+                                  row["content_type"] or "application/json")
+                if row["locked_until"] is not None and row["locked_until"] > now:
                     raise KeyInFlight(key)
                 # The first request died without an answer: this one takes over.
-                row.locked_until = locked
-                session.add(row)
-                return Started(row.id)
+                session.execute(sa.update(table).where(table.c.id == row["id"]).values(locked_until=locked))
+                return Started(row["id"])
         except IntegrityError:
             continue
     raise KeyInFlight(key)
