@@ -103,9 +103,32 @@ def report(ctx: ServiceContext, *, category: str = "exposed_garbage", grid: str 
                               phash=clean.phash, telegram_file_unique_id=photo_unique_id, width=clean.width,
                               height=clean.height, created_at=ctx.clock.now()))
 
-    return report_case(ctx, actor=Actor(role, reporter_id), source=source, category_code=category, lat=lat, lon=lon,
+    case = report_case(ctx, actor=Actor(role, reporter_id), source=source, category_code=category, lat=lat, lon=lon,
                        description=description, address=address, source_event_id=source_event_id,
                        before_dispatch=before)
+    return wait_dispatched(ctx.sessions, case.id)
+
+
+def wait_dispatched(sessions: Any, case_id: int, timeout: float = 15.0) -> Case:
+    """Wait until the dispatcher took the case (its queue row and its offers commit together); the case then.
+
+    Without a running dispatcher loop the case was dispatched inline and this returns at once; with one
+    (a started app), registration answers first and the loop offers the case right after.
+    """
+    import time
+
+    from models.work import PendingDispatch
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with sessions() as s:
+            if s.get(PendingDispatch, case_id) is None:
+                case = s.get(Case, case_id)
+                s.expunge(case)
+                return case
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"case {case_id} was not dispatched within {timeout} s")
+        time.sleep(0.01)
 
 
 def picture(seed: int, size: tuple[int, int] = (640, 480), fmt: str = "JPEG") -> bytes:

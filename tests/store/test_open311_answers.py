@@ -36,7 +36,7 @@ def test_the_work_order_shows_the_answers_and_masks_numbers_in_the_text(ctx, db,
     case = submit_service_request(ctx, principal=_principal(ctx), request=ServiceRequest(
         service_code="exposed_garbage", lat=lat, lon=lon, description="Call 13812345678 at the gate",
         attributes={"volume": "pile", "kinds": ["food", "bulky"], "note": "ID 110101199003071234"}))
-    [order, _venue] = queued(db.sessions, 601)
+    [order] = queued(db.sessions, 601)  # one message: the order (no photo here), its buttons with it
     text = order.payload["text"]
     assert "How much garbage?: A pile" in text and "What kind?: Food waste, Bulky items" in text
     assert "note: ID **************1234" in text and "110101" not in text
