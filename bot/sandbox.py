@@ -40,7 +40,7 @@ from sqlmodel import select
 from bot import sandbox_views
 from bot.emulator import BotApiEmulator, FakeUser
 from bot.sandbox_channel import PaneChannel
-from bot.sandbox_demo import DEMO_PEOPLE, DEMO_STREET, DemoPerson, seed_demo_people
+from bot.sandbox_demo import DEMO_PEOPLE, DEMO_STREET, DemoPerson, back_to_telegram, seed_demo_people
 from bot.sandbox_safety import SandboxRefused, check_binding, is_loopback_host
 from models.lifecycle import Role
 from models.tables import Area, Person
@@ -197,6 +197,8 @@ class Sandbox:
                                   Role.RESIDENT, person.phone or "")
             if self.pane_channel is not None:
                 await self.pane_channel.start({p.key: uid for uid, p in self.personas.items()}, self.emulator.touch)
+            else:
+                await asyncio.to_thread(back_to_telegram, self.ctx)
         except BaseException:
             await self.emulator.stop()
             raise

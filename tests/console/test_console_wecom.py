@@ -25,6 +25,7 @@ from onegrid.i18n import gettext_for
 from onegrid.sandbox_wecom import WECOM_PEOPLE
 from tests.console.conftest import (
     CONSOLE_HEADERS,
+    EventStream,
     Running,
     grid_point,
     picture,
@@ -176,3 +177,31 @@ async def test_a_refused_press_on_wecom_says_why(wecom_sandbox: Running) -> None
     assert gone.status_code == 422 and gone.json()["code"] == "message_gone"
     assert contact.status_code == 422 and contact.json()["code"] == "not_on_this_channel"
     assert sent.status_code == 200 and chat["messages"][0]["mine"] and chat["messages"][0]["text"] == "你好"
+
+
+async def test_the_stream_follows_the_wecom_pane(wecom_sandbox: Running) -> None:
+    worker = wecom_sandbox.persona_id("worker")
+    async with wecom_sandbox.client() as client, client.stream("GET", "/console/api/events") as response:
+        events = EventStream(response)
+        _, snapshot = await events.until(lambda name, data: name == "chat" and data["persona"] == worker)
+        assert snapshot["chat"]["channel"] == "wecom" and snapshot["chat"]["messages"] == []
+        await post(client, worker, "text", {"text": "在岗"})
+        _, changed = await events.until(lambda name, data: name == "chat" and data["persona"] == worker
+                                        and data["chat"]["messages"])
+    assert changed["chat"]["messages"][0]["text"] == "在岗" and changed["chat"]["messages"][0]["mine"]
+
+
+async def test_without_wecom_the_demo_worker_is_on_telegram_again(db, clock: FakeClock, tmp_path: Path) -> None:
+    seed_store(db.sessions, clock)
+    channels = []
+    for run, wecom in (("first", "on"), ("again", "off")):
+        running = await serve_sandbox(build(sandbox_settings(db.url, tmp_path / run, sandbox_wecom=wecom),
+                                            clock=clock))
+        try:
+            async with running.client() as client:
+                people = {p["key"]: p for p in (await client.get("/console/api/session")).json()["people"]}
+                chat = (await client.get(f"/console/api/personas/{running.persona_id('worker')}/chat")).json()
+        finally:
+            await stop_sandbox(running)
+        channels.append((people["worker"]["channel"], chat["channel"], running.app.wecom is not None))
+    assert channels == [("wecom", "wecom", True), ("telegram", "telegram", False)]
