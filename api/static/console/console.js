@@ -192,6 +192,7 @@ class Pane {
 
   async shareLocation() {
     translate(state.picker.dialog, this.locale); // the picker speaks the persona's language
+    state.picker.dialog.querySelector("label.live").hidden = this.person?.channel === "wecom"; // WeCom: no live location
     const picked = await state.picker.open((key) => this.t(key), this.locale);
     if (picked) await this.act(`/personas/${this.id}/location`, picked);
   }
