@@ -123,12 +123,21 @@ def render_chat(chat: dict[str, Any], persona_id: int) -> dict[str, Any]:
             "placeholder": keyboard.get("input_field_placeholder"),
         }
     return {
+        "channel": "telegram",
         "messages": [render_message(m, persona_id) for m in chat["messages"]],
         "reply_keyboard": reply_keyboard,
         "toasts": [{"id": a["callback_query_id"], "text": a["text"], "alert": bool(a["show_alert"])}
                    for a in chat["callback_answers"]],
         "commands": chat["commands"],
     }
+
+
+def chat_view(sandbox: Sandbox, persona_id: int) -> dict[str, Any]:
+    """What a persona's pane shows: their Telegram chat, or their chat on the sandbox's other messenger
+    (WeCom / 政务微信, already in this shape). Raises PersonaNotFound."""
+    if sandbox.pane_channel is not None and sandbox.on_pane_channel(persona_id):
+        return sandbox.pane_channel.chat(persona_id)
+    return render_chat(sandbox.chat(persona_id), persona_id)
 
 
 # ------------------------------------------------------------------------------------ requests
@@ -192,7 +201,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             return _refusal(404, exc.code, str(exc))
         except PersonaError as exc:
             return _refusal(422 if exc.code != "button_gone" else 409, exc.code, str(exc))
-        return JSONResponse({"ok": True, "update_id": update["update_id"]})
+        return JSONResponse({"ok": True, "update_id": update.get("update_id")})
 
     @router.get("")
     @router.get("/")
@@ -215,7 +224,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     @router.get("/api/personas/{persona_id}/chat")
     async def chat(persona_id: int) -> Response:
         try:
-            return JSONResponse(render_chat(sandbox.chat(persona_id), persona_id))
+            return JSONResponse(chat_view(sandbox, persona_id))
         except PersonaNotFound as exc:
             return _refusal(404, exc.code, str(exc))
 
@@ -307,7 +316,7 @@ async def _stream(sandbox: Sandbox) -> AsyncIterator[str]:
         people = await asyncio.to_thread(sandbox.people)
         yield _sse("people", people)
         for persona_id in list(sandbox.personas):
-            yield _sse("chat", {"persona": persona_id, "chat": render_chat(sandbox.chat(persona_id), persona_id)})
+            yield _sse("chat", {"persona": persona_id, "chat": chat_view(sandbox, persona_id)})
         latest = await asyncio.to_thread(sandbox.latest_event_id)
         yield _sse("cases", {"latest_event": latest})
         last_sent = last_polled = loop.time()
@@ -315,7 +324,7 @@ async def _stream(sandbox: Sandbox) -> AsyncIterator[str]:
             changed = await feed.next(timeout=STATE_POLL_S)
             for persona_id in sorted(changed & set(sandbox.personas)):
                 yield _sse("chat", {"persona": persona_id,
-                                    "chat": render_chat(sandbox.chat(persona_id), persona_id)})
+                                    "chat": chat_view(sandbox, persona_id)})
                 last_sent = loop.time()
             if loop.time() - last_polled >= STATE_POLL_S / 2:
                 last_polled = loop.time()

@@ -24,6 +24,7 @@ UI_STRINGS: dict[str, str] = {
     "photo": N_("Photo"),
     "caption": N_("Caption (optional)"),
     "location": N_("Location"),
+    "channel_wecom": N_("WeCom / 政务微信"),
     "start": N_("Start"),
     "empty_chat": N_("No messages yet. Press Start to talk to the bot."),
     "menu": N_("Menu"),

@@ -16,7 +16,9 @@ What callers may rely on:
 
 Its parts: `bot.sandbox_safety` (loopback only), `bot.sandbox_demo` (the demo people and their
 seeding), `bot.sandbox_views` (what the console reads from the store); this module holds the
-`Sandbox` itself and the personas one acts as.
+`Sandbox` itself and the personas one acts as. A persona's pane may run on another messenger
+(`pane_channel`, bot/sandbox_channel.py: WeCom / 政务微信 with ONEGRID_SANDBOX_WECOM=on); its actions
+then go through that messenger's emulator instead.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from sqlmodel import select
 
 from bot import sandbox_views
 from bot.emulator import BotApiEmulator, FakeUser
-from bot.sandbox_demo import DEMO_PEOPLE, DEMO_STREET, DemoPerson, seed_demo_people
+from bot.sandbox_channel import PaneChannel
+from bot.sandbox_demo import DEMO_PEOPLE, DEMO_STREET, DemoPerson, back_to_telegram, seed_demo_people
 from bot.sandbox_safety import SandboxRefused, check_binding, is_loopback_host
 from models.lifecycle import Role
 from models.tables import Area, Person
@@ -144,6 +147,7 @@ class Sandbox:
         self.seeded: list[str] = []
         # Long-lived console streams end when this says the server is stopping (set by `serve`).
         self.shutting_down: Callable[[], bool] = lambda: False
+        self.pane_channel: PaneChannel | None = None  # set by the wiring before start
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -191,6 +195,10 @@ class Sandbox:
                                   "zh-hans" if person.locale == "zh_CN" else "en",
                                   f"resident{person.telegram_user_id - EXTRA_RESIDENT_BASE}",
                                   Role.RESIDENT, person.phone or "")
+            if self.pane_channel is not None:
+                await self.pane_channel.start({p.key: uid for uid, p in self.personas.items()}, self.emulator.touch)
+            else:
+                await asyncio.to_thread(back_to_telegram, self.ctx)
         except BaseException:
             await self.emulator.stop()
             raise
@@ -207,6 +215,8 @@ class Sandbox:
 
     async def stop(self) -> None:
         self._running = False
+        if self.pane_channel is not None:
+            await self.pane_channel.stop()
         await self.emulator.stop()
 
     def status(self) -> dict[str, Any]:
@@ -279,17 +289,24 @@ class Sandbox:
                     persona.user.language_code, self.settings.default_locale),
                 "on_duty": bool(person.on_duty) if person else False,
                 "known": person is not None,
+                "channel": self.pane_channel.name if self.on_pane_channel(user_id) else "telegram",
             })
         return result
 
     # -- acting as a persona -----------------------------------------------------------------
-    # Each of these is what the Telegram app does when its user types, taps or shares.
+    # Each of these is what the Telegram app does when its user types, taps or shares (or, for a
+    # persona on `pane_channel`, what that messenger's app does).
+
+    def on_pane_channel(self, user_id: int) -> bool:
+        return self.pane_channel is not None and self.pane_channel.has(user_id)
 
     async def send_text(self, user_id: int, text: str) -> dict[str, Any]:
         user = self.persona(user_id).user
         text = text.strip()
         if not text:
             raise PersonaError("empty", "empty message")
+        if self.pane_channel is not None and self.pane_channel.has(user_id):
+            return await self.pane_channel.send_text(user_id, text)
         if text.startswith("/") and len(text) > 1 and not text[1].isspace():
             command, _, args = text.partition(" ")
             return await user.send_command(command, args.strip() or None)
@@ -297,6 +314,8 @@ class Sandbox:
 
     async def press(self, user_id: int, message_id: int, callback_data: str) -> dict[str, Any]:
         user = self.persona(user_id).user
+        if self.pane_channel is not None and self.pane_channel.has(user_id):
+            return await self.pane_channel.press(user_id, message_id, callback_data)
         message = self.emulator.store.get(user.id, message_id)
         if message is None:
             raise PersonaError("message_gone", "that message is gone")
@@ -308,16 +327,22 @@ class Sandbox:
     async def send_location(self, user_id: int, latitude: float, longitude: float, *, live: bool = False,
                             accuracy_m: float | None = 10.0) -> dict[str, Any]:
         user = self.persona(user_id).user
+        if self.pane_channel is not None and self.pane_channel.has(user_id):  # no live location there
+            return await self.pane_channel.send_location(user_id, latitude, longitude)
         return await user.send_location(latitude, longitude, horizontal_accuracy=accuracy_m,
                                         live_period=LIVE_LOCATION_SECONDS if live else None)
 
     async def send_photo(self, user_id: int, data: bytes, caption: str | None = None) -> dict[str, Any]:
         user = self.persona(user_id).user
         jpeg = await asyncio.to_thread(client_photo, data)
+        if self.pane_channel is not None and self.pane_channel.has(user_id):
+            return await self.pane_channel.send_photo(user_id, jpeg, caption.strip() if caption else None)
         return await user.send_photo(jpeg, caption.strip() if caption and caption.strip() else None)
 
     async def share_contact(self, user_id: int) -> dict[str, Any]:
         persona = self.persona(user_id)
+        if self.on_pane_channel(user_id):
+            raise PersonaError("not_on_this_channel", "contacts are shared only on Telegram")
         return await persona.user.send_contact(persona.phone or "+8613800000000")
 
     # -- what the console reads --------------------------------------------------------------
@@ -345,6 +370,8 @@ class Sandbox:
 
     def file(self, file_id: str) -> bytes | None:
         stored = self.emulator.files.get(file_id)
+        if stored is None and self.pane_channel is not None:
+            return self.pane_channel.file(file_id)
         return None if stored is None else stored.data
 
     def map_features(self, area_code: str | None = None) -> dict[str, Any]:

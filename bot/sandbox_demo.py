@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from models.lifecycle import Role
 from models.tables import Area, Person
 from services import reference
+from services.people import choose_channel, find_person_by_telegram_id
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -92,6 +93,18 @@ def seed_demo_people(ctx: ServiceContext, people: tuple[DemoPerson, ...] = DEMO_
             )
             reference.bump(session)
     return created
+
+
+def back_to_telegram(ctx: ServiceContext, people: tuple[DemoPerson, ...] = DEMO_PEOPLE) -> list[str]:
+    """Demo people left on WeCom by an earlier run with ONEGRID_SANDBOX_WECOM=on are notified on Telegram
+    again (this run has no WeCom emulator, so nothing sent there would reach their pane); their keys."""
+    moved = []
+    for demo in people:
+        person = find_person_by_telegram_id(ctx, telegram_user_id=demo.telegram_user_id)
+        if person is not None and person.channel == "wecom":
+            choose_channel(ctx, person_id=person.id, channel="telegram")
+            moved.append(demo.key)
+    return moved
 
 
 def _person(session: Session, telegram_user_id: int) -> Person | None:

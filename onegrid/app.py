@@ -26,6 +26,7 @@ from bot.factory import create_bot, create_dispatcher
 from bot.polling import InboxPolling
 from bot.sandbox import Sandbox, SandboxRefused
 from onegrid.clock import Clock, SystemClock
+from onegrid.sandbox_wecom import WecomPanes, with_sandbox_wecom
 from onegrid.settings import Settings
 from onegrid.wecom_app import WecomChannel, build_wecom
 from onegrid.wiring import make_bus
@@ -148,6 +149,7 @@ def check_webhook_settings(settings: Settings) -> None:
 def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     """Wire every part of OneGrid from `settings`. Does not start anything or touch the network."""
     check_webhook_settings(settings)
+    settings = with_sandbox_wecom(settings)  # ONEGRID_SANDBOX_WECOM=on: generated WeCom credentials
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
@@ -205,6 +207,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     app.api = create_api(app)
     if settings.wecom_enabled:
         app.wecom = build_wecom(ctx, app.api)
+        if app.sandbox is not None:  # the sandbox's WeCom emulator, and the demo worker's pane on it
+            app.sandbox.pane_channel = WecomPanes(ctx, app.wecom)
     return app
 
 

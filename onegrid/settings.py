@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     sandbox: Literal["auto", "off"] = "auto"
     # The sandbox refuses an API_HOST that is not a loopback address unless this is set.
     allow_non_loopback_sandbox: bool = False
+    # "on" also runs the WeCom / 政务微信 emulator in the sandbox (onegrid/sandbox_wecom.py) with generated
+    # credentials and puts the demo worker on WeCom: the console shows their pane as a WeCom conversation.
+    sandbox_wecom: Literal["on", "off"] = "off"
 
     # --- WeCom / 政务微信 (wecom/): workers and supervisors on the government messenger. All five of CORP_ID,
     # AGENT_ID, SECRET, TOKEN, ENCODING_AES_KEY turn the channel on; API_BASE points at a private deployment.

@@ -60,6 +60,10 @@ class WecomClient:
         self._token_lock = asyncio.Lock()
         self.token_fetches = 0  # how often gettoken was called (status and tests)
 
+    def point_at(self, api_base: str) -> None:
+        """Send from now on to `api_base` (the sandbox's emulator, known only once it listens)."""
+        self._base = api_base.rstrip("/")
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

@@ -271,6 +271,11 @@ class BotApiEmulator:
             self._feeds.add(feed)
         return feed
 
+    def touch(self, chat_id: int) -> None:
+        """Tell watchers and waiters that `chat_id` changed outside the emulator (another messenger's pane)."""
+        self._publish(chat_id)
+        self._signal_change()
+
     def _publish(self, chat_id: int | str | None) -> None:
         if isinstance(chat_id, int):
             for feed in list(self._feeds):

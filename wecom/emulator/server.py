@@ -11,6 +11,7 @@ What callers may rely on:
 - `fail_next(errcode, times)` answers the next calls of message/send with that errcode (45009, -1)
   or, for 500/502/503, with that HTTP status. Refused calls change nothing.
 - `requests` records every call as (path, errcode or HTTP status).
+- Each function in `listeners` is called with the userid of every member an accepted message reached.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class WecomEmulator:
     token_ttl_s: int = 7200
     now: Callable[[], float] = time.time
     callback_url: str | None = None  # where members' callbacks go (OneGrid's /wecom/callback)
+    listeners: list[Callable[[str], None]] = field(default_factory=list)
     requests: list[tuple[str, int]] = field(default_factory=list)
     media: dict[str, bytes] = field(default_factory=dict)
     _tokens: dict[str, float] = field(default_factory=dict)
@@ -197,6 +199,8 @@ class WecomEmulator:
             received.image = self.media[body["image"]["media_id"]]
         for userid in body["touser"].split("|"):
             self._inboxes[userid].append(received)
+            for listener in self.listeners:
+                listener(userid)
         extra = {"response_code": received.response_code} if received.response_code else {}
         return self._answer("message/send", 0, invaliduser="", msgid=msgid, **extra)
 

@@ -128,6 +128,11 @@ class Pane {
     duty.textContent = staff ? t(person.on_duty ? "on_duty" : "off_duty") : "";
     duty.dataset.onDuty = staff && person.on_duty;
     this.root.querySelector(".locale").textContent = person.locale === "zh_CN" ? "中文" : "EN";
+    // A pane on WeCom / 政务微信 (ONEGRID_SANDBOX_WECOM=on) is marked; its actions go through the WeCom emulator.
+    const channel = this.root.querySelector(".channel");
+    this.root.dataset.channel = person.channel || "telegram";
+    channel.hidden = person.channel !== "wecom";
+    channel.textContent = channel.hidden ? "" : t("channel_wecom");
     translate(this.root, person.locale);
     if (this.chat) this.render(this.chat, true);
   }
@@ -187,6 +192,7 @@ class Pane {
 
   async shareLocation() {
     translate(state.picker.dialog, this.locale); // the picker speaks the persona's language
+    state.picker.dialog.querySelector("label.live").hidden = this.person?.channel === "wecom"; // WeCom: no live location
     const picked = await state.picker.open((key) => this.t(key), this.locale);
     if (picked) await this.act(`/personas/${this.id}/location`, picked);
   }
