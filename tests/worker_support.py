@@ -10,6 +10,7 @@ import io
 import json
 import random
 import zlib
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,12 @@ def report(ctx: ServiceContext, *, category: str = "exposed_garbage", grid: str 
            source: CaseSource = CaseSource.RESIDENT, description: str = "Garbage piled by the gate",
            address: str | None = "12 Nanjing East Road", source_event_id: str | None = None,
            photo: bytes | None = None, photo_unique_id: str | None = None,
-           at: tuple[float, float] | None = None) -> Case:
-    """Register a case in `grid` the way the report flow does (the resident's photo attached before dispatch)."""
+           at: tuple[float, float] | None = None, dispatch_now: bool = True) -> Case:
+    """Register a case in `grid` the way the report flow does (the resident's photo attached before dispatch).
+
+    `dispatch_now`: dispatch it inline right after the commit (as without a dispatcher loop), so the caller
+    sees its offers at once; False leaves it to `ctx.on_registered` (tests of the dispatcher itself).
+    """
     lat, lon = at or point_in(grid)
     role = Role.WORKER if source == CaseSource.PATROL else Role.RESIDENT if reporter_id else Role.SYSTEM
     before = None
@@ -103,32 +108,11 @@ def report(ctx: ServiceContext, *, category: str = "exposed_garbage", grid: str 
                               phash=clean.phash, telegram_file_unique_id=photo_unique_id, width=clean.width,
                               height=clean.height, created_at=ctx.clock.now()))
 
-    case = report_case(ctx, actor=Actor(role, reporter_id), source=source, category_code=category, lat=lat, lon=lon,
+    if dispatch_now:  # offered before this returns, in this thread, even where a dispatcher loop runs
+        ctx = replace(ctx, on_registered=None)
+    return report_case(ctx, actor=Actor(role, reporter_id), source=source, category_code=category, lat=lat, lon=lon,
                        description=description, address=address, source_event_id=source_event_id,
                        before_dispatch=before)
-    return wait_dispatched(ctx.sessions, case.id)
-
-
-def wait_dispatched(sessions: Any, case_id: int, timeout: float = 15.0) -> Case:
-    """Wait until the dispatcher took the case (its queue row and its offers commit together); the case then.
-
-    Without a running dispatcher loop the case was dispatched inline and this returns at once; with one
-    (a started app), registration answers first and the loop offers the case right after.
-    """
-    import time
-
-    from models.work import PendingDispatch
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with sessions() as s:
-            if s.get(PendingDispatch, case_id) is None:
-                case = s.get(Case, case_id)
-                s.expunge(case)
-                return case
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"case {case_id} was not dispatched within {timeout} s")
-        time.sleep(0.01)
 
 
 def picture(seed: int, size: tuple[int, int] = (640, 480), fmt: str = "JPEG") -> bytes:

@@ -4,6 +4,8 @@ resident who can find messages and press buttons the way a person reads the chat
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import io
 import json
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +25,6 @@ from onegrid.clock import FakeClock
 from services.areas import import_geojson
 from services.catalogue import apply_catalogue, load_catalogue
 from tests.bot.conftest import harness_settings
-from tests.worker_support import wait_dispatched
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_MAP = ROOT / "data" / "shanghai-demo-grids.geojson"
@@ -286,10 +287,11 @@ def seed_case(app: OneGrid, *, person_id: int, category: str = "exposed_garbage"
         session.add(ReportReceipt(person_id=person_id, draft_id=secrets.token_hex(4), case_id=case.id,
                                   kind=ReportKind.NEW_CASE, created_at=now))
 
-    case = cases.report_case(app.ctx, actor=Actor(Role.RESIDENT, person_id), source=CaseSource.RESIDENT,
+    # Inline dispatch, in this thread: the test's event loop (where the dispatcher loop runs) is blocked here.
+    case = cases.report_case(replace(app.ctx, on_registered=None), actor=Actor(Role.RESIDENT, person_id), source=CaseSource.RESIDENT,
                              category_code=category, lat=where[0], lon=where[1], description=description,
                              before_dispatch=attach)
-    return wait_dispatched(app.ctx.sessions, case.id)
+    return case
 
 
 def offset(point: tuple[float, float], *, north_m: float = 0.0, east_m: float = 0.0) -> tuple[float, float]:

@@ -41,7 +41,7 @@ def waiting(db) -> list[int]:
 
 def test_a_case_registered_before_a_crash_is_dispatched_after_the_restart(ctx, db, clock) -> None:
     worker = add_worker(db.sessions, clock.now(), 701)
-    case = report(crashed_before_dispatch(ctx))
+    case = report(crashed_before_dispatch(ctx), dispatch_now=False)
 
     # The answer went out, the case is registered and queued, and nobody was offered anything yet.
     assert case.status == Status.REGISTERED
@@ -79,7 +79,7 @@ def test_a_woken_dispatcher_offers_the_case_without_waiting_for_its_poll(ctx, db
         while not loop.running:
             await asyncio.sleep(0)
         live = replace(ctx, on_registered=loop.wake)
-        case = await asyncio.to_thread(report, live)
+        case = await asyncio.to_thread(report, live, dispatch_now=False)
         assert case.status == Status.REGISTERED  # the answer does not wait for dispatch
         for _ in range(500):
             with db.sessions() as s:
@@ -98,7 +98,7 @@ def test_a_woken_dispatcher_offers_the_case_without_waiting_for_its_poll(ctx, db
 def test_two_dispatchers_on_one_store_offer_each_case_once(ctx, db, clock) -> None:
     workers = [add_worker(db.sessions, clock.now(), 710 + i) for i in range(2)]
     silent = crashed_before_dispatch(ctx)
-    cases = [report(silent, description=f"pile {i}") for i in range(40)]
+    cases = [report(silent, description=f"pile {i}", dispatch_now=False) for i in range(40)]
     assert sorted(waiting(db)) == sorted(c.id for c in cases)
 
     # Two processes: each its own engine and pool on the same store, running batches at the same time.
@@ -135,7 +135,8 @@ def test_two_dispatchers_on_one_store_offer_each_case_once(ctx, db, clock) -> No
 def test_a_case_whose_dispatch_fails_waits_and_does_not_block_the_others(ctx, db, clock, monkeypatch) -> None:
     add_worker(db.sessions, clock.now(), 720)
     silent = crashed_before_dispatch(ctx)
-    bad, good = report(silent, description="bad"), report(silent, description="good")
+    bad, good = (report(silent, description="bad", dispatch_now=False),
+                 report(silent, description="good", dispatch_now=False))
     real = dispatcher.dispatch.dispatch_new_case
 
     def flaky(session, ctx_, case) -> None:  # noqa: ANN001 - a store fault on one case only
@@ -156,7 +157,7 @@ def test_a_case_whose_dispatch_fails_waits_and_does_not_block_the_others(ctx, db
 
 def test_a_case_handled_by_hand_before_the_dispatcher_ran_is_left_alone(ctx, db, clock) -> None:
     add_worker(db.sessions, clock.now(), 730)
-    case = report(crashed_before_dispatch(ctx))
+    case = report(crashed_before_dispatch(ctx), dispatch_now=False)
     cases.apply_action(ctx, case_id=case.id, action=Action.CANCEL, actor=Actor(Role.DISPATCHER),
                        note="duplicate of a hotline case")
     assert dispatcher.dispatch_pending(ctx) == 1

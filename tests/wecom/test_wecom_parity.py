@@ -8,7 +8,7 @@ import pytest
 
 from models.lifecycle import Status
 from tests.wecom.support import ZH, act, add_wecom_person, case_events, case_status, next_message
-from tests.worker_support import STREET, add_supervisor, add_worker, answer_to, button, offset, picture, report, settle
+from tests.worker_support import STREET, add_supervisor, add_worker, answer_to, button, offset, picture, report
 from wecom.emulator import WecomMember
 
 WORKER, BOSS = 9501, 9502
@@ -16,9 +16,7 @@ WORKER, BOSS = 9501, 9502
 
 async def telegram_worker_does_the_work(world, emulator, db, clock, case) -> None:  # noqa: ANN001
     worker = emulator.user(WORKER, first_name="Wang", language_code="en")
-    [order] = await worker.wait_inbox(1)
-    settle(clock)
-    await worker.wait_inbox(2)
+    [order] = await worker.wait_inbox(1)  # one message: the order and its buttons
     await worker.press(order, button(order, "wo:a:"))
     await emulator.wait_for(lambda: worker.inbox[0]["text"].startswith("✅ You accepted"))
     await worker.press(worker.inbox[0], button(worker.inbox[0], "wt:c:"))
