@@ -71,34 +71,28 @@ def _copy(session: Session, model: type, where: sa.ColumnElement[bool]) -> objec
     return model(**row) if row is not None else None
 
 
+def _lookup(session: Session, kind: str, model: type, column: sa.Column, code: str) -> object | None:
+    """The cached row of `model` whose `column` is `code` (None cached too), read on a miss."""
+    found_in: dict[str, object | None] = getattr(_cache(session), kind)
+    found = found_in.get(code, _MISSING)
+    if found is _MISSING:
+        found = found_in[code] = _copy(session, model, column == code)
+    return found
+
+
 def category(session: Session, code: str) -> Category | None:
     """The category with this code (active or not), or None."""
-    cache = _cache(session)
-    found = cache.categories.get(code, _MISSING)
-    if found is _MISSING:
-        found = _copy(session, Category, Category.__table__.c.code == code)
-        cache.categories[code] = found
-    return found  # type: ignore[return-value]
+    return _lookup(session, "categories", Category, Category.__table__.c.code, code)  # type: ignore[return-value]
 
 
 def intake_rule(session: Session, code: str) -> IntakeRule | None:
     """The category's own intake rule, or None (the settings' default applies)."""
-    cache = _cache(session)
-    found = cache.rules.get(code, _MISSING)
-    if found is _MISSING:
-        found = _copy(session, IntakeRule, IntakeRule.__table__.c.category_code == code)
-        cache.rules[code] = found
-    return found  # type: ignore[return-value]
+    return _lookup(session, "rules", IntakeRule, IntakeRule.__table__.c.category_code, code)  # type: ignore[return-value]
 
 
 def area(session: Session, code: str) -> Area | None:
     """The area with this code, or None."""
-    cache = _cache(session)
-    found = cache.areas.get(code, _MISSING)
-    if found is _MISSING:
-        found = _copy(session, Area, Area.__table__.c.code == code)
-        cache.areas[code] = found
-    return found  # type: ignore[return-value]
+    return _lookup(session, "areas", Area, Area.__table__.c.code, code)  # type: ignore[return-value]
 
 
 def bump(session: Session, now: datetime | None = None) -> None:
