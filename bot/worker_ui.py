@@ -82,6 +82,9 @@ def task_keyboard(_: Gettext, task_id: int, *, can_return: bool = True, navigate
     rows = [row]
     if navigate_url:
         rows.append([navigate_button(_, navigate_url)])
+    from bot.field_ui import progress_button  # it builds on this module's helpers
+
+    rows.append([progress_button(_, task_id)])  # on the way: arrived, waiting, needs another department
     return {"inline_keyboard": rows}
 
 

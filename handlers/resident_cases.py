@@ -10,6 +10,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.renderers.field_text import note_label
 from bot.renderers.resident_outbox import Outgoing, send
 from bot.renderers.resident_views import EVENT_LABELS, status_label
 from bot.resident_ui import MY_CASES_BUTTON, MyCasesCb, button, current_locale, in_every_language, inline
@@ -101,6 +102,10 @@ def _card_text(card: CaseCard, ctx: ServiceContext) -> str:
         lines.append(_("Reported by {count} residents").format(count=card.report_count))
     if card.handle_due_at is not None and card.closed_at is None:
         lines.append(_("To be handled by: {due}").format(due=local_time(card.handle_due_at, ctx.timezone)))
+    if card.progress:
+        lines.append(_("Latest from the site:"))
+        lines.extend(f"{local_time(n.at, ctx.timezone, '%m-%d %H:%M')} {note_label(n, _, resident=True)}"
+                     for n in card.progress)
     lines.append("")
     lines.append(_("Timeline:"))
     for entry in card.timeline:

@@ -19,7 +19,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.renderers.work_text import local_time
 from bot.worker_ui import CancelCb, OfferCb, TaskCb, cancel_keyboard, tasks_list_keyboard
-from handlers import worker_proofs
+from handlers import worker_field, worker_proofs
 from handlers.worker_common import NOT_A_COMMAND, HasRole, ReturnFlow, refusal, reply, status_label
 from models.lifecycle import Role, Status
 from models.tables import Person
@@ -51,6 +51,7 @@ def build_router() -> Router:
     staff.message.register(reason_needed, ReturnFlow.reason, NOT_A_COMMAND)
     router.include_router(staff)
     router.include_router(worker_proofs.build_router())
+    router.include_router(worker_field.build_router())
     return router
 
 
@@ -82,9 +83,12 @@ async def bind_invitation(message: Message, command: CommandObject, ctx: Service
 
 async def toggle_duty(message: Message, ctx: ServiceContext, person: Person) -> None:
     try:  # the service's event tells the worker (before the waiting orders it offers them)
-        await asyncio.to_thread(work.set_duty, ctx, person_id=person.id)
+        result = await asyncio.to_thread(work.set_duty, ctx, person_id=person.id, ask_about_held=True)
     except work.WorkError as exc:
         await reply(ctx, message, refusal(exc), person)
+        return
+    if result.question:  # off duty with held orders: hand them back or keep them? (nothing changed yet)
+        await worker_field.ask_about_held(ctx, message, person, result.held, ctx.settings.off_duty_grace_min)
 
 
 async def show_tasks(message: Message, ctx: ServiceContext, person: Person) -> None:

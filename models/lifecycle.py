@@ -50,6 +50,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     MERGE = "merge"
     CLEAR_AT_SOURCE = "clear_at_source"  # 自动结案: the camera or sensor that raised it reports it gone
+    PROGRESS = "progress"  # a worker's progress note (arrived, waiting...): audit only, never a transition
 
 
 class Role(StrEnum):

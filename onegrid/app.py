@@ -37,6 +37,7 @@ from services.digest import run_due as run_due_digest
 from services.dispatcher import CaseDispatcher
 from services.escalation import sweep as escalation_sweep
 from services.gridmap import GridMap
+from services.handover import release_due as release_due_handovers
 from services.idempotency import purge_expired
 from services.intake import apply_pending_clears
 from services.reporting import sweep as resident_sweep
@@ -264,6 +265,9 @@ def _add_supervision_jobs(app: OneGrid) -> None:
                 log.exception("%s failed", what)
         return run
 
+    # Off duty with held orders kept: after the grace period they go back to dispatch (services/handover.py).
+    app.scheduler.add_job(guarded(release_due_handovers, "off-duty handovers"), "interval", minutes=1,
+                          id="off_duty_handovers", coalesce=True, max_instances=1)
     if app.settings.digest_enabled:
         app.scheduler.add_job(guarded(run_due_digest, "daily digest"), "interval", minutes=1, id="daily_digest",
                               coalesce=True, max_instances=1)

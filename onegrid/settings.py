@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     proof_max_photos: int = 3
     proof_location_max_age_s: int = 180  # a location proof must have been sent within this of the clock
     proof_location_max_accuracy_m: float = 100.0  # a fix vaguer than this proves nothing about being on site
+    # Off duty with held orders kept (services/handover.py): they go back to dispatch after this many minutes.
+    off_duty_grace_min: int = Field(default=30, ge=0, description="Minutes held orders stay with a worker off duty")
+    # Camera snapshots of machine cases (services/snapshots.py): fetched once, only from these hosts
+    # (comma-separated host names, or host:port); empty: never fetched, the links are shown instead.
+    snapshot_hosts: str = Field(default="", description="Hosts camera snapshot links may be fetched from")
+    snapshot_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Time one snapshot fetch may take")
+    snapshot_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest snapshot fetched")
 
     # --- The case-store API (api/, services/{api_keys,idempotency,intake,upstream,telegram_webhook}.py).
     # Bodies larger than this are refused with 413 before they are read; area import has its own cap.
@@ -151,6 +158,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'onegrid.sqlite3').resolve()}"
+
+    @property
+    def snapshot_host_list(self) -> frozenset[str]:
+        """`snapshot_hosts` as lower-case entries; empty when fetching is off."""
+        return frozenset(h.strip().lower() for h in self.snapshot_hosts.split(",") if h.strip())
 
     @property
     def photo_dir(self) -> Path:

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from models.lifecycle import Status
 from models.tables import Case
 from models.work import CaseTask, PendingDispatch
-from services import dispatch
+from services import dispatch, snapshots
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -73,6 +73,10 @@ def _dispatch_one(session: Session, ctx: ServiceContext, case_id: int) -> None:
 
 def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
     """Dispatch up to `limit` queued cases in one transaction; returns how many rows were taken."""
+    try:  # camera snapshots first, outside any transaction, so the orders below carry them (services/snapshots.py)
+        snapshots.fetch_pending(ctx, limit=limit)
+    except Exception:  # noqa: BLE001 - a snapshot is a nicety: the cases are offered with their links
+        log.exception("camera snapshots: fetching failed; the orders show the links")
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
         claimed = _claim(session, now, limit)

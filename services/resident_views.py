@@ -8,7 +8,7 @@ never appear: the timeline shows what happened and when, not who did it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from models.resident import CaseFollower
 from models.tables import Area, Case, CaseEvent, Category, Photo
 from services.areas import area_chain
 from services.context import ServiceContext
+from services.progress import NoteLine, recent_notes
 
 # Notes residents may read: their own words when reopening, and why a report was refused.
 _PUBLIC_NOTES = frozenset({Action.REOPEN, Action.CANCEL})
@@ -91,6 +92,7 @@ class CaseCard:
     handle_due_at: datetime | None
     closed_at: datetime | None
     timeline: list[TimelineEntry]
+    progress: list[NoteLine] = field(default_factory=list)  # workers' latest notes, masked, nobody named
 
 
 def my_cases(ctx: ServiceContext, *, person_id: int, locale: str, page: int = 0, per_page: int = 5) -> CasePage:
@@ -127,11 +129,12 @@ def case_card(ctx: ServiceContext, *, person_id: int, case_id: int, locale: str)
         events = session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id)
                               .order_by(CaseEvent.at, CaseEvent.id)).all()
         timeline = [TimelineEntry(e.at, Action(e.action), e.note if Action(e.action) in _PUBLIC_NOTES else None)
-                    for e in events if Action(e.action) is not Action.REPORT]
+                    for e in events if Action(e.action) not in (Action.REPORT, Action.PROGRESS)]
         return CaseCard(
             case_id=case.id, number=case.number, category=category_name(category, case.category_code, locale),
             status=Status(case.status), lat=case.lat, lon=case.lon,
             place=place_name(session, case.grid_code, locale), description=case.description,
             photos=photos, report_count=case.report_count, created_at=case.created_at,
             handle_due_at=case.handle_due_at, closed_at=case.closed_at, timeline=timeline,
+            progress=recent_notes(session, case.id),
         )

@@ -5,6 +5,7 @@ Pings, extension requests and shelf reviews all show it (bot/renderers/supervisi
 
 from __future__ import annotations
 
+from bot.renderers.field_text import note_label, snapshot_link_line
 from bot.renderers.work_text import local_time
 from services.names import localized
 import html
@@ -18,6 +19,7 @@ from onegrid.i18n import gettext_for
 from services.context import ServiceContext
 from services.escalation import holders
 from services.privacy import mask_text
+from services.progress import recent_notes
 
 HISTORY_LINES = 6
 
@@ -66,6 +68,13 @@ def case_card(session: Session, ctx: ServiceContext, case: Case, locale: str, *,
         if due < now:
             text += " · " + _("late by {late}").format(late=lateness(now - due, _))
         lines.append(text)
+    snapshot = snapshot_link_line(session, case, _)
+    if snapshot:
+        lines.append(snapshot)
+    notes = recent_notes(session, case.id)
+    if notes:
+        lines.append(_("Progress:"))
+        lines.extend(f"· {local_time(n.at, ctx.timezone)} {note_label(n, _)}" for n in notes)
     people = holders(session, case)
     held = session.exec(select(CaseTask.id).where(CaseTask.case_id == case.id,
                                                   CaseTask.status == TaskStatus.ACCEPTED)).first()
@@ -76,7 +85,7 @@ def case_card(session: Session, ctx: ServiceContext, case: Case, locale: str, *,
         lines.append(_("Offered to: {names} (nobody accepted)").format(names=names))
     else:
         lines.append(_("Nobody holds it."))
-    events = session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id)
+    events = session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action != "progress")
                           .order_by(CaseEvent.id.desc()).limit(HISTORY_LINES)).all()
     if events:
         lines.append(_("History:"))

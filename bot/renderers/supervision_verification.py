@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from bot.renderers.field_text import snapshot_link_line
 from bot.worker_ui import Gettext, task_keyboard, verify_keyboard
 from models.events.supervision import (
     ClosedBySource,
@@ -27,6 +28,7 @@ from onegrid.i18n import gettext_for
 from services.context import ServiceContext
 from services.notify import enqueue, enqueue_text
 from services.privacy import mask_text
+from services.snapshots import snapshot_photo
 from services.proof_checks import MAX_PLAUSIBLE_KMH, SUSPICIONS, ProofSuspicion
 from services.verification_card import ProofCard, ProofPart, proof_card
 
@@ -93,11 +95,21 @@ def verification_requested(session: Session, ctx: ServiceContext, event: Verific
     now = ctx.clock.now()
     card = proof_card(session, case, supervisor.locale)
     _ = gettext_for(supervisor.locale)
+    payload = {"text": render_card(card, supervisor.locale, ctx.timezone), "parse_mode": "HTML",
+               "reply_markup": verify_keyboard(_, case.id, event.case_version)}
+    snapshot_link = snapshot_link_line(session, case, _)
+    if snapshot_link:  # a camera case whose snapshot was not fetched: its links
+        payload["text"] += "\n" + snapshot_link
+        payload["link_preview_options"] = {"is_disabled": True}
     message = enqueue(session, chat_id=supervisor.telegram_user_id, method="sendMessage", now=now,
-                      person_id=supervisor.id, case_id=case.id,
-                      payload={"text": render_card(card, supervisor.locale, ctx.timezone), "parse_mode": "HTML",
-                               "reply_markup": verify_keyboard(_, case.id, event.case_version)})
+                      person_id=supervisor.id, case_id=case.id, payload=payload)
     due = now
+    snapshot = snapshot_photo(session, case.id)
+    if snapshot is not None and (ctx.settings.data_dir / snapshot.path).is_file():  # the camera's view before
+        due += timedelta(seconds=ctx.settings.delivery_chat_interval_s)
+        enqueue(session, chat_id=supervisor.telegram_user_id, method="sendPhoto", now=now, person_id=supervisor.id,
+                case_id=case.id, payload={"photo_path": snapshot.path, "caption": _(
+                    "📷 Camera snapshot · {number}").format(number=case.number)}).next_attempt_at = due
     paths = [(part.department, path) for part in card.parts for path in part.photo_paths]
     for index, (department, path) in enumerate(paths, start=1):
         due += timedelta(seconds=ctx.settings.delivery_chat_interval_s)

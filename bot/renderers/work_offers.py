@@ -167,6 +167,11 @@ def duty_changed(session: Session, ctx: ServiceContext, event: DutyChanged) -> N
         text = _("⚪ You are off duty and will get no new work orders. Orders you hold stay yours.")
         if event.withdrawn:
             text += "\n" + _("Offers passed on to others: {count}.").format(count=event.withdrawn)
+        if event.handed_back:
+            text += "\n" + _("Held orders handed back to the dispatcher: {count}.").format(count=event.handed_back)
+        if event.kept:
+            text += "\n" + _("Held orders you keep: {count}. If you are not on duty again within {minutes} min, "
+                              "they go back to the dispatcher.").format(count=event.kept, minutes=event.grace_minutes)
     tell(session, ctx, worker, text)
 
 

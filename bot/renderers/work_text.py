@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from bot.renderers.field_text import snapshot_link_line
 from bot.renderers.resident_views import reporter_label
 from bot.worker_ui import Gettext
 from models.tables import Case, CaseSource, Person
@@ -92,6 +93,9 @@ def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     lines.append(_("Accept by: {accept} · Handle by: {handle}").format(
         accept=local_time(case.accept_due_at, ctx.timezone), handle=local_time(case.handle_due_at, ctx.timezone)))
     lines.append(reporter_line(session, case, _))
+    snapshot = snapshot_link_line(session, case, _)
+    if snapshot:  # a camera's snapshot not fetched (fetching off, host not allowed, failed): its link
+        lines.append(snapshot)
     links = dict(navigation_links(case.lat, case.lon, case.number))
     amap, google = _("Amap"), _("Google Maps")
     lines.append(_("Navigate: {amap} · {google}").format(

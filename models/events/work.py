@@ -114,6 +114,9 @@ class DutyChanged(Event):
     worker_id: int
     on_duty: bool
     withdrawn: int = 0
+    kept: int = 0  # going off: held orders kept for `grace_minutes` (services/handover.py)
+    handed_back: int = 0  # going off: held orders handed back to dispatch now
+    grace_minutes: int = 0
 
 
 # -- completing with proof ------------------------------------------------------------------------------
