@@ -164,7 +164,10 @@ def duty_changed(session: Session, ctx: ServiceContext, event: DutyChanged) -> N
     if event.on_duty:
         text = _("🟢 You are on duty. New work orders of your area will come here.")
     else:
-        text = _("⚪ You are off duty and will get no new work orders. Orders you hold stay yours.")
+        if event.handed_back or event.kept:  # what became of the held orders follows
+            text = _("⚪ You are off duty and will get no new work orders.")
+        else:
+            text = _("⚪ You are off duty and will get no new work orders. Orders you hold stay yours.")
         if event.withdrawn:
             text += "\n" + _("Offers passed on to others: {count}.").format(count=event.withdrawn)
         if event.handed_back:

@@ -119,7 +119,7 @@ async def test_accept_then_return_edit_the_photo_order_itself(world, emulator, d
     [accepted] = worker.inbox  # the same message, edited: still the photo, now the held order
     assert accepted["message_id"] == order["message_id"] and accepted["photo"] == order["photo"]
     assert accepted["caption"].startswith(f"✅ You accepted work order {case.number}\nCategory: Exposed garbage\n")
-    assert button_texts(accepted) == ["📸 Complete", "↩️ Return to dispatcher", "🧭 Navigate"]
+    assert button_texts(accepted) == ["📸 Complete", "↩️ Return to dispatcher", "🧭 Navigate", "📝 Progress note"]
     assert navigate_target(accepted) == pytest.approx((case.lat, case.lon), abs=1e-6)
 
     await worker.press(accepted, button(accepted, "wt:r:"))
@@ -168,7 +168,8 @@ async def test_two_workers_press_accept_at_once_and_exactly_one_wins(world, emul
                             and first_text(winner).startswith("✅ You accepted"))
     assert first_text(loser) == f"Work order {case.number} was taken by another worker. No action needed."
     assert "reply_markup" not in emulator.sent(loser.id)[0]  # no buttons left to press
-    assert button_texts(emulator.sent(winner.id)[0]) == ["📸 Complete", "↩️ Return to dispatcher", "🧭 Navigate"]
+    assert button_texts(emulator.sent(winner.id)[0]) == ["📸 Complete", "↩️ Return to dispatcher", "🧭 Navigate",
+                                                        "📝 Progress note"]
     assert [len(emulator.sent(user.id)) for user in (winner, loser)] == [1, 1]  # edited, nothing new
     stored = case_row(db, case.id)
     assert (stored.status, stored.handler_id) == (Status.IN_PROGRESS, stored.assignee_id)

@@ -161,7 +161,7 @@ async def test_a_patrol_report_is_the_reporting_workers_at_once(world, emulator,
     assert assigned["text"].startswith(f"📋 Your patrol report is case {case.number}, assigned to you.")
     assert "Source: patrol" in assigned["text"] and assigned["text"].endswith(
         "Press Complete when the problem is solved.")
-    assert button_texts(assigned) == ["📸 Complete", "↩️ Return to dispatcher"]
+    assert button_texts(assigned) == ["📸 Complete", "↩️ Return to dispatcher", "📝 Progress note"]
     stored = case_row(db, case.id)
     assert (stored.status, stored.handler_id, stored.source) == (Status.IN_PROGRESS, patroller, CaseSource.PATROL)
     await me.press(assigned, button(assigned, "wt:c:"))
