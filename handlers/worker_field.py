@@ -35,8 +35,8 @@ class ProgressFlow(StatesGroup):
 
 def build_router() -> Router:
     router = Router(name="worker-field")
-    for observer in (router.message, router.callback_query):
-        observer.filter(HasRole(Role.WORKER))
+    for observer in (router.message, router.callback_query):  # a supervisor who took a case over holds it too
+        observer.filter(HasRole(Role.WORKER, Role.SUPERVISOR))
     router.callback_query.register(show_note_buttons, ProgressCb.filter(F.action == "m"))
     router.callback_query.register(quick_note, ProgressCb.filter(F.action.in_(set(QUICK))))
     router.callback_query.register(ask_note_text, ProgressCb.filter(F.action == "t"))
@@ -50,7 +50,8 @@ def build_router() -> Router:
 # -- progress notes --------------------------------------------------------------------------------------------
 
 
-async def _say(ctx: ServiceContext, query: CallbackQuery, person: Person, text: str, markup: dict | None = None) -> None:
+async def _say(ctx: ServiceContext, query: CallbackQuery, person: Person, text: str,
+               markup: dict | None = None) -> None:
     await asyncio.to_thread(send_reply, ctx, chat_id=query.from_user.id, person_id=person.id, text=text,
                             reply_markup=markup)
 

@@ -144,7 +144,7 @@ async def test_a_camera_snapshot_is_the_orders_photo_cleaned_and_the_links_not_f
     elsewhere = camera.url("/other.jpg", host="localhost")  # the same server, but not an allowed host
     case = await asyncio.to_thread(camera_event, world.ctx, [good, elsewhere, broken])
 
-    [order] = await worker.wait_inbox(1)
+    [order] = await worker.wait_inbox(1, timeout=15)
     assert "photo" in order, "the order is the snapshot with the order as its caption"
     assert order["caption"].startswith(f"🆕 Work order {case.number}\n")
     assert "Source: camera" in order["caption"] and "📷 Camera snapshot: 1 · 2" in order["caption"]
@@ -176,7 +176,7 @@ async def test_with_fetching_off_the_order_links_the_snapshot(world, emulator, d
     url = "https://cameras.example/snap/7.jpg"
     case = await asyncio.to_thread(camera_event, world.ctx, [url])
 
-    [order] = await worker.wait_inbox(1)
+    [order] = await worker.wait_inbox(1, timeout=15)
     assert "photo" not in order
     assert order["text"].startswith(f"🆕 新工单 {case.number}")
     assert "📷 摄像头抓拍：1" in order["text"]
@@ -204,7 +204,7 @@ def has_button(message: dict, prefix: str) -> bool:
 
 async def accept_order(worker, emulator) -> dict:  # noqa: ANN001
     """Accept the worker's first order; returns it as edited into the held order."""
-    [order, *_] = await worker.wait_inbox(1)
+    [order, *_] = await worker.wait_inbox(1, timeout=15)
     await worker.press(order, button(order, "wo:a:"))
     await emulator.wait_for(lambda: has_button(worker.inbox[0], "pn:m:"), timeout=15)
     return worker.inbox[0]
@@ -225,23 +225,23 @@ async def test_progress_notes_reach_the_supervisors_card_and_the_residents_my_ma
     assert button_texts(accepted) == ["📸 Complete", "↩️ Return to dispatcher", "🧭 Navigate", "📝 Progress note"]
 
     await worker.press(accepted, button(accepted, "pn:m:"))
-    menu = (await worker.wait_inbox(2))[-1]
+    menu = (await worker.wait_inbox(2, timeout=15))[-1]
     assert menu["text"] == "How is it going? Choose a note, or write one."
     assert button_texts(menu) == ["📍 Arrived", "⏳ Waiting for materials", "🏢 Needs another department",
                                   "✏️ Write a note"]
     await worker.press(menu, button(menu, "pn:a:"))
-    noted = (await worker.wait_inbox(3))[-1]
+    noted = (await worker.wait_inbox(3, timeout=15))[-1]
     assert noted["text"] == f"📝 Progress noted on case {case.number}: arrived on site."
     assert boss.inbox == []  # "arrived" is for the card, not a ping
 
     await worker.press(menu, button(menu, "pn:t:"))
-    prompt = (await worker.wait_inbox(4))[-1]
+    prompt = (await worker.wait_inbox(4, timeout=15))[-1]
     assert prompt["text"] == "Write your progress note in one message."
     await worker.send_text("Owner of the shop, call 13700001111, moves the bins at 5")
-    assert (await worker.wait_inbox(5))[-1]["text"] == f"📝 Progress noted on case {case.number}: note."
+    assert (await worker.wait_inbox(5, timeout=15))[-1]["text"] == f"📝 Progress noted on case {case.number}: note."
 
     await worker.press(menu, button(menu, "pn:d:"))
-    [card] = await boss.wait_inbox(1)
+    [card] = await boss.wait_inbox(1, timeout=15)
     text = card["text"]
     assert text.startswith(f"🏢 Case {case.number}: Wang Wei says another department is needed\n")
     assert "Progress:\n" in text and "arrived on site" in text and "needs another department" in text
@@ -249,9 +249,11 @@ async def test_progress_notes_reach_the_supervisors_card_and_the_residents_my_ma
     assert "13700001111" not in text
 
     await li.send_command("/my")
-    listing = await emulator.wait_for(lambda: next((m for m in li.inbox if has_button(m, "my:open:")), None))
+    listing = await emulator.wait_for(lambda: next((m for m in li.inbox if has_button(m, "my:open:")), None),
+                                      timeout=15)
     await li.press(listing, button(listing, "my:open:"))
-    await emulator.wait_for(lambda: any(m.get("text", "").startswith(f"Case {case.number}") for m in li.inbox))
+    await emulator.wait_for(lambda: any(m.get("text", "").startswith(f"Case {case.number}") for m in li.inbox),
+                            timeout=15)
     mine = next(m["text"] for m in li.inbox if m.get("text", "").startswith(f"Case {case.number}"))
     assert "Latest from the site:" in mine
     assert "a worker is on site" in mine and "another department is being asked to help" in mine
@@ -276,7 +278,7 @@ async def test_a_note_on_an_order_that_is_not_yours_is_refused(world, emulator, 
     accepted = await accept_order(holder, emulator)
     # Another worker replays the holder's "arrived" button (a forged or forwarded callback).
     await other.send_command("/tasks")
-    await other.wait_inbox(1)
+    await other.wait_inbox(1, timeout=15)
     task_id = int(button(accepted, "pn:m:").rsplit(":", 1)[1])
     mine = other.inbox[-1]
     emulator.callback_queries["f1"] = {"user_id": 9332, "data": f"pn:a:{task_id}", "chat_id": 9332,
@@ -284,7 +286,7 @@ async def test_a_note_on_an_order_that_is_not_yours_is_refused(world, emulator, 
     emulator.queue_update("callback_query", {"id": "f1", "from": other.as_user(), "message": mine,
                                              "chat_instance": "1", "data": f"pn:a:{task_id}"})
     answer = await emulator.wait_for(lambda: next((a for a in emulator.callback_answers
-                                                   if a["callback_query_id"] == "f1"), None))
+                                                   if a["callback_query_id"] == "f1"), None), timeout=15)
     assert answer["text"] == "This work order is not yours." and answer["show_alert"]
     with db.sessions() as s:
         assert s.exec(select(ProgressNote)).all() == []
@@ -304,7 +306,7 @@ async def test_going_off_duty_asks_and_hand_back_now_offers_the_orders_to_others
     relief = emulator.user(9343, first_name="R", language_code="en")
 
     await holder.send_command("/duty")
-    question = (await holder.wait_inbox(2))[-1]
+    question = (await holder.wait_inbox(2, timeout=15))[-1]
     assert question["text"] == ("You hold 1 work order(s). Hand them back to the dispatcher now, or keep them? "
                                 "Kept orders go back to the dispatcher if you are not on duty again within 30 min.")
     assert button_texts(question) == ["↩️ Hand them back now", "⏸ Keep them"]
@@ -312,12 +314,12 @@ async def test_going_off_duty_asks_and_hand_back_now_offers_the_orders_to_others
         assert s.exec(select(Person).where(Person.telegram_user_id == 9341)).one().on_duty  # nothing changed yet
 
     await holder.press(question, button(question, "ho:b"))
-    [offer] = await relief.wait_inbox(1)
+    [offer] = await relief.wait_inbox(1, timeout=15)
     assert offer["text"].startswith(f"🆕 Work order {case.number}")
-    await emulator.wait_for(lambda: holder.inbox[-1].get("text", "").startswith("⚪"))
+    await emulator.wait_for(lambda: holder.inbox[-1].get("text", "").startswith("⚪"), timeout=15)
     assert holder.inbox[-1]["text"] == ("⚪ You are off duty and will get no new work orders.\n"
                                         "Held orders handed back to the dispatcher: 1.")
-    [told] = await boss.wait_inbox(1)
+    [told] = await boss.wait_inbox(1, timeout=15)
     assert told["text"] == (f"↩️ Zhao went off duty and handed back 1 held order(s): {case.number}. "
                             "They are offered to the workers on duty.")
     with db.sessions() as s:
@@ -338,10 +340,10 @@ async def test_kept_orders_go_back_to_dispatch_when_the_grace_period_ends(world,
     relief = emulator.user(9353, first_name="R", language_code="en")
 
     await holder.send_command("/duty")
-    question = (await holder.wait_inbox(2))[-1]
+    question = (await holder.wait_inbox(2, timeout=15))[-1]
     assert question["text"].startswith("您手上有 1 个工单。")
     await holder.press(question, button(question, "ho:k"))
-    await emulator.wait_for(lambda: holder.inbox[-1].get("text", "").startswith("⚪"))
+    await emulator.wait_for(lambda: holder.inbox[-1].get("text", "").startswith("⚪"), timeout=15)
     assert "30" in holder.inbox[-1]["text"] and "1" in holder.inbox[-1]["text"].splitlines()[-1]
 
     clock.advance(minutes=29)
@@ -350,11 +352,11 @@ async def test_kept_orders_go_back_to_dispatch_when_the_grace_period_ends(world,
     clock.advance(minutes=2)
     assert await asyncio.to_thread(handover.release_due, world.ctx) == 1
 
-    [offer] = await relief.wait_inbox(1)
+    [offer] = await relief.wait_inbox(1, timeout=15)
     assert offer["text"].startswith(f"🆕 Work order {case.number}")
-    await emulator.wait_for(lambda: case.number in holder.inbox[-1].get("text", ""))
+    await emulator.wait_for(lambda: case.number in holder.inbox[-1].get("text", ""), timeout=15)
     assert holder.inbox[-1]["text"] == f"您已离岗：工单{case.number}已转派他人。"
-    [told] = await boss.wait_inbox(1)
+    [told] = await boss.wait_inbox(1, timeout=15)
     assert told["text"].startswith("⏰ Qian") and case.number in told["text"] and "30" in told["text"]
     with db.sessions() as s:
         task = s.exec(select(CaseTask).where(CaseTask.case_id == case.id)).one()
@@ -370,14 +372,14 @@ async def test_back_on_duty_within_the_grace_period_keeps_the_orders(world, emul
     await accept_order(holder, emulator)
 
     await holder.send_command("/duty")
-    question = (await holder.wait_inbox(2))[-1]
+    question = (await holder.wait_inbox(2, timeout=15))[-1]
     await holder.press(question, button(question, "ho:k"))
-    await emulator.wait_for(lambda: holder.inbox[-1].get("text", "").startswith("⚪"))
+    await emulator.wait_for(lambda: holder.inbox[-1].get("text", "").startswith("⚪"), timeout=15)
     assert holder.inbox[-1]["text"].endswith(
         "Held orders you keep: 1. If you are not on duty again within 30 min, they go back to the dispatcher.")
     clock.advance(minutes=20)
     await holder.send_command("/duty")
-    await emulator.wait_for(lambda: holder.inbox[-1].get("text", "").startswith("🟢"))
+    await emulator.wait_for(lambda: holder.inbox[-1].get("text", "").startswith("🟢"), timeout=15)
     clock.advance(minutes=20)
     assert await asyncio.to_thread(handover.release_due, world.ctx) == 0
     with db.sessions() as s:
