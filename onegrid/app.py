@@ -265,9 +265,8 @@ def _add_supervision_jobs(app: OneGrid) -> None:
                 log.exception("%s failed", what)
         return run
 
-    # Off duty with held orders kept: after the grace period they go back to dispatch (services/handover.py).
-    app.scheduler.add_job(guarded(release_due_handovers, "off-duty handovers"), "interval", minutes=1,
-                          id="off_duty_handovers", coalesce=True, max_instances=1)
+    app.scheduler.add_job(guarded(release_due_handovers, "off-duty handovers"), "interval", minutes=1,  # kept orders
+                          id="off_duty_handovers", coalesce=True, max_instances=1)  # back to dispatch after the grace
     if app.settings.digest_enabled:
         app.scheduler.add_job(guarded(run_due_digest, "daily digest"), "interval", minutes=1, id="daily_digest",
                               coalesce=True, max_instances=1)
