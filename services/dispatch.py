@@ -48,6 +48,10 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     """Create the case's tasks and offer them (or assign a patrol case to its reporter) within `session`."""
     if case.grid_code is None:
         return  # no grid map was loaded: the case waits, registered, for a dispatcher
+    from services import welfare  # here: welfare builds on verification, which imports this module
+
+    if welfare.dispatch_check(session, ctx, case):
+        return  # a listed elder's alarm: offered to whoever is on call (services/welfare.py)
     category = reference.category(session, case.category_code)
     now = ctx.clock.now()
     tasks = [
