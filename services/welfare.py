@@ -211,3 +211,17 @@ def _family_notices(session: Session, check: WelfareCheck, now) -> list[FamilyNo
         out.append(row)
     session.flush()
     return out
+
+
+def held_check(ctx: ServiceContext, *, task_id: int, worker_id: int) -> str:
+    """The case number of the welfare check `task_id` that the worker holds and may record an outcome for
+    (nothing is written). Raises NotYourOrder or TaskNotOpen."""
+    with ctx.sessions() as session:
+        worker = task_holder(session, worker_id)
+        task = session.get(CaseTask, task_id)
+        if task is None or task.assignee_id != worker.id or check_of(session, task.case_id) is None:
+            raise NotYourOrder(str(task_id))
+        case = session.get(Case, task.case_id)
+        if task.status != TaskStatus.ACCEPTED or Status(case.status) not in (Status.IN_PROGRESS, Status.REWORK):
+            raise TaskNotOpen(case.number, case.status)
+        return case.number
