@@ -231,5 +231,6 @@ def _record_gap(session: Session, ctx: ServiceContext, code: str, start: datetim
         return False
     ctx.publish(session, CoverageGapFound(
         gap_id=row.id, area_code=code, starts_at=None if start == ALWAYS else start, ends_at=end,
-        uncovered_now=start <= now, supervisor_ids=tuple(p.id for p in street_supervisors(session, code))))
+        uncovered_now=start <= now, open_ended=end >= now + timedelta(hours=ctx.settings.coverage_lookahead_hours),
+        supervisor_ids=tuple(p.id for p in street_supervisors(session, code))))
     return True

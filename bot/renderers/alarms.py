@@ -104,7 +104,11 @@ def coverage_gap_found(session: Session, ctx: ServiceContext, event: CoverageGap
             continue
         _ = gettext_for(person.locale)
         area = html.escape(grid_name(session, event.area_code, person.locale))
-        if event.uncovered_now:
+        if event.uncovered_now and event.open_ended:
+            text = _("⚠️ Duty roster gap: nobody is on call for {area} now, nor in the next {hours} hours. Alarms "
+                     "there reach no one; put someone on the roster.").format(
+                area=area, hours=ctx.settings.coverage_lookahead_hours)
+        elif event.uncovered_now:
             text = _("⚠️ Duty roster gap: nobody is on call for {area} now, until {end}. Alarms there reach no "
                      "one; put someone on the roster.").format(area=area, end=local_time(event.ends_at, ctx.timezone))
         else:

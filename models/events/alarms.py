@@ -17,6 +17,7 @@ class CoverageGapFound(Event):
     starts_at: datetime | None
     ends_at: datetime
     uncovered_now: bool
+    open_ended: bool  # nobody is on call until the end of the look-ahead (`ends_at` is only where looking stopped)
     supervisor_ids: tuple[int, ...]
 
 
