@@ -173,9 +173,15 @@ def on_call(session: Session, ctx: ServiceContext, grid_code: str, at: datetime)
 
 def gaps(session: Session, ctx: ServiceContext, area_code: str, now: datetime) -> list[tuple[datetime, datetime]]:
     """Uncovered stretches of [now, now + lookahead], each with its true start (ALWAYS: none in the past week)."""
-    tz = ZoneInfo(ctx.settings.timezone)
-    lo, hi = now - LOOKBACK, now + timedelta(hours=ctx.settings.coverage_lookahead_hours)
-    covered = sorted(i for s in _shifts_for(session, area_code) for i in _intervals(s, lo, hi, tz))
+    return uncovered(_shifts_for(session, area_code), now, timedelta(hours=ctx.settings.coverage_lookahead_hours),
+                     ZoneInfo(ctx.settings.timezone))
+
+
+def uncovered(shifts: list[DutyShift], now: datetime, ahead: timedelta,
+              tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """The stretches of [now, now + ahead] no shift covers (pure; see `gaps`)."""
+    lo, hi = now - LOOKBACK, now + ahead
+    covered = sorted(i for s in shifts for i in _intervals(s, lo, hi, tz))
     out, cursor = [], lo
     for start, end in covered + [(hi, hi)]:
         if start > cursor and start > now:
