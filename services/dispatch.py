@@ -85,11 +85,14 @@ def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     Workers who handed this task back are skipped (a `new_task` has none). Returns the offers made (empty
     when it waits).
     """
+    from services import welfare  # here: welfare builds on verification, which imports this module
+
     exclude = set() if new_task else handed_back_by(session, task.id)
     limit = max(1, ctx.settings.dispatch_offer_limit)
-    workers = find_workers(session, area_code=case.grid_code, department_code=task.department_code,
-                           exclude=exclude, limit=limit)
-    if not workers:
+    on_call = welfare.on_call_for(session, ctx, case, exclude=exclude)  # None: not a welfare check
+    workers = on_call if on_call is not None else find_workers(
+        session, area_code=case.grid_code, department_code=task.department_code, exclude=exclude, limit=limit)
+    if not workers and on_call is None:
         parent = parent_code(session, case.grid_code)
         if parent is not None:
             workers = find_workers(session, area_code=parent, department_code=task.department_code,

@@ -27,7 +27,7 @@ from models.elders import AreaContact, FamilyNotice, WelfareCheck, WelfareOutcom
 from models.events.alarms import WelfareEscalated, WelfareOutcomeRecorded
 from models.lifecycle import Action, Actor, Status
 from models.tables import Case, Category, Person, Proof
-from models.work import CaseTask, Completion, CompletionStatus, EscalationReason, TaskStatus
+from models.work import CaseTask, Completion, CompletionStatus, TaskStatus
 from models.work_lifecycles import COMPLETIONS, TASKS, CompletionAction, TaskAction, guard, initial
 from services import dispatch, duty_roster, elders, reference, verification
 from services.areas import area_chain
@@ -77,18 +77,18 @@ def dispatch_check(session: Session, ctx: ServiceContext, case: Case) -> bool:
                     status=initial(TASKS, TaskStatus.WAITING), created_at=now, updated_at=now)
     session.add(task)
     session.flush()
-    workers = duty_roster.on_call(session, ctx, case.grid_code, now)
-    if not workers:
-        task.status = TASKS.step(TaskStatus(task.status), TaskAction.WAIT)
-        session.add(task)
-        dispatch.escalate(session, ctx, case, task, EscalationReason.NO_WORKER)
-        return True
-    task.status = TASKS.step(TaskStatus(task.status), TaskAction.OFFER)
-    session.add(task)
-    for worker in workers:
-        dispatch.offer_to_worker(session, ctx, case, task, worker)
-    dispatch.ensure_dispatched(session, ctx, case, offered=True)
+    # offer_task asks `on_call_for` for this case: everyone on call, or the task waits and supervisors are told.
+    if dispatch.offer_task(session, ctx, case, task, new_task=True):
+        dispatch.ensure_dispatched(session, ctx, case, offered=True)
     return True
+
+
+def on_call_for(session: Session, ctx: ServiceContext, case: Case, *, exclude: set[int]) -> list[Person] | None:
+    """Who is on call now for a welfare check's case (an offer handed back goes to them again, not to the
+    ordinary pool), except `exclude`; None when the case is no welfare check."""
+    if case.grid_code is None or check_of(session, case.id) is None:
+        return None
+    return [p for p in duty_roster.on_call(session, ctx, case.grid_code, ctx.clock.now()) if p.id not in exclude]
 
 
 def committee_contacts(session: Session, grid_code: str | None) -> list[AreaContact]:
