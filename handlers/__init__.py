@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from handlers import common, resident, spot_check, supervision, supervisor, unanswered, worker
+from handlers import alarms, common, resident, spot_check, supervision, supervisor, unanswered, worker
 
 
 def build_router() -> Router:
@@ -10,6 +10,7 @@ def build_router() -> Router:
     # Staff routers first: their filters claim staff updates; the resident router takes the rest.
     root.include_router(supervision.build_router())
     root.include_router(supervisor.build_router())
+    root.include_router(alarms.build_router())  # welfare checks: an outcome button, then the location on site
     root.include_router(spot_check.build_router())  # before worker: a pending check claims its photo/location
     root.include_router(worker.build_router())
     root.include_router(common.build_router())

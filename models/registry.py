@@ -7,3 +7,4 @@ import models.tables  # noqa: F401
 import models.work  # noqa: F401
 import models.wecom  # noqa: F401
 import models.field  # noqa: F401
+import models.elders  # noqa: F401

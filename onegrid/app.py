@@ -35,6 +35,7 @@ from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
 from services.digest import run_due as run_due_digest
 from services.dispatcher import CaseDispatcher
+from services.duty_roster import check_gaps as check_coverage_gaps
 from services.escalation import sweep as escalation_sweep
 from services.gridmap import GridMap
 from services.handover import release_due as release_due_handovers
@@ -273,6 +274,8 @@ def _add_supervision_jobs(app: OneGrid) -> None:
     if app.settings.spot_check_enabled:
         app.scheduler.add_job(guarded(spot_check_tick, "spot checks"), "interval", minutes=1, id="spot_checks",
                               coalesce=True, max_instances=1)
+    app.scheduler.add_job(guarded(check_coverage_gaps, "duty roster gaps"), "interval", id="coverage_gaps",
+                          seconds=app.settings.coverage_check_interval_s, coalesce=True, max_instances=1)
 
 
 async def _poll_upstream(app: OneGrid) -> None:

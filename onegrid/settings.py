@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     wecom_encoding_aes_key: SecretStr | None = Field(default=None, description="Callback EncodingAESKey (43 chars)")
     wecom_api_base: str = Field(default="https://qyapi.weixin.qq.com", description="WeCom API base URL")
 
+    # --- Life-safety alarms (services/elders.py, services/duty_roster.py, services/welfare.py).
+    elder_retention_days: int = Field(default=30, ge=0, description="Days after an elder leaves the roster "
+                                      "before their personal data is emptied (0: keep for ever)")
+    coverage_lookahead_hours: int = Field(default=12, ge=1, le=168, description="A duty-roster gap now or "
+                                          "within this many hours alerts the street supervisor")
+    coverage_check_interval_s: float = Field(default=60.0, gt=0, description="How often duty-roster gaps are looked for")
+
     @property
     def wecom_enabled(self) -> bool:
         """True when every WeCom setting needed to receive and send is present."""

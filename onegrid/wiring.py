@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from models.events import Event
 from models.events import field as fld
+from models.events import alarms as alm
 from models.events import resident as res
 from models.events import staff as stf
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
-from bot.renderers import field, resident, staff, supervision, work
+from bot.renderers import alarms, field, resident, staff, supervision, work
 from services.bus import EventBus, PriorityTable, Renderer, merge_tables
 from wecom import renderers as wecom_renderers
 
@@ -49,6 +50,9 @@ PRIORITIES: PriorityTable = {
     stf.StaffMenuChanged: Priority.HOUSEKEEPING,
     fld.ProgressNoted: Priority.SUPERVISION,
     fld.HeldOrdersReleased: Priority.SUPERVISION,
+    alm.WelfareEscalated: Priority.LIFE_SAFETY,
+    alm.WelfareOutcomeRecorded: Priority.LIFE_SAFETY,
+    alm.CoverageGapFound: Priority.SUPERVISION,
 }
 
 
@@ -59,7 +63,7 @@ def event_table() -> dict[type[Event], list[Renderer]]:
     are dropped for WeCom users (services/notify.py), the WeCom renderers write only for them.
     """
     return merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
-                         wecom_renderers.RENDERERS, field.RENDERERS])
+                         wecom_renderers.RENDERERS, field.RENDERERS, alarms.RENDERERS])
 
 
 def make_bus() -> EventBus:

@@ -48,6 +48,10 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     """Create the case's tasks and offer them (or assign a patrol case to its reporter) within `session`."""
     if case.grid_code is None:
         return  # no grid map was loaded: the case waits, registered, for a dispatcher
+    from services import welfare  # here: welfare builds on verification, which imports this module
+
+    if welfare.dispatch_check(session, ctx, case):
+        return  # a listed elder's alarm: offered to whoever is on call (services/welfare.py)
     category = reference.category(session, case.category_code)
     now = ctx.clock.now()
     tasks = [
@@ -81,11 +85,14 @@ def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     Workers who handed this task back are skipped (a `new_task` has none). Returns the offers made (empty
     when it waits).
     """
+    from services import welfare  # here: welfare builds on verification, which imports this module
+
     exclude = set() if new_task else handed_back_by(session, task.id)
     limit = max(1, ctx.settings.dispatch_offer_limit)
-    workers = find_workers(session, area_code=case.grid_code, department_code=task.department_code,
-                           exclude=exclude, limit=limit)
-    if not workers:
+    on_call = welfare.on_call_for(session, ctx, case, exclude=exclude)  # None: not a welfare check
+    workers = on_call if on_call is not None else find_workers(
+        session, area_code=case.grid_code, department_code=task.department_code, exclude=exclude, limit=limit)
+    if not workers and on_call is None:
         parent = parent_code(session, case.grid_code)
         if parent is not None:
             workers = find_workers(session, area_code=parent, department_code=task.department_code,

@@ -189,6 +189,12 @@ def _ping(session: Session, ctx: ServiceContext, case: Case, step: Step, row: Es
                       final=step == ladder.steps[-1])
         session.add(row)
         return
+    if step.notify == "committee":  # the 居委会 of a welfare check's street: told, nothing to acknowledge
+        from services import welfare  # here: welfare builds on dispatch and verification
+
+        welfare.escalate_now(session, ctx, case, step.code, supervisors=False)
+        session.add(row)
+        return
     people = supervisors_at(session, case, step.notify)
     _publish_ping(session, ctx, case, step, row, supervisors=people, final=step == ladder.steps[-1])
     target = _group_target(session, case, step.notify)

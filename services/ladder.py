@@ -3,7 +3,7 @@
 The policy file (data/escalation_policy.json, or ONEGRID_ESCALATION_POLICY_PATH) has a default
 ladder and optional ladders per category; each step fires `offset_minutes` after the accept or
 handle deadline and notifies one level (the holding worker, or the supervisors of the grid, street,
-district or city). It is re-read when the file changes.
+district or city, or the street's 居委会 for a welfare check). It is re-read when the file changes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from models.tables import Case
 from services.context import ServiceContext
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "data" / "escalation_policy.json"
-LEVELS = ("worker", "grid", "street", "district", "city")
+# "committee": the 居委会 contacts of the case's street (life-safety categories, services/welfare.py).
+LEVELS = ("worker", "grid", "street", "district", "city", "committee")
 # Statuses in which each deadline's clock runs.
 ACCEPT_PHASE = frozenset({Status.REGISTERED, Status.DISPATCHED, Status.RETURNED})
 HANDLE_PHASE = ACCEPT_PHASE | {Status.IN_PROGRESS, Status.EXTENSION_REQUESTED, Status.REWORK}

@@ -10,6 +10,7 @@ What callers may rely on (`apply_retention`, run by the resident sweep every min
   are deleted unless another photo row still names the same file.
 - Audit events (case_event), statuses, times, categories, grids and the proof/feedback rows that
   the KPIs count are kept. Each kind is done in batches of `BATCH` cases per transaction.
+- `elder_retention_days`: elder-roster records ended that long ago have their personal data emptied.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from models.lifecycle import Status
 from models.resident import CaseFeedback
 from models.tables import Case, Photo, Proof
 from models.work import Completion
+from services import elders
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -41,6 +43,8 @@ def apply_retention(ctx: ServiceContext) -> dict[str, int]:
         done["texts_purged"] = _purge_texts(ctx, now - timedelta(days=settings.retention_text_days))
     if settings.retention_photo_days > 0:
         done["photos_purged"] = _purge_photos(ctx, now - timedelta(days=settings.retention_photo_days))
+    if settings.elder_retention_days > 0:  # the elder roster (services/elders.py): ended records
+        done["elders_purged"] = elders.purge_ended(ctx, now - timedelta(days=settings.elder_retention_days), now)
     return done
 
 

@@ -17,11 +17,13 @@ from bot.renderers.work_text import (
     order_text,
     tell,
 )
+from bot.alarm_ui import outcome_keyboard
 from bot.worker_ui import offer_keyboard, task_keyboard
 from models.events.work import DispatchEscalated, DutyChanged, OfferMade, OrderAccepted, OrderReturned, PatrolOrderAssigned
 from models.tables import Case, Notification, Person, Photo
 from models.work import CaseTask, EscalationReason, WorkOffer
 from onegrid.i18n import gettext_for
+from services import welfare
 from services.areas import supervisor_group
 from services.bus import EventTable
 from services.context import ServiceContext
@@ -136,11 +138,14 @@ def order_accepted(session: Session, ctx: ServiceContext, event: OrderAccepted) 
     message_id = event.actor_message_id or offer_message_id(session, offer)
     header = _("✅ You accepted work order {number}").format(number=case.number)
     footer = "\n\n" + _("When the problem is solved, press Complete and send photos and your location.")
+    keyboard = task_keyboard(_, task.id, navigate_url=navigate_url(case))
+    if welfare.check_of(session, case.id) is not None:  # a welfare check ends with an outcome, not a photo
+        footer = "\n\n" + _("On site, press what you found, then share your location there.")
+        keyboard = outcome_keyboard(_, task.id, navigate_url=navigate_url(case))
     caption = is_photo_order(session, offer, message_id)
     text = (order_caption(session, ctx, case, task, worker.locale, header=header, footer=footer) if caption
             else order_text(session, ctx, case, task, worker.locale, header=header) + footer)
-    edit_own_message(session, ctx, worker, case, message_id, text,
-                     task_keyboard(_, task.id, navigate_url=navigate_url(case)), caption=caption)
+    edit_own_message(session, ctx, worker, case, message_id, text, keyboard, caption=caption)
 
 
 def order_returned(session: Session, ctx: ServiceContext, event: OrderReturned) -> None:

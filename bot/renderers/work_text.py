@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from bot.renderers.field_text import snapshot_link_line
+from bot.renderers.alarms_text import welfare_lines
 from bot.renderers.resident_views import reporter_label
 from bot.worker_ui import Gettext
 from models.tables import Case, CaseSource, Person
@@ -82,6 +83,7 @@ def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
         names = ", ".join(html.escape(department_name(session, code, locale)) for code in others)
         lines.append(_("Joint handling with: {departments}").format(departments=names))
     lines.append(_("Grid: {grid}").format(grid=html.escape(grid_name(session, case.grid_code, locale))))
+    lines.extend(welfare_lines(session, case, _))  # a listed elder's alarm: who lives there, keys, family
     if case.address:
         lines.append(_("Address: {address}").format(address=html.escape(case.address)))
     if case.description:
