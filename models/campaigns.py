@@ -154,3 +154,13 @@ class CampaignCard(SQLModel, table=True):
     campaign_id: int = Field(foreign_key="campaign.id", index=True)
     person_id: int = Field(foreign_key="person.id")
     notification_id: int | None = Field(default=None, foreign_key="notification.id")
+
+
+def parse_level(word: str) -> WarningLevel | None:
+    """A warning level from its English name or its colour in Chinese (蓝, 蓝色, 蓝色预警); None if neither."""
+    word = word.strip().lower()
+    try:
+        return WarningLevel(word)
+    except ValueError:
+        pass
+    return LEVEL_WORDS.get(word.removesuffix("预警").removesuffix("色"))
