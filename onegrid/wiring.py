@@ -14,7 +14,9 @@ from models.events import staff as stf
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
-from bot.renderers import resident, staff, supervision, work
+from models.events import campaigns as cmp
+from bot.renderers import campaigns, resident, staff, supervision, warnings, work
+from bot.renderers.drill import labelled
 from services.bus import EventBus, PriorityTable, Renderer, merge_tables
 from wecom import renderers as wecom_renderers
 
@@ -46,6 +48,10 @@ PRIORITIES: PriorityTable = {
     stf.SpotCheckFailed: Priority.SUPERVISION,
     stf.DigestReady: Priority.HOUSEKEEPING,
     stf.StaffMenuChanged: Priority.HOUSEKEEPING,
+    cmp.WarningIssued: Priority.LIFE_SAFETY,
+    cmp.WarningReminderDue: Priority.LIFE_SAFETY,
+    cmp.CampaignStarted: Priority.WORK_ORDER,
+    cmp.CampaignEnded: Priority.SUPERVISION,
 }
 
 
@@ -55,8 +61,10 @@ def event_table() -> dict[type[Event], list[Renderer]]:
     Each person's messages go to the channel they use (`Person.channel`): the Telegram renderers' rows
     are dropped for WeCom users (services/notify.py), the WeCom renderers write only for them.
     """
-    return merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
-                         wecom_renderers.RENDERERS])
+    table = merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
+                          warnings.RENDERERS, campaigns.RENDERERS, wecom_renderers.RENDERERS])
+    # Every Telegram message about a drill case starts with the drill label (bot/renderers/drill.py).
+    return {event: [labelled(render) for render in renderers] for event, renderers in table.items()}
 
 
 def make_bus() -> EventBus:
