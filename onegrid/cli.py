@@ -15,6 +15,7 @@ from sqlmodel import func, select
 from bot.factory import create_bot
 from models.tables import Area, Category
 from onegrid.app import serve as serve_app
+from onegrid.cli_campaigns import campaign_cli
 from onegrid.cli_support import OneLineErrors, catalogue_summary, import_summary, open_store
 from onegrid.logs import configure_logging, scrub
 from onegrid.invite_sheet import SheetEntry, describe_problem, invitation_sheet, links_csv
@@ -44,6 +45,7 @@ apikey_cli = typer.Typer(help="API keys: create, revoke, list (secrets are shown
 outbox_cli = typer.Typer(help="The outbox to the upstream platform: dead letters.", no_args_is_help=True)
 cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(outbox_cli, name="outbox")
+cli.add_typer(campaign_cli, name="campaign")
 
 
 @cli.callback()
