@@ -215,7 +215,7 @@ async def list_campaigns(message: Message, ctx: ServiceContext, person: Person) 
     if not found:
         await reply(ctx, message, _("No open campaigns in your area."), person)
         return
-    lines = [drill_prefix(_, c.drill) + _("#{id} «{name}»: {checked} of {total} checked, {problems} problems").format(
+    lines = [drill_prefix(_, c.drill) + _("#{id} «{name}»: {checked} of {total} checked, {problems} with problems").format(
         id=c.id, name=html.escape(c.name), checked=c.progress.checked, total=c.progress.total,
         problems=c.progress.problems) for c in found]
     await reply(ctx, message, "\n".join(lines) + "\n\n" + _("End one with /campaignend ID."), person)

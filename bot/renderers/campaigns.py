@@ -77,7 +77,7 @@ def card_text(session: Session, ctx: ServiceContext, campaign: Campaign, _: Gett
     counts = progress(session, campaign.id)
     lines = [drill_prefix(_, campaign.drill) + _("📋 Campaign «{name}» in {area}").format(
         name=html.escape(campaign.name), area=area_label(session, campaign.area_code, locale)),
-        _("{checked} of {total} checked, {problems} problems").format(
+        _("{checked} of {total} checked, {problems} with problems").format(
             checked=counts.checked, total=counts.total, problems=counts.problems)]
     if campaign.ended_at is not None:
         lines.append(_("Ended at {time}.").format(time=local_time(campaign.ended_at, ctx.timezone)))
@@ -200,7 +200,7 @@ def campaign_ended(session: Session, ctx: ServiceContext, event: CampaignEnded) 
 
     def summary(_: Gettext, locale: str) -> str:
         lines = [drill_prefix(_, event.drill) + _("🏁 Campaign «{name}» ended: {checked} of {total} checked, "
-                                                 "{problems} problems.").format(
+                                                 "{problems} with problems.").format(
             name=html.escape(campaign.name), checked=counts.checked, total=counts.total, problems=counts.problems)]
         if numbers:
             lines.append(_("Cases opened: {numbers}").format(numbers=", ".join(numbers)))
