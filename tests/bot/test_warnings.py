@@ -111,4 +111,4 @@ async def test_a_drill_warning_is_labelled_and_bad_commands_are_explained(world,
     assert confirmation["text"].startswith("🧪 【演练】\n")
     await boss.send_command("warn", "SH-XX-99 red nope")
     [*_, refusal] = await boss.wait_inbox(3)
-    assert refusal["text"] == "没有区域 SH-XX-99。"
+    assert refusal["text"] == "不存在区域SH-XX-99。"
