@@ -33,6 +33,7 @@ from tests.worker_support import (  # noqa: F401  (world is a fixture)
 )
 
 BOSS, WANG, ZHAO = 9701, 9702, 9703
+WAIT = 30.0  # seconds: generous, for a loaded test machine; passing runs take well under one
 
 
 # Dozens of messages to three chats: pacing at Telegram's one per second per chat would only make this slow,
@@ -66,18 +67,18 @@ def places_csv() -> str:
 async def check_place(emulator, user, message: dict, place: CampaignPlace, *, problem: bool, seed: int) -> None:  # noqa: ANN001
     """Answer both items (the second a problem when `problem`), send a photo and the location at the place."""
     await user.press(message, button(message, f"yi:{place.id}:0:1"))
-    await emulator.wait_for(lambda: "✅ 1. Drains clear" in _current(user, message)["text"])
+    await emulator.wait_for(lambda: "✅ 1. Drains clear" in _current(user, message)["text"], timeout=WAIT)
     await user.press(message, button(message, f"yi:{place.id}:1:{0 if problem else 1}"))
     mark = "⚠️" if problem else "✅"
-    await emulator.wait_for(lambda: f"{mark} 2. Fence secure" in _current(user, message)["text"])
+    await emulator.wait_for(lambda: f"{mark} 2. Fence secure" in _current(user, message)["text"], timeout=WAIT)
     before = len(user.inbox)
     await user.send_photo(picture(seed))
-    await emulator.wait_for(lambda: len(user.inbox) > before)
+    await emulator.wait_for(lambda: len(user.inbox) > before, timeout=WAIT)
     assert user.inbox[-1]["text"] == (f"✅ Photo for {place.name} received.\n"
                                       "Still needed: your location at the place.")
     before = len(user.inbox)
     await user.send_location(place.lat, place.lon, horizontal_accuracy=10)
-    await emulator.wait_for(lambda: len(user.inbox) > before)
+    await emulator.wait_for(lambda: len(user.inbox) > before, timeout=WAIT)
     assert user.inbox[-1]["text"].startswith(f"✅ {place.name} checked. Thank you!")
 
 
@@ -100,9 +101,9 @@ async def test_ten_places_one_problem_one_linked_case_and_a_card_that_counts(wor
         category_code="road_waterlogging")
     assert (summary.progress.total, summary.progress.checked) == (10, 0)
     street = f"{area_name(db.sessions, STREET)} ({STREET})"
-    [card] = await boss.wait_inbox(1)
+    [card] = await boss.wait_inbox(1, timeout=WAIT)
     assert card["text"] == f"📋 Campaign «Typhoon check» in {street}\n0 of 10 checked, 0 with problems"
-    tasks = {WANG: await wang.wait_inbox(6), ZHAO: await zhao.wait_inbox(4)}
+    tasks = {WANG: await wang.wait_inbox(6, timeout=WAIT), ZHAO: await zhao.wait_inbox(4, timeout=WAIT)}
     assert tasks[WANG][0]["text"].startswith("🔍 Campaign «Typhoon check»: check Place 1\nAddress: 1 Riverside Road\n")
     assert "▫️ 1. Drains clear\n▫️ 2. Fence secure" in tasks[WANG][0]["text"]
     with db.sessions() as s:
@@ -111,7 +112,7 @@ async def test_ten_places_one_problem_one_linked_case_and_a_card_that_counts(wor
 
     # Zhao may not answer a place of Wang's grid.
     await zhao.press(tasks[WANG][0], button(tasks[WANG][0], f"yi:{places['Place 1'].id}:0:1"))
-    [refusal] = await answer_to(emulator, ZHAO)
+    [refusal] = await answer_to(emulator, ZHAO, timeout=WAIT)
     assert refusal["text"] == "This place is not in your grid."
 
     seed = 700
@@ -120,7 +121,7 @@ async def test_ten_places_one_problem_one_linked_case_and_a_card_that_counts(wor
             name = message["text"].split(": check ", 1)[1].split("\n", 1)[0]
             seed += 1
             await check_place(emulator, user, message, places[name], problem=name == "Place 3", seed=seed)
-    await emulator.wait_for(lambda: "10 of 10 checked, 1 with problems" in boss.inbox[0]["text"])
+    await emulator.wait_for(lambda: "10 of 10 checked, 1 with problems" in boss.inbox[0]["text"], timeout=WAIT)
     assert boss.inbox[0]["message_id"] == card["message_id"]  # the same card, edited in place
     assert [m for m in boss.inbox if "checked," in m["text"]] == [boss.inbox[0]]  # no second card
 
@@ -138,7 +139,7 @@ async def test_ten_places_one_problem_one_linked_case_and_a_card_that_counts(wor
 
     ended = await asyncio.to_thread(campaigns.end_campaign, world.ctx, campaign_id=summary.id)
     assert ended.case_numbers == (case.number,)
-    await emulator.wait_for(lambda: boss.inbox[-1]["text"].startswith("🏁"))
+    await emulator.wait_for(lambda: boss.inbox[-1]["text"].startswith("🏁"), timeout=WAIT)
     assert boss.inbox[-1]["text"] == ("🏁 Campaign «Typhoon check» ended: 10 of 10 checked, 1 with problems.\n"
                                       f"Cases opened: {case.number}")
 
@@ -166,15 +167,15 @@ async def test_a_bad_file_imports_nothing_and_a_far_location_is_refused(world, e
 
     await asyncio.to_thread(campaigns.create_campaign, world.ctx, name="Walls", area_code=GRID,
                             checklist=["Glass intact"], places=read_places(places_csv(), fmt="csv")[:1])
-    [task] = await wang.wait_inbox(1)
+    [task] = await wang.wait_inbox(1, timeout=WAIT)
     with db.sessions() as s:
         place = s.exec(select(CampaignPlace)).one()
     await wang.press(task, button(task, f"yi:{place.id}:0:1"))
-    await answer_to(emulator, WANG)
+    await answer_to(emulator, WANG, timeout=WAIT)
     lat, lon = offset(place.lat, place.lon, north_m=800)
     before = len(wang.inbox)
     await wang.send_location(lat, lon, horizontal_accuracy=10)
-    await emulator.wait_for(lambda: len(wang.inbox) > before)
+    await emulator.wait_for(lambda: len(wang.inbox) > before, timeout=WAIT)
     assert wang.inbox[-1]["text"].startswith("❌ Location for Place 1 not accepted: it is 800 m from the place.")
     with db.sessions() as s:
         assert s.get(CampaignPlace, place.id).seen_at is None

@@ -25,6 +25,7 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
 )
 
 BOSS, WANG = 9801, 9802
+WAIT = 30.0  # seconds: generous, for a loaded test machine; passing runs take well under one
 
 
 def outbox_rows(db, case_id: int) -> int:  # noqa: ANN001
@@ -41,7 +42,7 @@ async def kpis(api, auth) -> dict:  # noqa: ANN001
 async def stats_text(boss, emulator) -> str:  # noqa: ANN001
     before = len(boss.inbox)
     await boss.send_command("stats", "today")
-    await emulator.wait_for(lambda: len(boss.inbox) > before and boss.inbox[-1]["text"].startswith("📊"))
+    await emulator.wait_for(lambda: len(boss.inbox) > before and boss.inbox[-1]["text"].startswith("📊"), timeout=WAIT)
     return boss.inbox[-1]["text"]
 
 
@@ -54,7 +55,7 @@ async def test_a_drill_flows_labelled_and_leaves_kpis_and_the_upstream_alone(wor
                                        area_code=STREET)
     auth = {"Authorization": f"Bearer {token}"}
     real = await asyncio.to_thread(report, world.ctx)  # a real case: it counts and it is relayed
-    [order] = await wang.wait_inbox(1)
+    [order] = await wang.wait_inbox(1, timeout=WAIT)
     assert not order["text"].startswith("🧪")
     assert outbox_rows(db, real.id) > 0
     clock.advance(minutes=1)  # the period ends now, exclusive: the real case is inside it
@@ -71,19 +72,19 @@ async def test_a_drill_flows_labelled_and_leaves_kpis_and_the_upstream_alone(wor
             "drill": True})
         assert answer.status_code == 201, answer.text
         number = answer.json()["case"]["number"]
-        await emulator.wait_for(lambda: len(wang.inbox) >= 2)
+        await emulator.wait_for(lambda: len(wang.inbox) >= 2, timeout=WAIT)
         drill_order = wang.inbox[1]
         assert drill_order["text"].startswith("🧪 [DRILL]\n") and number in drill_order["text"]
         await wang.press(drill_order, button(drill_order, "wo:a:"))
-        await answer_to(emulator, WANG)
-        await emulator.wait_for(lambda: "You accepted" in wang.inbox[1]["text"])
+        await answer_to(emulator, WANG, timeout=WAIT)
+        await emulator.wait_for(lambda: "You accepted" in wang.inbox[1]["text"], timeout=WAIT)
         assert wang.inbox[1]["text"].startswith("🧪 [DRILL]\n")  # the edited order keeps the label
 
         warned = await api.post("/api/v1/warnings", headers=auth, json={
             "area_code": GRID, "level": "red", "text": "Curtain-wall drill at 15:00", "drill": True})
         assert warned.status_code == 201, warned.text
         assert (warned.json()["drill"], warned.json()["recipients"]) == (True, 1)
-        await emulator.wait_for(lambda: any("Curtain-wall drill" in m["text"] for m in wang.inbox))
+        await emulator.wait_for(lambda: any("Curtain-wall drill" in m["text"] for m in wang.inbox), timeout=WAIT)
         warning = next(m for m in wang.inbox if "Curtain-wall drill" in m["text"])
         assert warning["text"].startswith("🧪 [DRILL]\n⚠️ 🔴 Red warning for")
 
