@@ -53,8 +53,9 @@ def _coordinate(value: object, low: float, high: float) -> float | None:
 
 
 def _place(row: dict, lat: object, lon: object, where: str, problems: list[str]) -> PlaceIn | None:
-    name = str(_first(row, NAME_KEYS) or "").strip()
+    name = str(_first(row, NAME_KEYS) or "").replace("\x00", "").strip()
     address = _first(row, ADDRESS_KEYS)
+    address = str(address).replace("\x00", "") if address is not None else None
     good_lat, good_lon = _coordinate(lat, -90, 90), _coordinate(lon, -180, 180)
     if not name:
         problems.append(f"{where}: no name")
@@ -65,9 +66,27 @@ def _place(row: dict, lat: object, lon: object, where: str, problems: list[str])
     return PlaceIn(name[:200], good_lat, good_lon, str(address).strip()[:500] if address else None)
 
 
+def _csv_places(text: str, problems: list[str]) -> list[PlaceIn]:
+    places = []
+    reader = csv.DictReader(io.StringIO(text.replace("\x00", "")))
+    headers = {h.strip().lower() for h in (reader.fieldnames or [])}
+    if not headers & set(NAME_KEYS) or not headers & set(LAT_KEYS) or not headers & set(LON_KEYS):
+        raise PlacesRefused(["the CSV needs name, lat and lon columns"])
+    for row in reader:
+        clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
+        place = _place(clean, _first(clean, LAT_KEYS), _first(clean, LON_KEYS), f"line {reader.line_num}",
+                       problems)
+        if place:
+            places.append(place)
+    return places
+
+
 def read_places(data: bytes | str, *, fmt: str) -> list[PlaceIn]:
     """The places of a `geojson` or `csv` document; raises PlacesRefused listing every problem."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    except UnicodeDecodeError:
+        raise PlacesRefused(["not UTF-8 text"]) from None
     problems: list[str] = []
     places: list[PlaceIn] = []
     if fmt == "geojson":
@@ -79,25 +98,22 @@ def read_places(data: bytes | str, *, fmt: str) -> list[PlaceIn]:
         if not isinstance(features, list):
             raise PlacesRefused(["not a GeoJSON FeatureCollection"])
         for number, feature in enumerate(features, start=1):
-            geometry = (feature or {}).get("geometry") or {} if isinstance(feature, dict) else {}
-            coords = geometry.get("coordinates") if geometry.get("type") == "Point" else None
+            geometry = feature.get("geometry") if isinstance(feature, dict) else None
+            coords = geometry.get("coordinates") if isinstance(geometry, dict) and geometry.get("type") == "Point" \
+                else None
             if not isinstance(coords, list) or len(coords) < 2:
                 problems.append(f"feature {number}: not a Point")
                 continue
-            place = _place(feature.get("properties") or {}, coords[1], coords[0], f"feature {number}", problems)
+            properties = feature.get("properties")
+            place = _place(properties if isinstance(properties, dict) else {}, coords[1], coords[0],
+                           f"feature {number}", problems)
             if place:
                 places.append(place)
     elif fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        headers = {h.strip().lower() for h in (reader.fieldnames or [])}
-        if not headers & set(NAME_KEYS) or not headers & set(LAT_KEYS) or not headers & set(LON_KEYS):
-            raise PlacesRefused(["the CSV needs name, lat and lon columns"])
-        for row in reader:
-            clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
-            place = _place(clean, _first(clean, LAT_KEYS), _first(clean, LON_KEYS), f"line {reader.line_num}",
-                           problems)
-            if place:
-                places.append(place)
+        try:
+            places += _csv_places(text, problems)
+        except csv.Error as exc:
+            raise PlacesRefused([f"not a CSV file: {exc}"]) from None
     else:
         raise PlacesRefused([f"unknown format {fmt!r}: use geojson or csv"])
     if not places and not problems:

@@ -8,6 +8,7 @@ import json
 from fastapi import APIRouter
 
 from api.campaign_schemas import CampaignCreate, CampaignPublic
+from api.params import StoreId
 from api.deps import V1_PREFIX, ApiError, CtxDep, ReadKey, WriteKey, not_found
 from api.params import utc
 from services import area_queries, campaigns
@@ -46,7 +47,7 @@ async def create_campaign(body: CampaignCreate, principal: WriteKey, ctx: CtxDep
     return _public(summary)
 
 
-async def _visible(ctx: CtxDep, principal: ReadKey, campaign_id: int) -> campaigns.CampaignSummary:
+async def _visible(ctx: CtxDep, principal: ReadKey, campaign_id: StoreId) -> campaigns.CampaignSummary:
     try:
         summary = await asyncio.to_thread(campaigns.campaign_summary, ctx, campaign_id=campaign_id)
     except campaigns.CampaignNotFound:
@@ -57,12 +58,12 @@ async def _visible(ctx: CtxDep, principal: ReadKey, campaign_id: int) -> campaig
 
 @router.get("/campaigns/{campaign_id}", tags=["campaigns"], summary="A campaign's progress",
             responses={404: {"description": "No such campaign in the key's subtree"}})
-async def read_campaign(campaign_id: int, principal: ReadKey, ctx: CtxDep) -> CampaignPublic:
+async def read_campaign(campaign_id: StoreId, principal: ReadKey, ctx: CtxDep) -> CampaignPublic:
     return _public(await _visible(ctx, principal, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/end", tags=["campaigns"], summary="End a campaign; its supervisors get the "
              "summary", responses={404: {"description": "No such campaign in the key's subtree"}})
-async def end_campaign(campaign_id: int, principal: WriteKey, ctx: CtxDep) -> CampaignPublic:
+async def end_campaign(campaign_id: StoreId, principal: WriteKey, ctx: CtxDep) -> CampaignPublic:
     await _visible(ctx, principal, campaign_id)
     return _public(await asyncio.to_thread(campaigns.end_campaign, ctx, campaign_id=campaign_id))

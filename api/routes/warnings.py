@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter
 
 from api.campaign_schemas import WarningCreate, WarningPublic
+from api.params import StoreId
 from api.deps import V1_PREFIX, ApiError, CtxDep, ReadKey, WriteKey, not_found
 from services import area_queries, warnings
 
@@ -36,7 +37,7 @@ async def issue_warning(body: WarningCreate, principal: WriteKey, ctx: CtxDep) -
     return _public(await asyncio.to_thread(warnings.warning_state, ctx, warning_id=issued.id))
 
 
-async def _visible(ctx: CtxDep, principal: ReadKey, warning_id: int) -> warnings.WarningState:
+async def _visible(ctx: CtxDep, principal: ReadKey, warning_id: StoreId) -> warnings.WarningState:
     try:
         state = await asyncio.to_thread(warnings.warning_state, ctx, warning_id=warning_id)
     except warnings.WarningNotFound:
@@ -47,12 +48,12 @@ async def _visible(ctx: CtxDep, principal: ReadKey, warning_id: int) -> warnings
 
 @router.get("/warnings/{warning_id}", tags=["warnings"], summary="A warning and how many acknowledged it",
             responses={404: {"description": "No such warning in the key's subtree"}})
-async def read_warning(warning_id: int, principal: ReadKey, ctx: CtxDep) -> WarningPublic:
+async def read_warning(warning_id: StoreId, principal: ReadKey, ctx: CtxDep) -> WarningPublic:
     return _public(await _visible(ctx, principal, warning_id))
 
 
 @router.post("/warnings/{warning_id}/end", tags=["warnings"], summary="End a warning: no more reminders",
              responses={404: {"description": "No such warning in the key's subtree"}})
-async def end_warning(warning_id: int, principal: WriteKey, ctx: CtxDep) -> WarningPublic:
+async def end_warning(warning_id: StoreId, principal: WriteKey, ctx: CtxDep) -> WarningPublic:
     await _visible(ctx, principal, warning_id)
     return _public(await asyncio.to_thread(warnings.end_warning, ctx, warning_id=warning_id))
