@@ -53,6 +53,8 @@ TAGS = [
     {"name": "invitations", "description": "One-time Telegram links that onboard workers and supervisors"},
     {"name": "kpis", "description": "KPIs (综合评价) of an area over a period"},
     {"name": "sync", "description": "Events from a downstream OneGrid"},
+    {"name": "warnings", "description": "Warnings (预警) to an area's on-duty workers, with acknowledgements"},
+    {"name": "campaigns", "description": "Inspection campaigns (专项排查): checklists of places"},
     {"name": "telegram", "description": "The Telegram webhook"},
 ]
 

@@ -13,6 +13,7 @@ from services.case_queries import MAX_PAGE, CaseFilter
 CaseId = Annotated[int, Path(ge=1, le=2_147_483_647)]  # the store's integer ids
 PhotoId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 PersonId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+StoreId = Annotated[int, Path(ge=1, le=2_147_483_647)]  # a warning, a campaign
 InvitationId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 StatusQ = Annotated[list[str] | None, Query(description="Repeat for several statuses")]

@@ -51,6 +51,8 @@ class CaseCreate(CaseBase):
     source: MachineSource
     source_event_id: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
     device_id: Annotated[str, StringConstraints(max_length=90, pattern=r"^[\x21-\x7e]*$")] = ""
+    drill: bool = Field(default=False, description="An exercise (演练): handled like any case, labelled as a drill, "
+                                                  "left out of KPIs and never relayed upstream")
 
 
 class CaseUpdate(_Strict):

@@ -1,6 +1,7 @@
 """Imports every table module so SQLModel.metadata knows the whole store (Alembic and tests use this)."""
 
 import models.api  # noqa: F401
+import models.campaigns  # noqa: F401
 import models.resident  # noqa: F401
 import models.supervision  # noqa: F401
 import models.tables  # noqa: F401

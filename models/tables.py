@@ -206,6 +206,8 @@ class Case(SQLModel, table=True):
     escalation_round: int = Field(default=0, sa_column=Column(sa.Integer, nullable=False, server_default="0"))
     # Retention (services/retention.py): when the points of this finished case were rounded to about 100 m.
     coarsened_at: datetime | None = _ts(nullable=True)
+    # A drill (演练, models/campaigns.py): handled like any case, labelled so, left out of KPIs and upstream sync.
+    drill: bool = Field(default=False, sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))
 
 
 class CaseEvent(SQLModel, table=True):

@@ -43,6 +43,7 @@ from services.idempotency import purge_expired
 from services.intake import apply_pending_clears
 from services.reporting import sweep as resident_sweep
 from services.spot_checks import tick as spot_check_tick
+from services.campaigns import tick as campaigns_tick
 from services.inbox import InboxProcessor
 from services.telegram_webhook import CHANNEL as TELEGRAM, telegram_handler
 from services.upstream import UpstreamRelay, make_client, poll_upstream_once
@@ -276,6 +277,9 @@ def _add_supervision_jobs(app: OneGrid) -> None:
                               coalesce=True, max_instances=1)
     app.scheduler.add_job(guarded(check_coverage_gaps, "duty roster gaps"), "interval", id="coverage_gaps",
                           seconds=app.settings.coverage_check_interval_s, coalesce=True, max_instances=1)
+    # Warnings not acknowledged are reminded; campaigns past their end time end (services/campaigns.py).
+    app.scheduler.add_job(guarded(campaigns_tick, "warnings and campaigns"), "interval", minutes=1,
+                          id="warnings_campaigns", coalesce=True, max_instances=1)
 
 
 async def _poll_upstream(app: OneGrid) -> None:

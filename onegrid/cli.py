@@ -16,6 +16,7 @@ from bot.factory import create_bot
 from models.tables import Area, Category
 from onegrid.app import serve as serve_app
 from onegrid.cli_elders import elders_cli, roster_cli
+from onegrid.cli_campaigns import campaign_cli
 from onegrid.cli_support import OneLineErrors, catalogue_summary, import_summary, open_store
 from onegrid.logs import configure_logging, scrub
 from onegrid.invite_sheet import SheetEntry, describe_problem, invitation_sheet, links_csv
@@ -47,6 +48,7 @@ cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(outbox_cli, name="outbox")
 cli.add_typer(elders_cli, name="elders")
 cli.add_typer(roster_cli, name="roster")
+cli.add_typer(campaign_cli, name="campaign")
 
 
 @cli.callback()

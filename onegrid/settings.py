@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     spot_check_answer_minutes: int = Field(default=30, ge=1, description="Minutes a worker has to answer a spot check")
     spot_check_rounds_per_day: int = Field(default=1, ge=0, le=10, description="Spot-check rounds per working day")
     spot_check_seed: str | None = Field(default=None, description="Seed for the random choice (tests, replays); default random")
+    # Warnings and campaigns (services/warnings.py, services/campaigns.py); drills are flagged per warning/campaign/case.
+    warning_reminder_minutes: int = Field(default=10, ge=1, description="Minutes between reminders of an unacknowledged warning")
+    warning_reminder_max: int = Field(default=6, ge=0, description="Reminders of one warning at most")
+    campaign_place_radius_m: int = Field(default=100, ge=1, description="How near a campaign place the on-site location must be")
+    campaign_problem_category: str = Field(default="fire_hazard", description="Category of the case a campaign problem opens (unless the campaign names one)")
 
     # --- Sandbox mode (bot/sandbox.py, api/console.py). Without BOT_TOKEN, "auto" runs the bot
     # against the built-in Bot API emulator and serves the web console at /console; "off" leaves

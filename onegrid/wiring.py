@@ -9,14 +9,16 @@ listed there queues at REPLY.
 from __future__ import annotations
 
 from models.events import Event
-from models.events import field as fld
 from models.events import alarms as alm
+from models.events import campaigns as cmp
+from models.events import field as fld
 from models.events import resident as res
 from models.events import staff as stf
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
-from bot.renderers import alarms, field, resident, staff, supervision, work
+from bot.renderers import alarms, campaigns, field, resident, staff, supervision, warnings, work
+from bot.renderers.drill import labelled
 from services.bus import EventBus, PriorityTable, Renderer, merge_tables
 from wecom import renderers as wecom_renderers
 
@@ -53,6 +55,10 @@ PRIORITIES: PriorityTable = {
     alm.WelfareEscalated: Priority.LIFE_SAFETY,
     alm.WelfareOutcomeRecorded: Priority.LIFE_SAFETY,
     alm.CoverageGapFound: Priority.SUPERVISION,
+    cmp.WarningIssued: Priority.LIFE_SAFETY,
+    cmp.WarningReminderDue: Priority.LIFE_SAFETY,
+    cmp.CampaignStarted: Priority.WORK_ORDER,
+    cmp.CampaignEnded: Priority.SUPERVISION,
 }
 
 
@@ -62,8 +68,11 @@ def event_table() -> dict[type[Event], list[Renderer]]:
     Each person's messages go to the channel they use (`Person.channel`): the Telegram renderers' rows
     are dropped for WeCom users (services/notify.py), the WeCom renderers write only for them.
     """
-    return merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
-                         wecom_renderers.RENDERERS, field.RENDERERS, alarms.RENDERERS])
+    table = merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
+                          warnings.RENDERERS, campaigns.RENDERERS, wecom_renderers.RENDERERS, field.RENDERERS,
+                          alarms.RENDERERS])
+    # Every Telegram message about a drill case starts with the drill label (bot/renderers/drill.py).
+    return {event: [labelled(render) for render in renderers] for event, renderers in table.items()}
 
 
 def make_bus() -> EventBus:

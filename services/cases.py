@@ -76,6 +76,8 @@ def record_all(session: Session, case: Case, transitions: list[Transition]) -> N
          "action": tr.action.value, "from_status": tr.from_status.value if tr.from_status else None,
          "to_status": tr.to_status.value, "note": tr.note, "at": tr.at}
         for tr in transitions])
+    if case.drill:
+        return  # a drill is never relayed upstream: the platform of record has no drill flag
     session.execute(sa.insert(OutboxItem.__table__), [
         {"case_id": case.id, "topic": f"case.{tr.action.value}", "status": OutboxStatus.PENDING.value,
          "attempts": 0, "next_attempt_at": tr.at, "created_at": tr.at,
@@ -140,6 +142,7 @@ def report_case(
     address: str | None = None,
     source_event_id: str | None = None,
     before_dispatch: Callable[[Session, Case], None] | None = None,
+    drill: bool = False,
 ) -> Case:
     """Open a case and register it (立案), and queue it for the dispatcher (services/dispatcher.py).
 
@@ -162,7 +165,7 @@ def report_case(
             raise UnknownCategory(category_code)
         case = register_in(session, ctx, actor=actor, source=source, category=category, grid_code=grid_code,
                            lat=lat, lon=lon, description=description, address=address,
-                           source_event_id=source_event_id, now=now)
+                           source_event_id=source_event_id, now=now, drill=drill)
         if before_dispatch is not None:
             before_dispatch(session, case)
         dispatcher.enqueue(session, case_id=case.id, now=now)
@@ -191,9 +194,11 @@ def registered(ctx: ServiceContext, case: Case) -> Case:
 
 def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: CaseSource, category: Category,
                 grid_code: str | None, lat: float, lon: float, description: str, address: str | None,
-                source_event_id: str | None, now: datetime, media_urls: list[str] | None = None) -> Case:
+                source_event_id: str | None, now: datetime, media_urls: list[str] | None = None,
+                drill: bool = False) -> Case:
     """Store a new case already registered, within `session`: REPORT then REGISTER, both judged by the
-    lifecycle, both recorded (audit event and outbox row), in one INSERT of the case.
+    lifecycle, both recorded (audit event and outbox row), in one INSERT of the case. A `drill` case
+    gets no outbox rows (models/campaigns.py).
 
     Deadlines come from the category's SLA in working time of the grid's calendar
     (services/working_time.py), counted from registration; they also arm the escalation sweep.
@@ -208,7 +213,7 @@ def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: 
         media_urls=list(media_urls or []), status=registered.to_status.value,
         reporter_id=actor.person_id,  # a resident, or the worker who found it on patrol
         report_count=1, created_at=now, updated_at=now, version=2,  # version: one bump per status change
-        escalation_round=0, **deadlines,
+        escalation_round=0, drill=drill, **deadlines,
     )
     # Core, not the unit of work: this is the hot path of every report (bench/profile_intake.py).
     case_id = session.execute(sa.insert(Case.__table__).values(**values).returning(Case.__table__.c.id)).scalar_one()

@@ -93,7 +93,7 @@ def digest_series(session: Session, *, area_code: str, today: date, days: int, t
     starts = [day_bounds(d, timezone)[0] for d in day_list]
     window_start, window_end = starts[0], day_bounds(today, timezone)[1]
     codes = subtree_grids(session, area_code)
-    in_area = Case.grid_code.in_(codes)
+    in_area = Case.grid_code.in_(codes) & Case.drill.is_(False)  # the chart is a KPI: drills never count
     alive = Case.status.not_in([s.value for s in EXCLUDED])
     open_before = session.exec(select(func.count()).select_from(Case).where(
         in_area, alive, Case.created_at < window_start,

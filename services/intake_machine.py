@@ -56,6 +56,7 @@ class MachineReport:
     description: str = ""
     address: str | None = None
     media_urls: list[str] = field(default_factory=list)
+    drill: bool = False  # an exercise (演练): handled like any case, out of KPIs and upstream sync
 
     @property
     def source_ref(self) -> str:
@@ -148,7 +149,7 @@ def _create(ctx: ServiceContext, session: Session, principal: Principal, report:
     case = cases.register_in(session, ctx, actor=SYSTEM, source=report.source, category=category,
                              grid_code=grid_code, lat=report.lat, lon=report.lon, description=report.description,
                              address=report.address, source_event_id=report.source_ref, now=now,
-                             media_urls=_merge_media([], report.media_urls))
+                             media_urls=_merge_media([], report.media_urls), drill=report.drill)
     # The claim's unique key decides a race with a concurrent delivery of this event (IntegrityError).
     session.execute(sa.insert(IntakeClaim.__table__).values(
         source=report.source.value, source_ref=report.source_ref, kind="report", api_key_id=principal.id,
@@ -199,9 +200,10 @@ def _claim_or_fold(ctx: ServiceContext, session: Session, principal: Principal, 
         count = case.report_count + 1  # read before the UPDATE, which refreshes `case` in the session
         session.execute(sa.update(Case).where(Case.id == case.id).values(
             report_count=Case.report_count + 1, media_urls=media))
-        session.add(OutboxItem(case_id=case.id, topic="case.repeated", next_attempt_at=now, created_at=now,
-                               payload={"number": case.number, "at": now.isoformat(),
-                                        "report_count": count, "media_urls": media}))
+        if not case.drill:  # a drill is never relayed upstream
+            session.add(OutboxItem(case_id=case.id, topic="case.repeated", next_attempt_at=now, created_at=now,
+                                   payload={"number": case.number, "at": now.isoformat(),
+                                            "report_count": count, "media_urls": media}))
         session.add(IntakeClaim(source=report.source.value, source_ref=ref, kind="report", api_key_id=principal.id,
                                 case_id=case.id, outcome="folded", created_at=now))
         session.flush()

@@ -13,7 +13,7 @@ Definitions callers may rely on (cancelled and merged cases never count):
 - satisfaction: residents' ratings (1–5) given in the period: mean; dissatisfaction rate (回访不满意率)
   = answers in the period saying "not fixed" or rating ≤ 2 ÷ answers in the period.
 - worst grids: grids of the subtree by overdue open cases now, then by lowest closure rate.
-Rates are None when their denominator is 0.
+Rates are None when their denominator is 0. Drills (`Case.drill`, 演练) count nowhere.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from models.lifecycle import OPEN, Action, Role, Status
@@ -127,7 +128,7 @@ def compute(session: Session, *, area_code: str, start: datetime, end: datetime,
     """The KPIs of `area_code`'s subtree over [start, end) (see the module docstring)."""
     codes = subtree_grids(session, area_code)
     k = Kpis(area_code, start, end)
-    in_area = Case.grid_code.in_(codes)
+    in_area = sa.and_(Case.grid_code.in_(codes), Case.drill.is_(False))  # drills never count
     alive = Case.status.not_in(list(EXCLUDED))
     registered = session.exec(select(Case).where(in_area, alive, Case.created_at >= start,
                                                  Case.created_at < end)).all()

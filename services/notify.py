@@ -25,6 +25,21 @@ if TYPE_CHECKING:  # the context holds the event bus, which queues through this 
 _priority: ContextVar[int] = ContextVar("notification_priority", default=int(Priority.REPLY))
 
 
+# Rows queued now are also appended here while a caller collects them (`collected`: the drill label).
+_collector: ContextVar[list[Notification] | None] = ContextVar("notification_collector", default=None)
+
+
+@contextmanager
+def collected() -> Iterator[list[Notification]]:
+    """The rows `enqueue` adds to a session inside this block (those it does not save are left out)."""
+    rows: list[Notification] = []
+    token = _collector.set(rows)
+    try:
+        yield rows
+    finally:
+        _collector.reset(token)
+
+
 @contextmanager
 def urgency(priority: int) -> Iterator[None]:
     """Rows queued inside this block without an explicit priority get `priority`."""
@@ -66,6 +81,9 @@ def enqueue(
     if chat_id is None or person_id is not None and not uses_telegram(session, person_id):
         return row  # no Telegram chat (a WeCom-only person), or the person uses another channel
     session.add(row)
+    rows = _collector.get()
+    if rows is not None:
+        rows.append(row)
     return row
 
 

@@ -209,10 +209,11 @@ def follow_case(ctx: ServiceContext, *, person_id: int, draft: ReportDraft, case
                                 .values(report_count=Case.report_count + 1))
             session.flush()
             session.refresh(case)
-            session.add(OutboxItem(case_id=case.id, topic="case.reported_again",
-                                   payload={"number": case.number, "report_count": case.report_count,
-                                            "at": now.isoformat()},
-                                   next_attempt_at=now, created_at=now))
+            if not case.drill:  # a drill is never relayed upstream
+                session.add(OutboxItem(case_id=case.id, topic="case.reported_again",
+                                       payload={"number": case.number, "report_count": case.report_count,
+                                                "at": now.isoformat()},
+                                       next_attempt_at=now, created_at=now))
             result = Submitted(case.id, case.number, True, ReportKind.FOLLOW, case.handle_due_at)
             _received(session, ctx, result, person_id, reply_to)
     except IntegrityError:

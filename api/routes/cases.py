@@ -69,7 +69,7 @@ async def intake_case(request: Request, ctx: CtxDep, principal: IntakeKey, body:
     report = intake.MachineReport(
         source=CaseSource(body.source.value), event_id=body.source_event_id, device_id=body.device_id,
         category_code=body.category_code, lat=body.lat, lon=body.lon, description=body.description,
-        address=body.address, media_urls=list(body.media_urls))
+        address=body.address, media_urls=list(body.media_urls), drill=body.drill)
 
     async def produce() -> Response:
         try:
