@@ -14,7 +14,7 @@ from models.events import staff as stf
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
-from bot.renderers import resident, staff, supervision, work
+from bot.renderers import patrol, resident, staff, supervision, work
 from services.bus import EventBus, PriorityTable, Renderer, merge_tables
 from wecom import renderers as wecom_renderers
 
@@ -56,7 +56,7 @@ def event_table() -> dict[type[Event], list[Renderer]]:
     are dropped for WeCom users (services/notify.py), the WeCom renderers write only for them.
     """
     return merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
-                         wecom_renderers.RENDERERS])
+                         wecom_renderers.RENDERERS, patrol.RENDERERS])
 
 
 def make_bus() -> EventBus:
