@@ -10,7 +10,7 @@ from models.patrol import PatrolReport
 from models.resident import CaseFollower, ReportReceipt
 from models.tables import Case, CaseSource, Photo
 from models.work import WorkOffer
-from services import patrol
+from services import patrol, work
 from services.context import ServiceContext
 from services.report_draft import DraftPhoto, ReportDraft
 from services.work_common import WorkerInactive
@@ -77,3 +77,19 @@ def test_handed_to_dispatch_it_is_offered_to_the_pool_but_never_to_its_finder(ct
         assert [o.worker_id for o in s.exec(select(WorkOffer))] == [colleague]
     assert any(f"Work order {case.number}" in (n.payload.get("text") or n.payload.get("caption") or "")
                for n in queued(db.sessions, 7322))
+
+
+def test_returned_by_the_pool_it_is_offered_again_but_never_to_its_finder(ctx, db, clock) -> None:
+    finder = add_worker(db.sessions, clock.now(), 7331)
+    first = add_worker(db.sessions, clock.now(), 7332)
+    second = add_worker(db.sessions, clock.now(), 7333)
+    patrol.submit_patrol_report(ctx, worker_id=finder, draft=draft_for(clock, 7331), photos=[picture(4)],
+                                hand_to_dispatch=True)
+    with db.sessions() as s:
+        offer = s.exec(select(WorkOffer).where(WorkOffer.worker_id == first)).one()
+    work.accept_offer(ctx, offer_id=offer.id, worker_id=first)
+    work.return_order(ctx, worker_id=first, reason="Not our department", task_id=offer.task_id)
+    with db.sessions() as s:
+        rows = [(o.worker_id, o.status) for o in s.exec(select(WorkOffer).order_by(WorkOffer.id))]
+    # Offered to both colleagues; the first took it and gave it back; only the second is asked again.
+    assert rows[-1] == (second, "open") and finder not in [worker for worker, _ in rows]
