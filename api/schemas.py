@@ -267,6 +267,21 @@ class KpiGrid(BaseModel):
     closure_rate: float | None = Field(description="closed_of_due ÷ due; null when due is 0")
 
 
+class KpiPatrolGrid(BaseModel):
+    grid_code: str
+    registered: int = Field(description="Cases of the grid registered in the period")
+    patrol: int = Field(description="Of those, found by a grid worker on patrol (主动发现)")
+    patrol_share: float | None = Field(description="patrol ÷ registered; null when registered is 0")
+
+
+class KpiPatrolWorker(BaseModel):
+    person_id: int
+    name: str
+    found: int = Field(description="Cases registered in the period that this worker found on patrol")
+    cases: int = Field(description="Cases registered in the period this worker found or handles, each once")
+    patrol_share: float | None = Field(description="found ÷ cases; null when cases is 0")
+
+
 class KpiReport(BaseModel):
     """综合评价 of an area's subtree over [start, end). Cancelled and merged cases never count; a rate is
     null when its denominator is 0; times are hours."""
@@ -295,6 +310,14 @@ class KpiReport(BaseModel):
     dissatisfied: int = Field(description="Answers saying not fixed, or rating 2 or less")
     dissatisfaction_rate: float | None = Field(description="回访不满意率: dissatisfied ÷ answers")
     worst_grids: list[KpiGrid] = Field(description="Grids by overdue open cases now, then lowest closure rate")
+    patrol: int = Field(0, description="主动发现: cases registered in the period found by a grid worker on patrol")
+    patrol_share: float | None = Field(None, description="patrol ÷ registered")
+    patrol_by_grid: list[KpiPatrolGrid] = Field(default_factory=list,
+                                                description="Each grid with cases registered in the period, "
+                                                            "most found on patrol first")
+    patrol_by_worker: list[KpiPatrolWorker] = Field(default_factory=list,
+                                                    description="Each worker with a case registered in the period, "
+                                                                "most found on patrol first")
 
 
 # ---------------------------------------------------------------------------- people and invitations

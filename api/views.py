@@ -19,6 +19,8 @@ from api.schemas import (
     IntakeRulePublic,
     InvitationPublic,
     KpiGrid,
+    KpiPatrolGrid,
+    KpiPatrolWorker,
     KpiReport,
     PersonDetail,
     PersonPublic,
@@ -137,4 +139,9 @@ def kpi_report(k: Kpis) -> KpiReport:
         satisfaction_mean=k.satisfaction_mean, answers=k.answers, dissatisfied=k.dissatisfied,
         dissatisfaction_rate=k.dissatisfaction_rate,
         worst_grids=[KpiGrid(grid_code=g.grid_code, open_overdue=g.open_overdue, due=g.due,
-                             closed_of_due=g.closed_of_due, closure_rate=g.closure_rate) for g in k.worst_grids])
+                             closed_of_due=g.closed_of_due, closure_rate=g.closure_rate) for g in k.worst_grids],
+        patrol=k.patrol, patrol_share=k.patrol_share,
+        patrol_by_grid=[KpiPatrolGrid(grid_code=g.grid_code, registered=g.registered, patrol=g.patrol,
+                                      patrol_share=g.share) for g in k.patrol_grids],
+        patrol_by_worker=[KpiPatrolWorker(person_id=w.person_id, name=w.name, found=w.found, cases=w.cases,
+                                          patrol_share=w.share) for w in k.patrol_workers])

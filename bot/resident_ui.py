@@ -223,3 +223,13 @@ def category_keyboard(_: Gettext, draft_id: str, in_kind: Sequence[_Choice], *, 
     rows.append([button(_("⬅ Back"), ReportCb(draft=draft_id, act="kinds")),
                  button(_("✖ Cancel"), ReportCb(draft=draft_id, act="cancel"))])
     return inline(rows)
+
+
+def patrol_card_keyboard(_: Gettext, draft_id: str) -> dict[str, Any]:
+    """A worker's patrol report card (巡查上报): keep the case, or hand it to dispatch; edit or cancel."""
+    return inline([
+        [button(_("✅ Submit: I will handle it"), ReportCb(draft=draft_id, act="keep"))],
+        [button(_("📤 Hand to dispatch"), ReportCb(draft=draft_id, act="hand"))],
+        [button(_("✏️ Edit"), ReportCb(draft=draft_id, act="edit")),
+         button(_("✖ Cancel"), ReportCb(draft=draft_id, act="cancel"))],
+    ])

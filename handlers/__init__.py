@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from handlers import alarms, campaigns, common, resident, spot_check, supervision, supervisor, unanswered, worker
+from handlers import alarms, campaigns, common, patrol, resident, spot_check, supervision, supervisor, unanswered, worker
 
 
 def build_router() -> Router:
@@ -14,6 +14,7 @@ def build_router() -> Router:
     root.include_router(spot_check.build_router())  # before worker: a pending check claims its photo/location
     root.include_router(campaigns.build_router())  # before worker: a place being checked claims its photo/location
     root.include_router(worker.build_router())
+    root.include_router(patrol.build_router())  # before resident: a worker's /report is a patrol report
     root.include_router(common.build_router())
     root.include_router(resident.build_router())
     root.include_router(unanswered.build_router())  # last: any button nobody took still gets an answer

@@ -186,7 +186,7 @@ async def location_received(message: Message, state: FSMContext, ctx: ServiceCon
     draft.lat, draft.lon, draft.accuracy_m = loc.latitude, loc.longitude, loc.horizontal_accuracy
     draft.grid_code = place.grid_code
     got = _("📍 Location received: {place}.").format(place=html.escape(place.name))
-    if not draft.editing:
+    if not draft.editing and not draft.patrol:  # a worker on patrol files what they see: no "same problem?"
         duplicate = await asyncio.to_thread(report_choices.find_duplicate, ctx, category_code=category.code,
                                             lat=draft.lat, lon=draft.lon, person_id=person.id if person else None)
         if duplicate is not None:

@@ -34,6 +34,7 @@ from bot.resident_ui import (
     inline,
     kinds_keyboard,
     main_keyboard,
+    patrol_card_keyboard,
 )
 from models.tables import Person
 from services import report_choices, residents
@@ -213,6 +214,8 @@ def card_text(ctx: ServiceContext, draft: ReportDraft, locale: str) -> str:
 
 
 def card_keyboard(draft: ReportDraft) -> dict:
+    if draft.patrol:
+        return patrol_card_keyboard(_, draft.draft_id)
     d = draft.draft_id
     return inline([
         [button(_("✅ Submit"), ReportCb(draft=d, act="submit")), button(_("✏️ Edit"), ReportCb(draft=d, act="edit"))],

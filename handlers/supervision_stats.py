@@ -47,7 +47,26 @@ def render_kpis(k: kpi.Kpis, period: str) -> str:
         lines.append(_("Worst grids (overdue open · closure rate):"))
         for g in k.worst_grids:
             lines.append(f"· {html.escape(g.grid_code)}: {g.open_overdue} · {_pct(g.closure_rate)}")
+    lines += patrol_lines(k)
     return "\n".join(lines)
+
+
+STATS_ROWS = 5  # grids and workers listed under the patrol share; GET /api/v1/kpis lists them all
+
+
+def patrol_lines(k: kpi.Kpis) -> list[str]:
+    """主动发现: the area's patrol share, then the grids and workers with the most cases found on patrol."""
+    lines = [_("Found on patrol (主动发现): {rate} ({patrol}/{registered})").format(
+        rate=_pct(k.patrol_share), patrol=k.patrol, registered=k.registered)]
+    if k.patrol_grids:
+        lines.append(_("Patrol share by grid (found on patrol ÷ registered):"))
+        lines += [f"· {html.escape(g.grid_code)}: {_pct(g.share)} ({g.patrol}/{g.registered})"
+                  for g in k.patrol_grids[:STATS_ROWS]]
+    if k.patrol_workers:
+        lines.append(_("Patrol share by worker (found on patrol ÷ their cases):"))
+        lines += [f"· {html.escape(w.name)}: {_pct(w.share)} ({w.found}/{w.cases})"
+                  for w in k.patrol_workers[:STATS_ROWS]]
+    return lines
 
 
 async def _send_stats(ctx: ServiceContext, chat_id: int, person: Person, period: str) -> None:

@@ -9,3 +9,4 @@ import models.work  # noqa: F401
 import models.wecom  # noqa: F401
 import models.field  # noqa: F401
 import models.elders  # noqa: F401
+import models.patrol  # noqa: F401

@@ -17,7 +17,7 @@ from models.events import staff as stf
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
-from bot.renderers import alarms, campaigns, field, resident, staff, supervision, warnings, work
+from bot.renderers import alarms, campaigns, field, patrol, resident, staff, supervision, warnings, work
 from bot.renderers.drill import labelled
 from services.bus import EventBus, PriorityTable, Renderer, merge_tables
 from wecom import renderers as wecom_renderers
@@ -70,7 +70,7 @@ def event_table() -> dict[type[Event], list[Renderer]]:
     """
     table = merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
                           warnings.RENDERERS, campaigns.RENDERERS, wecom_renderers.RENDERERS, field.RENDERERS,
-                          alarms.RENDERERS])
+                          alarms.RENDERERS, patrol.RENDERERS])
     # Every Telegram message about a drill case starts with the drill label (bot/renderers/drill.py).
     return {event: [labelled(render) for render in renderers] for event, renderers in table.items()}
 

@@ -13,6 +13,8 @@ What callers may rely on:
   nearest supervisors of the area are told (an `Escalation` row records whom).
 - A patrol case (source PATROL) reported by an active worker is assigned to that worker at
   once (dispatched and accepted in the same transaction); other departments are offered as usual.
+  One its finder handed to dispatch (`PatrolReport.handed_to_dispatch`) is offered like any case,
+  never to its finder.
 - The case moves REGISTERED/RETURNED → DISPATCHED as soon as any task is offered.
 - Every offer publishes `OfferMade`, a patrol assignment `PatrolOrderAssigned`, nobody found
   `DispatchEscalated`, an offer taken back `OfferRetracted` (models/events/work.py); the channel
@@ -29,6 +31,7 @@ from sqlmodel import Session, func, select
 
 from models.events.work import DispatchEscalated, OfferMade, OfferRetracted, PatrolOrderAssigned, RetractReason
 from models.lifecycle import OPEN, Action, Actor, Role, Status
+from models.patrol import PatrolReport
 from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
@@ -61,10 +64,14 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     ]
     session.add_all(tasks)
     session.flush()
-    remaining = tasks
-    if case.source == CaseSource.PATROL and assign_to_reporter(session, ctx, case, tasks[0]):
-        remaining = tasks[1:]
-    offered = [offer_task(session, ctx, case, task, new_task=True) for task in remaining]
+    remaining, finder = tasks, None
+    if case.source == CaseSource.PATROL:
+        patrol = session.get(PatrolReport, case.id)
+        if patrol is not None and patrol.handed_to_dispatch:
+            finder = patrol.finder_id  # "not my job": the pool gets it, its finder is not asked again
+        elif assign_to_reporter(session, ctx, case, tasks[0]):
+            remaining = tasks[1:]
+    offered = [offer_task(session, ctx, case, task, new_task=True, skip=finder) for task in remaining]
     if any(offered):  # else every task waits (escalated), or a patrol case is already its finder's
         ensure_dispatched(session, ctx, case, offered=True)
 
@@ -79,15 +86,17 @@ def departments_for(category: Category) -> list[str]:
 
 
 def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, *,
-               escalate_when_nobody: bool = True, new_task: bool = False) -> list[WorkOffer]:
+               escalate_when_nobody: bool = True, new_task: bool = False, skip: int | None = None) -> list[WorkOffer]:
     """Offer `task` to the best workers (grid first, then the parent area's pool), or let it wait and escalate.
 
-    Workers who handed this task back are skipped (a `new_task` has none). Returns the offers made (empty
-    when it waits).
+    Workers who handed this task back are skipped (a `new_task` has none), and `skip` (a patrol case's
+    finder who handed it to dispatch). Returns the offers made (empty when it waits).
     """
     from services import welfare  # here: welfare builds on verification, which imports this module
 
     exclude = set() if new_task else handed_back_by(session, task.id)
+    if skip is not None:
+        exclude = {*exclude, skip}
     limit = max(1, ctx.settings.dispatch_offer_limit)
     on_call = welfare.on_call_for(session, ctx, case, exclude=exclude)  # None: not a welfare check
     workers = on_call if on_call is not None else find_workers(

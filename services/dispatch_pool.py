@@ -12,6 +12,7 @@ from sqlmodel import Session, func, select
 
 from models.lifecycle import OPEN, Role
 from models.tables import Area, Case, Person, reachable
+from models.patrol import PatrolReport
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from services import reference
 from services.areas import area_chain
@@ -55,12 +56,16 @@ def find_workers(session: Session, *, area_code: str, department_code: str, excl
 
 
 def handed_back_by(session: Session, task_id: int) -> set[int]:
-    """Workers who returned this task (before or after accepting); it is not offered to them again."""
-    return set(session.exec(
+    """Workers who returned this task (before or after accepting), and the finder of a patrol case who
+    handed it to dispatch; it is not offered to them again."""
+    returned = set(session.exec(
         select(WorkOffer.worker_id).where(
             WorkOffer.task_id == task_id, WorkOffer.status.in_([OfferStatus.DECLINED, OfferStatus.RETURNED])
         )
     ).all())
+    finder = session.exec(select(PatrolReport.finder_id).join(CaseTask, CaseTask.case_id == PatrolReport.case_id)
+                          .where(CaseTask.id == task_id, PatrolReport.handed_to_dispatch.is_(True))).first()
+    return returned | ({finder} if finder is not None else set())
 
 
 def parent_code(session: Session, area_code: str | None) -> str | None:

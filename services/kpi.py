@@ -13,6 +13,8 @@ Definitions callers may rely on (cancelled and merged cases never count):
 - satisfaction: residents' ratings (1–5) given in the period: mean; dissatisfaction rate (回访不满意率)
   = answers in the period saying "not fixed" or rating ≤ 2 ÷ answers in the period.
 - worst grids: grids of the subtree by overdue open cases now, then by lowest closure rate.
+- patrol (主动发现): cases registered in the period that a grid worker found on patrol; the patrol share
+  of the area, of each grid and of each worker (services/kpi_patrol.py says how).
 Rates are None when their denominator is 0. Drills (`Case.drill`, 演练) count nowhere.
 """
 
@@ -30,6 +32,7 @@ from models.resident import CaseFeedback
 from models.supervision import Extension, ExtensionStatus
 from models.tables import Case, CaseEvent, Person
 from services.context import ServiceContext
+from services import kpi_patrol
 from services.escalation import NotASupervisor, p90, subtree_grids
 
 EXCLUDED = (Status.CANCELLED, Status.MERGED)
@@ -66,6 +69,9 @@ class Kpis:
     answers: int = 0
     dissatisfied: int = 0
     worst_grids: list[GridRow] = field(default_factory=list)
+    patrol: int = 0
+    patrol_grids: list[kpi_patrol.PatrolGrid] = field(default_factory=list)
+    patrol_workers: list[kpi_patrol.PatrolWorker] = field(default_factory=list)
 
     @staticmethod
     def _rate(a: int, b: int) -> float | None:
@@ -74,6 +80,10 @@ class Kpis:
     @property
     def closure_rate(self) -> float | None:
         return self._rate(self.closed_of_due, self.due)
+
+    @property
+    def patrol_share(self) -> float | None:
+        return self._rate(self.patrol, self.registered)
 
     @property
     def on_time_rate(self) -> float | None:
@@ -133,6 +143,9 @@ def compute(session: Session, *, area_code: str, start: datetime, end: datetime,
     registered = session.exec(select(Case).where(in_area, alive, Case.created_at >= start,
                                                  Case.created_at < end)).all()
     k.registered = len(registered)
+    k.patrol = sum(1 for c in registered if kpi_patrol.is_patrol(c))
+    k.patrol_grids = kpi_patrol.by_grid(registered)
+    k.patrol_workers = kpi_patrol.by_worker(session, registered)
     closed = session.exec(select(Case).where(in_area, Case.status == Status.CLOSED, Case.closed_at >= start,
                                              Case.closed_at < end)).all()
     k.closed = len(closed)

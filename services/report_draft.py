@@ -61,6 +61,7 @@ class ReportDraft(BaseModel):
     description: str | None = None
     duplicate_case_id: int | None = None
     editing: bool = False  # changing one field from the summary card; go back to it afterwards
+    patrol: bool = False  # a grid worker's patrol report (services/patrol.py): no duplicate step, own Submit
 
     @classmethod
     def new(cls, *, chat_id: int, now: datetime) -> ReportDraft:

@@ -80,7 +80,7 @@ def _resident(session: Session, person_id: int) -> Person:
     return person
 
 
-def _clean_all(ctx: ServiceContext, photos: Sequence[bytes]) -> list[tuple[CleanPhoto, str, str | None]]:
+def clean_all(ctx: ServiceContext, photos: Sequence[bytes]) -> list[tuple[CleanPhoto, str, str | None]]:
     """Clean and store each picture (content-addressed, so a retry rewrites the same files)."""
     keep = ctx.settings.photo_original_retention_days > 0
     stored = []
@@ -91,7 +91,7 @@ def _clean_all(ctx: ServiceContext, photos: Sequence[bytes]) -> list[tuple[Clean
     return stored
 
 
-def _forget_originals(ctx: ServiceContext, stored: Sequence[tuple[CleanPhoto, str, str | None]]) -> None:
+def forget_originals(ctx: ServiceContext, stored: Sequence[tuple[CleanPhoto, str, str | None]]) -> None:
     """After a refused submission: an original (EXIF, GPS and all) that no photo row names is deleted.
 
     Clean copies may stay (they carry nothing personal, and another case may use the same file).
@@ -105,7 +105,7 @@ def _forget_originals(ctx: ServiceContext, stored: Sequence[tuple[CleanPhoto, st
         (ctx.settings.data_dir / rel).unlink(missing_ok=True)
 
 
-def _add_photos(session: Session, *, case_id: int, person_id: int, draft: ReportDraft,
+def add_photos(session: Session, *, case_id: int, person_id: int, draft: ReportDraft,
                 stored: Sequence[tuple[CleanPhoto, str, str | None]], now: datetime) -> None:
     for meta, (clean, path, original) in zip(draft.photos, stored, strict=True):
         session.add(Photo(case_id=case_id, uploader_id=person_id, purpose="report", telegram_file_id=meta.file_id,
@@ -133,7 +133,7 @@ def submit_report(ctx: ServiceContext, *, person_id: int, draft: ReportDraft, ph
     existing = receipt_for(ctx, person_id=person_id, draft_id=draft.draft_id)
     if existing is not None:
         return existing
-    stored = _clean_all(ctx, photos)
+    stored = clean_all(ctx, photos)
     outcome: list[Submitted] = []
 
     def attach(session: Session, case: Case) -> None:
@@ -146,7 +146,7 @@ def submit_report(ctx: ServiceContext, *, person_id: int, draft: ReportDraft, ph
         session.add(ReportReceipt(person_id=person_id, draft_id=draft.draft_id, case_id=case.id,
                                   kind=ReportKind.NEW_CASE, created_at=now))
         session.add(CaseFollower(case_id=case.id, person_id=person_id, kind=FollowKind.REPORTER, created_at=now))
-        _add_photos(session, case_id=case.id, person_id=person_id, draft=draft, stored=stored, now=now)
+        add_photos(session, case_id=case.id, person_id=person_id, draft=draft, stored=stored, now=now)
         # The unique (person, draft) receipt stops a concurrent second Submit here, before dispatch.
         session.flush()
         result = Submitted(case.id, case.number, True, ReportKind.NEW_CASE, case.handle_due_at)
@@ -161,14 +161,14 @@ def submit_report(ctx: ServiceContext, *, person_id: int, draft: ReportDraft, ph
     except IntegrityError:
         again = receipt_for(ctx, person_id=person_id, draft_id=draft.draft_id)
         if again is None:
-            _forget_originals(ctx, stored)
+            forget_originals(ctx, stored)
             raise
         return again
     except cases.UnknownCategory as exc:
-        _forget_originals(ctx, stored)
+        forget_originals(ctx, stored)
         raise CategoryUnavailable(draft.category) from exc
     except Exception:
-        _forget_originals(ctx, stored)
+        forget_originals(ctx, stored)
         raise
     return outcome[0]
 
@@ -186,7 +186,7 @@ def follow_case(ctx: ServiceContext, *, person_id: int, draft: ReportDraft, case
     existing = receipt_for(ctx, person_id=person_id, draft_id=draft.draft_id)
     if existing is not None:
         return existing
-    stored = _clean_all(ctx, photos)
+    stored = clean_all(ctx, photos)
     try:
         with transaction(ctx.sessions) as session:
             _resident(session, person_id)
@@ -199,7 +199,7 @@ def follow_case(ctx: ServiceContext, *, person_id: int, draft: ReportDraft, case
                                       kind=ReportKind.FOLLOW, created_at=now))
             already = session.exec(select(CaseFollower).where(CaseFollower.case_id == case_id,
                                                               CaseFollower.person_id == person_id)).first()
-            _add_photos(session, case_id=case_id, person_id=person_id, draft=draft, stored=stored, now=now)
+            add_photos(session, case_id=case_id, person_id=person_id, draft=draft, stored=stored, now=now)
             if already is None:
                 session.add(CaseFollower(case_id=case_id, person_id=person_id, kind=FollowKind.FOLLOWER,
                                          created_at=now))
@@ -219,11 +219,11 @@ def follow_case(ctx: ServiceContext, *, person_id: int, draft: ReportDraft, case
     except IntegrityError:
         again = receipt_for(ctx, person_id=person_id, draft_id=draft.draft_id)
         if again is None:
-            _forget_originals(ctx, stored)
+            forget_originals(ctx, stored)
             raise
         return again
     except Exception:
-        _forget_originals(ctx, stored)
+        forget_originals(ctx, stored)
         raise
     ctx.on_notifications()
     return result

@@ -1,7 +1,7 @@
 """Per-chat command menus of staff: which commands a worker or supervisor sees behind the "/" button.
 
 What callers may rely on:
-- Workers get tasks, duty, extend, help; supervisors verify, stats, topic, workers, help; a person
+- Workers get tasks, patrol, duty, extend, help; supervisors verify, stats, topic, workers, help; a person
   with both roles gets both lists, without repeats (`menu_of`). The words and the Telegram call
   (one chat-scoped `setMyCommands`, queued so faults are retried) are the channel's:
   bot/renderers/staff_menus.py renders `StaffMenuChanged`.
@@ -23,7 +23,7 @@ from models.tables import Person
 from services.context import ServiceContext
 from services.db import transaction
 
-WORKER_MENU = ("tasks", "duty", "extend")
+WORKER_MENU = ("tasks", "patrol", "duty", "extend")
 SUPERVISOR_MENU = ("verify", "stats", "topic", "workers")
 HELP = "help"
 

@@ -16,6 +16,7 @@ from services.notify import enqueue
 
 WORKER_COMMANDS = (
     ("tasks", N_("your open work orders, overdue first")),
+    ("patrol", N_("report a problem you found on patrol")),
     ("duty", N_("go on or off duty")),
     ("extend", N_("ask for more time on a case")),
 )

@@ -285,7 +285,8 @@ async def test_a_new_worker_gets_the_worker_command_menu_in_their_chat(world, em
     [menu] = await emulator.wait_for(menus)
     assert menu.params["scope"]["type"] == "chat" and "language_code" not in menu.params
     assert [(c["command"], c["description"]) for c in menu.params["commands"]] == [
-        ("tasks", "your open work orders, overdue first"), ("duty", "go on or off duty"),
+        ("tasks", "your open work orders, overdue first"), ("patrol", "report a problem you found on patrol"),
+        ("duty", "go on or off duty"),
         ("extend", "ask for more time on a case"), ("help", "what I can do")]
     assert zhou.inbox[0]["text"].startswith("Welcome, Zhou!")  # the welcome went first
 
@@ -298,7 +299,8 @@ async def test_help_lists_a_supervisors_commands_as_in_their_menu(world, emulato
     [reply] = await boss.wait_inbox(1)
     lines = reply["text"].splitlines()
     # Both roles: the worker's and the supervisor's commands, each once, then the common ones; no resident ones.
-    assert lines[:8] == ["What you can do:", "/tasks — your open work orders, overdue first", "/duty — go on or off duty",
+    assert lines[:9] == ["What you can do:", "/tasks — your open work orders, overdue first",
+                         "/patrol — report a problem you found on patrol", "/duty — go on or off duty",
                          "/extend — ask for more time on a case", "/verify — cases awaiting your verification",
                          "/stats — how your area is doing", "/topic — send an area's pings to this forum topic",
                          "/workers — the workers of your area"]

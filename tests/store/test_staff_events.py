@@ -35,7 +35,7 @@ def test_redeeming_publishes_who_joined_as_what(ctx, recorded) -> None:
     assert recorded == [InvitationRedeemed(invitation_id=issued.invitation_id, person_id=binding.person_id,
                                            role=Role.WORKER, area_code=GRID, department_code="urban_management",
                                            display_name="New"),
-                        StaffMenuChanged(person_id=binding.person_id, commands=("tasks", "duty", "extend", "help"))]
+                        StaffMenuChanged(person_id=binding.person_id, commands=("tasks", "patrol", "duty", "extend", "help"))]
 
 
 def test_menus_publish_the_commands_of_each_role(ctx, db, clock, recorded) -> None:
@@ -47,8 +47,8 @@ def test_menus_publish_the_commands_of_each_role(ctx, db, clock, recorded) -> No
     assert staff_menus.queue_menu_for(ctx, person_id=both) is True
     assert staff_menus.queue_menu_for(ctx, person_id=resident) is False
     assert recorded == [
-        StaffMenuChanged(person_id=worker, commands=("tasks", "duty", "extend", "help")),
-        StaffMenuChanged(person_id=both, commands=("tasks", "duty", "extend", "verify", "stats", "topic", "workers",
+        StaffMenuChanged(person_id=worker, commands=("tasks", "patrol", "duty", "extend", "help")),
+        StaffMenuChanged(person_id=both, commands=("tasks", "patrol", "duty", "extend", "verify", "stats", "topic", "workers",
                                                    "help")),
     ]
 
