@@ -13,6 +13,8 @@ from typing import Any
 
 from aiogram.filters.callback_data import CallbackData
 
+from onegrid.i18n import N_
+
 Gettext = Callable[[str], str]
 Markup = dict[str, Any]
 
@@ -108,6 +110,24 @@ def photos_keyboard(_: Gettext, completion_id: int, *, have_photos: bool) -> Mar
                      _button(_("🔁 Retake photos"), ProofCb(action="p", completion_id=completion_id))])
     rows.append([_button(_("⏸ Finish later"), ProofCb(action="x", completion_id=completion_id))])
     return {"inline_keyboard": rows}
+
+
+# Reply-keyboard labels shown with a proof photo's receipt (matched in every language when pressed).
+RETAKE_PHOTOS_BUTTON = N_("🔁 Retake photos")
+FINISH_LATER_BUTTON = N_("⏸ Finish later")
+
+
+def proof_keyboard(_: Gettext) -> Markup:
+    """With a proof photo's receipt: share the location (which submits), or retake the photos, or pause.
+
+    A reply keyboard, because only it can ask for the location; the other two send their label."""
+    return {
+        "keyboard": [[{"text": _("📍 Send my current location"), "request_location": True}],
+                     [{"text": _(RETAKE_PHOTOS_BUTTON)}, {"text": _(FINISH_LATER_BUTTON)}]],
+        "resize_keyboard": True,
+        "one_time_keyboard": True,
+        "input_field_placeholder": _("Send more photos, or your location on site"),
+    }
 
 
 def location_request_keyboard(_: Gettext) -> Markup:
