@@ -2,8 +2,10 @@
 
 Handlers parse what the resident sent, call one service, and render the answer; the draft lives
 in the conversation state (in the store, or Redis), so a restart mid-report loses nothing, and
-nothing reaches the case store before Submit. A standard report with one photo:
-/report, kind, category, photo (its caption is the description), location, Submit.
+nothing reaches the case store before Submit. A standard report with one photo: /report, a one-tap
+category from the first screen (services/report_shortcuts.py; else kind, then category), photo (its
+caption is the description), location, description (unless captioned), Submit: six when the category
+is one tap or the photo has a caption, seven otherwise.
 
 This module starts the report, picks the category and composes the router; the evidence steps are in
 handlers/resident_report_evidence.py, the description and summary card in handlers/resident_report_card.py,

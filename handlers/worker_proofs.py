@@ -1,5 +1,8 @@
 """Completing a held task with proof: photos, then the location on site; /cancel and Finish later.
 
+A photo's receipt carries the location keyboard (bot/worker_ui.py `proof_keyboard`): the worker may send
+more photos, and the location, whenever it comes, submits. Accept, Complete, a photo, the location: four.
+
 The answers to each accepted step are queued by the services' events (bot/renderers/work_proofs.py)
 in the same transaction; the handlers here answer refusals and keep the conversation state.
 """

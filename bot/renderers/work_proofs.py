@@ -95,7 +95,7 @@ def completion_started(session: Session, ctx: ServiceContext, event: CompletionS
         text += "\n" + _("Photos kept from before: {count}.").format(count=event.photos)
         tell(session, ctx, worker, text + "\n" + more_photos_or_location(_), proof_keyboard(_))
         return
-    tell(session, ctx, worker, text, photos_keyboard(_, event.completion_id, have_photos=False))
+    tell(session, ctx, worker, text, photos_keyboard(_, event.completion_id))
 
 
 def proof_photo_added(session: Session, ctx: ServiceContext, event: ProofPhotoAdded) -> None:
@@ -113,7 +113,7 @@ def proof_photos_cleared(session: Session, ctx: ServiceContext, event: ProofPhot
     worker = session.get(Person, event.worker_id)
     _ = gettext_for(worker.locale)
     tell(session, ctx, worker, _("Photos removed. Send 1 to {max} new photos.").format(max=event.max_photos),
-         photos_keyboard(_, event.completion_id, have_photos=False))
+         photos_keyboard(_, event.completion_id))
 
 
 def proof_location_held(session: Session, ctx: ServiceContext, event: ProofLocationHeld) -> None:
