@@ -109,10 +109,11 @@ async def test_happy_path_in_chinese_takes_at_most_six_interactions(resident_app
     number = done["text"].split("编号 ")[1].split("。")[0]
     assert f"预计处置完成时间：{_due(db, number)}。" in done["text"]
     assert li.reply_keyboard_texts()[0] == "📝 上报问题"
+    li_id = person_of(db, 5002).id
     with db.sessions() as s:
         case = s.exec(select(Case).where(Case.number == number)).one()
         assert case.category_code == "fire_lane_blocked" and case.description == "消防通道被堵"
-        assert case.reporter_id == person_of(db, 5002).id and case.grid_code == "SH-CN-01-001"
+        assert case.reporter_id == li_id and case.grid_code == "SH-CN-01-001"
         assert len(s.exec(select(Photo).where(Photo.case_id == case.id)).all()) == 1
 
 
