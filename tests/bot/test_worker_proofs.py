@@ -203,10 +203,18 @@ async def test_retake_from_the_receipts_keyboard_drops_the_photos(world, emulato
     assert asked["text"] == "Photos removed. Send 1 to 3 new photos."
     assert completion(db).photo_ids == []
     before = len(worker.inbox)
+    await worker.send_text("done?")  # words instead of a photo: what the step needs now
+    assert (await next_reply(worker, emulator, before))["text"] == "Send a photo of the finished work."
+    before = len(worker.inbox)
     await worker.send_location(*offset(case.lat, case.lon, north_m=10))  # no photo now: refused, nothing lost
     refusal = await next_reply(worker, emulator, before)
     assert refusal["text"] == "First send at least one photo of the finished work, then your location."
     assert await send_photo_and_read(worker, emulator, picture(104)) == RECEIPT_1
+    before = len(worker.inbox)
+    await worker.send_text("done?")  # with a photo in, the location is what is missing
+    hint = await next_reply(worker, emulator, before)
+    assert hint["text"] == RECEIPT_1.split("\n", 1)[1]
+    assert emulator.reply_keyboard(WORKER)["keyboard"][0][0]["request_location"] is True
     with db.sessions() as s:
         assert s.get(Case, case.id).status == Status.IN_PROGRESS and s.exec(select(Proof)).all() == []
 
