@@ -194,9 +194,11 @@ def kinds_of(categories: Sequence[_Choice]) -> list[str]:
 
 
 def kinds_keyboard(_: Gettext, draft_id: str, categories: Sequence[_Choice], recent: Sequence[_Choice], *,
-                   locale: str, kind_name: Callable[[str], str]) -> dict[str, Any]:
-    """First screen: the resident's recent categories (one tap), then every kind, two per row."""
+                   locale: str, kind_name: Callable[[str], str], frequent: Sequence[_Choice] = ()) -> dict[str, Any]:
+    """First screen: one-tap categories (🕘 the resident's recent ones, 🔥 the ones most reported around
+    them), then every kind, two per row."""
     rows = [[button("🕘 " + c.label(locale), ReportCb(draft=draft_id, act="cat", arg=c.code))] for c in recent]
+    rows += [[button("🔥 " + c.label(locale), ReportCb(draft=draft_id, act="cat", arg=c.code))] for c in frequent]
     kinds = kinds_of(categories)
     for i in range(0, len(kinds), 2):
         rows.append([button(kind_name(k), ReportCb(draft=draft_id, act="kind", arg=kind_token(k)))

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiogram.filters.callback_data import CallbackData
 
+from onegrid.i18n import N_
+
 Gettext = Callable[[str], str]
 Markup = dict[str, Any]
 
@@ -32,7 +34,8 @@ class TaskCb(CallbackData, prefix="wt"):
 
 
 class ProofCb(CallbackData, prefix="wp"):
-    """During completion: d = photos done, f = submit flagged, p = retake photos, x = leave for now."""
+    """During completion: f = submit flagged, x = leave for now; d = photos done and p = retake photos are
+    no longer sent (the photo's receipt asks for the location) but still work on older messages."""
 
     action: str
     completion_id: int
@@ -104,13 +107,27 @@ def tasks_list_keyboard(_: Gettext, rows: list[tuple[int, str, bool]]) -> Markup
     return {"inline_keyboard": keyboard}
 
 
-def photos_keyboard(_: Gettext, completion_id: int, *, have_photos: bool) -> Markup:
-    rows = []
-    if have_photos:
-        rows.append([_button(_("➡️ Done with photos"), ProofCb(action="d", completion_id=completion_id)),
-                     _button(_("🔁 Retake photos"), ProofCb(action="p", completion_id=completion_id))])
-    rows.append([_button(_("⏸ Finish later"), ProofCb(action="x", completion_id=completion_id))])
-    return {"inline_keyboard": rows}
+def photos_keyboard(_: Gettext, completion_id: int) -> Markup:
+    """While no photo is in: leave for now. Once one is, `proof_keyboard` takes over (it asks for the location)."""
+    return {"inline_keyboard": [[_button(_("⏸ Finish later"), ProofCb(action="x", completion_id=completion_id))]]}
+
+
+# Reply-keyboard labels shown with a proof photo's receipt (matched in every language when pressed).
+RETAKE_PHOTOS_BUTTON = N_("🔁 Retake photos")
+FINISH_LATER_BUTTON = N_("⏸ Finish later")
+
+
+def proof_keyboard(_: Gettext) -> Markup:
+    """With a proof photo's receipt: share the location (which submits), or retake the photos, or pause.
+
+    A reply keyboard, because only it can ask for the location; the other two send their label."""
+    return {
+        "keyboard": [[{"text": _("📍 Send my current location"), "request_location": True}],
+                     [{"text": _(RETAKE_PHOTOS_BUTTON)}, {"text": _(FINISH_LATER_BUTTON)}]],
+        "resize_keyboard": True,
+        "one_time_keyboard": True,
+        "input_field_placeholder": _("Send more photos, or your location on site"),
+    }
 
 
 def location_request_keyboard(_: Gettext) -> Markup:

@@ -2,8 +2,10 @@
 
 Handlers parse what the resident sent, call one service, and render the answer; the draft lives
 in the conversation state (in the store, or Redis), so a restart mid-report loses nothing, and
-nothing reaches the case store before Submit. A standard report with one photo:
-/report, kind, category, photo (its caption is the description), location, Submit.
+nothing reaches the case store before Submit. A standard report with one photo: /report, a one-tap
+category from the first screen (services/report_shortcuts.py; else kind, then category), photo (its
+caption is the description), location, description (unless captioned), Submit: six when the category
+is one tap or the photo has a caption, seven otherwise.
 
 This module starts the report, picks the category and composes the router; the evidence steps are in
 handlers/resident_report_evidence.py, the description and summary card in handlers/resident_report_card.py,
@@ -47,6 +49,7 @@ from handlers.resident_report_kit import (
     ReportButton,
     ReportFlow,
     evidence_prompt,
+    first_screen,
     kinds_keyboard_for,
     kinds_text,
     limit_text,
@@ -141,20 +144,17 @@ async def begin(chat_id: int, state: FSMContext, ctx: ServiceContext, person: Pe
     draft = ReportDraft.new(chat_id=chat_id, now=ctx.clock.now())
     await state.set_state(ReportFlow.category)
     await state.set_data(draft.to_state())
-    categories = await asyncio.to_thread(report_choices.active_categories, ctx)
-    recent = await asyncio.to_thread(report_choices.recent_categories, ctx, person_id=person.id)
+    text, keyboard = await first_screen(ctx, draft, person)
     lead = _("The unfinished report was discarded.") + "\n" if replaced else ""
-    await reply(ctx, chat_id, person, Outgoing(lead + kinds_text(), kinds_keyboard_for(draft, categories, recent)))
+    await reply(ctx, chat_id, person, Outgoing(lead + text, keyboard))
 
 
 async def show_kinds(query: CallbackQuery, callback_data: ReportCb, state: FSMContext, ctx: ServiceContext,
                      person: Person | None, draft: ReportDraft) -> None:
     await query.answer()
-    categories = await asyncio.to_thread(report_choices.active_categories, ctx)
-    recent = await asyncio.to_thread(report_choices.recent_categories, ctx, person_id=person.id)
+    text, keyboard = await first_screen(ctx, draft, person)
     await reply(ctx, query.message.chat.id, person,
-                Outgoing(kinds_text(), kinds_keyboard_for(draft, categories, recent),
-                         edit_message_id=query.message.message_id))
+                Outgoing(text, keyboard, edit_message_id=query.message.message_id))
 
 
 async def show_kind(query: CallbackQuery, callback_data: ReportCb, state: FSMContext, ctx: ServiceContext,
@@ -163,7 +163,7 @@ async def show_kind(query: CallbackQuery, callback_data: ReportCb, state: FSMCon
     categories = await asyncio.to_thread(report_choices.active_categories, ctx)
     kind = next((k for k in kinds_of(categories) if kind_token(k) == callback_data.arg), None)
     if kind is None:  # the catalogue changed under the menu: show the kinds again
-        text, keyboard = kinds_text(), kinds_keyboard_for(draft, categories, [])
+        text, keyboard = kinds_text(), kinds_keyboard_for(draft, categories)
     else:
         text = _("{kind}: choose the category.").format(kind=html.escape(kind_label(kind, _)))
         keyboard = category_keyboard(_, draft.draft_id, [c for c in categories if c.kind == kind],

@@ -21,8 +21,7 @@ from handlers.resident_report_kit import (
     category_or_restart,
     evidence_prompt,
     fetch_photos,
-    kinds_keyboard_for,
-    kinds_text,
+    first_screen,
     limit_text,
     location_prompt,
     reply,
@@ -31,7 +30,7 @@ from handlers.resident_report_kit import (
 )
 from models.events.resident import ReplyTo
 from models.tables import Person
-from services import report_choices, reporting, residents
+from services import reporting, residents
 from services.cases import OutsideGrid
 from services.context import ServiceContext
 from services.photos import PhotoRejected
@@ -103,9 +102,8 @@ async def edit_field(query: CallbackQuery, callback_data: ReportCb, state: FSMCo
     if what == "edit_cat":
         await state.set_state(ReportFlow.category)
         await save(state, ctx, draft)
-        categories = await asyncio.to_thread(report_choices.active_categories, ctx)
-        await reply(ctx, chat_id, person, card_done,
-                    Outgoing(kinds_text(), kinds_keyboard_for(draft, categories, [])))
+        text, keyboard = await first_screen(ctx, draft, person)
+        await reply(ctx, chat_id, person, card_done, Outgoing(text, keyboard))
     elif what == "edit_photo":
         category = await category_or_restart(draft, state, ctx, chat_id, person)
         if category is None:

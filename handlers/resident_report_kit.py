@@ -37,10 +37,11 @@ from bot.resident_ui import (
     patrol_card_keyboard,
 )
 from models.tables import Person
-from services import report_choices, residents
+from services import report_choices, report_shortcuts, residents
 from services.context import ServiceContext
 from services.report_choices import CategoryChoice
 from services.report_draft import MAX_PHOTOS, CategoryUnavailable, ReportDraft
+from services.report_shortcuts import Shortcuts
 from services.resident_views import local_time
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,19 @@ def kinds_text() -> str:
 
 
 def kinds_keyboard_for(draft: ReportDraft, categories: Sequence[CategoryChoice],
-                       recent: Sequence[CategoryChoice]) -> dict:
-    return kinds_keyboard(_, draft.draft_id, categories, recent, locale=current_locale(),
+                       shortcuts: Shortcuts | None = None) -> dict:
+    """The kinds, below the one-tap `shortcuts` when given (services/report_shortcuts.py)."""
+    return kinds_keyboard(_, draft.draft_id, categories, shortcuts.recent if shortcuts else (),
+                          frequent=shortcuts.frequent if shortcuts else (), locale=current_locale(),
                           kind_name=lambda k: kind_label(k, _))
+
+
+async def first_screen(ctx: ServiceContext, draft: ReportDraft, person: Person | None) -> tuple[str, dict]:
+    """The text and keyboard of the report's first screen: one-tap categories, then the kinds."""
+    categories = await asyncio.to_thread(report_choices.active_categories, ctx)
+    shortcuts = await asyncio.to_thread(report_shortcuts.shortcut_categories, ctx,
+                                        person_id=person.id if person else None)
+    return kinds_text(), kinds_keyboard_for(draft, categories, shortcuts)
 
 
 def evidence_prompt(draft: ReportDraft, category: CategoryChoice) -> Outgoing:
@@ -163,10 +174,9 @@ async def category_or_restart(draft: ReportDraft, state: FSMContext, ctx: Servic
     except CategoryUnavailable:
         await state.set_state(ReportFlow.category)
         await save(state, ctx, draft)
-        categories = await asyncio.to_thread(report_choices.active_categories, ctx)
+        text, keyboard = await first_screen(ctx, draft, person)
         await reply(ctx, chat_id, person, Outgoing(
-            _("This category is no longer offered; please choose another.") + "\n" + kinds_text(),
-            kinds_keyboard_for(draft, categories, [])))
+            _("This category is no longer offered; please choose another.") + "\n" + text, keyboard))
         return None
 
 

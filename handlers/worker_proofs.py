@@ -1,5 +1,8 @@
 """Completing a held task with proof: photos, then the location on site; /cancel and Finish later.
 
+A photo's receipt carries the location keyboard (bot/worker_ui.py `proof_keyboard`): the worker may send
+more photos, and the location, whenever it comes, submits. Accept, Complete, a photo, the location: four.
+
 The answers to each accepted step are queued by the services' events (bot/renderers/work_proofs.py)
 in the same transaction; the handlers here answer refusals and keep the conversation state.
 """
@@ -16,8 +19,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.renderers.work_proofs import location_prompt
-from bot.worker_ui import ProofCb, TaskCb, location_request_keyboard, remove_reply_keyboard
+from bot.renderers.work_proofs import location_prompt, more_photos_or_location
+from bot.resident_ui import in_every_language
+from bot.worker_ui import (
+    FINISH_LATER_BUTTON,
+    RETAKE_PHOTOS_BUTTON,
+    ProofCb,
+    TaskCb,
+    location_request_keyboard,
+    proof_keyboard,
+    remove_reply_keyboard,
+)
 from handlers.worker_common import NOT_A_COMMAND, CompletionFlow, HasRole, ReturnFlow, refusal, reply
 from models.lifecycle import Role
 from models.tables import Person
@@ -40,6 +52,9 @@ def build_router() -> Router:
     holder.callback_query.register(retake_photos, ProofCb.filter(F.action == "p"))
     holder.callback_query.register(submit_flagged, ProofCb.filter(F.action == "f"))
     holder.callback_query.register(finish_later, ProofCb.filter(F.action == "x"))
+    in_proof = StateFilter(CompletionFlow)
+    holder.message.register(retake_by_keyboard, in_proof, F.text.in_(in_every_language(RETAKE_PHOTOS_BUTTON)))
+    holder.message.register(finish_later_by_keyboard, in_proof, F.text.in_(in_every_language(FINISH_LATER_BUTTON)))
     holder.message.register(photo_step_hint, CompletionFlow.photos, NOT_A_COMMAND)
     holder.message.register(location_step_hint, CompletionFlow.location, NOT_A_COMMAND)
     holder.edited_message.register(live_location_moved, F.location)
@@ -113,7 +128,7 @@ async def proof_photo(message: Message, state: FSMContext, bot: Bot, ctx: Servic
     except work.TooManyPhotos as exc:
         await state.set_state(CompletionFlow.location)
         await reply(ctx, message, _("You already sent {max} photos, the most a proof takes.").format(max=exc.limit)
-                    + "\n" + location_prompt(_), person, location_request_keyboard(_))
+                    + "\n" + location_prompt(_), person, proof_keyboard(_))
         return
     except work.WorkError as exc:
         await state.clear()
@@ -153,6 +168,22 @@ async def retake_photos(query: CallbackQuery, callback_data: ProofCb, state: FSM
     await query.answer()
     await state.set_state(CompletionFlow.photos)
     await state.set_data({"completion_id": view.completion_id})
+
+
+async def retake_by_keyboard(message: Message, state: FSMContext, ctx: ServiceContext, person: Person) -> None:
+    """"Retake photos" on the reply keyboard of a photo's receipt: the proof in progress in this chat."""
+    completion_id = (await state.get_data()).get("completion_id")
+    if completion_id is None:
+        await state.clear()
+        await reply(ctx, message, _("Press Complete on the work order first."), person, remove_reply_keyboard())
+        return
+    try:  # the service's event asks for the new photos
+        await asyncio.to_thread(work.clear_proof_photos, ctx, completion_id=completion_id, worker_id=person.id)
+    except work.WorkError as exc:
+        await state.clear()
+        await reply(ctx, message, refusal(exc), person, remove_reply_keyboard())
+        return
+    await state.set_state(CompletionFlow.photos)
 
 
 def _fix_of(message: Message) -> work.LocationFix:
@@ -241,8 +272,28 @@ async def finish_later(query: CallbackQuery, state: FSMContext, ctx: ServiceCont
                             text=_paused(), reply_markup=remove_reply_keyboard())
 
 
-async def photo_step_hint(message: Message, ctx: ServiceContext, person: Person) -> None:
-    await reply(ctx, message, _("Send a photo of the finished work, or press Done with photos."), person)
+async def finish_later_by_keyboard(message: Message, state: FSMContext, ctx: ServiceContext, person: Person) -> None:
+    await state.clear()
+    await reply(ctx, message, _paused(), person, remove_reply_keyboard())
+
+
+async def photo_step_hint(message: Message, state: FSMContext, ctx: ServiceContext, person: Person) -> None:
+    """Something other than a photo while photos are asked for: after the first one, the location also does."""
+    completion_id = (await state.get_data()).get("completion_id")
+    if completion_id is None:
+        await state.clear()
+        await reply(ctx, message, _("Press Complete on the work order first."), person)
+        return
+    try:
+        view = await asyncio.to_thread(work.completion_view, ctx, completion_id=completion_id, worker_id=person.id)
+    except work.WorkError as exc:
+        await state.clear()
+        await reply(ctx, message, refusal(exc), person, remove_reply_keyboard())
+        return
+    if view.photos:
+        await reply(ctx, message, more_photos_or_location(_), person, proof_keyboard(_))
+    else:
+        await reply(ctx, message, _("Send a photo of the finished work."), person)
 
 
 async def location_step_hint(message: Message, ctx: ServiceContext, person: Person) -> None:

@@ -11,7 +11,13 @@ import html
 from sqlmodel import Session
 
 from bot.renderers.work_text import department_name, tell
-from bot.worker_ui import Gettext, flag_keyboard, location_request_keyboard, photos_keyboard, remove_reply_keyboard
+from bot.worker_ui import (
+    Gettext,
+    flag_keyboard,
+    photos_keyboard,
+    proof_keyboard,
+    remove_reply_keyboard,
+)
 from models.events.work import (
     CompletionStarted,
     ProofLocationHeld,
@@ -30,6 +36,12 @@ LOW_ACCURACY, TOO_FAR, CLEARLY_FAR = "low_accuracy", "too_far", "clearly_far"  #
 def location_prompt(_: Gettext) -> str:
     return _("Now share your location on site: tap 📎 → Location → Share My Live Location (preferred), "
              "or press the button below to send your current location.")
+
+
+def more_photos_or_location(_: Gettext) -> str:
+    """After a photo: the worker may send more, and the location (which submits) whenever they are done."""
+    return _("Send another photo, or share your location on site to submit: tap 📎 → Location → Share My Live "
+             "Location (preferred), or press the button below.")
 
 
 def submitted_text(_: Gettext, *, number: str, distance_m: float, live: bool, flagged: bool,
@@ -76,30 +88,32 @@ def completion_started(session: Session, ctx: ServiceContext, event: CompletionS
     _ = gettext_for(worker.locale)
     if event.photos >= event.max_photos:
         text = _("Case {number}: your {count} photos are kept.").format(number=number, count=event.photos)
-        tell(session, ctx, worker, text + "\n" + location_prompt(_), location_request_keyboard(_))
+        tell(session, ctx, worker, text + "\n" + location_prompt(_), proof_keyboard(_))
         return
     text = _("Case {number}: send 1 to {max} photos of the finished work.").format(number=number, max=event.max_photos)
-    if event.photos:
+    if event.photos:  # the location can come at once, as after a photo's receipt
         text += "\n" + _("Photos kept from before: {count}.").format(count=event.photos)
-    tell(session, ctx, worker, text, photos_keyboard(_, event.completion_id, have_photos=event.photos > 0))
+        tell(session, ctx, worker, text + "\n" + more_photos_or_location(_), proof_keyboard(_))
+        return
+    tell(session, ctx, worker, text, photos_keyboard(_, event.completion_id))
 
 
 def proof_photo_added(session: Session, ctx: ServiceContext, event: ProofPhotoAdded) -> None:
+    """The receipt brings the location button: the location submits, with as many photos as were sent."""
     worker = session.get(Person, event.worker_id)
     _ = gettext_for(worker.locale)
     received = _("Photo {count} of {max} received.").format(count=event.photos, max=event.max_photos)
     if event.photos >= event.max_photos:
-        tell(session, ctx, worker, received + "\n" + location_prompt(_), location_request_keyboard(_))
+        tell(session, ctx, worker, received + "\n" + location_prompt(_), proof_keyboard(_))
         return
-    tell(session, ctx, worker, received + " " + _("Send another, or press Done with photos."),
-         photos_keyboard(_, event.completion_id, have_photos=True))
+    tell(session, ctx, worker, received + "\n" + more_photos_or_location(_), proof_keyboard(_))
 
 
 def proof_photos_cleared(session: Session, ctx: ServiceContext, event: ProofPhotosCleared) -> None:
     worker = session.get(Person, event.worker_id)
     _ = gettext_for(worker.locale)
     tell(session, ctx, worker, _("Photos removed. Send 1 to {max} new photos.").format(max=event.max_photos),
-         photos_keyboard(_, event.completion_id, have_photos=False))
+         photos_keyboard(_, event.completion_id))
 
 
 def proof_location_held(session: Session, ctx: ServiceContext, event: ProofLocationHeld) -> None:

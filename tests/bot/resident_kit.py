@@ -241,6 +241,30 @@ async def standard_report(resident: Resident, *, kind_prefix: str = "rp:", kind:
     return card, taps
 
 
+async def quick_report(resident: Resident, *, category: str, description: str, photo: bytes | None = None,
+                       where: tuple[float, float] = INSIDE) -> tuple[dict[str, Any], list[str]]:
+    """/report → the category's one-tap shortcut on the first screen → a photo without caption → the
+    location → a typed description; returns the summary card and the first screen's button labels
+    (language-independent: it reads callback data)."""
+    mark = resident.last_id()
+    await resident.user.send_command("/report")
+    menu = await resident.expect(lambda m: any(f":cat:{category}:" in b["callback_data"] for b in buttons(m)),
+                                 after=mark)
+    first_screen = [b["text"] for b in buttons(menu)]  # before the menu is edited into the photo prompt
+    await press_data_contains(resident, menu, f":cat:{category}:")
+    await resident.expect(lambda m: "📷" in (m.get("text") or ""), after=menu["message_id"] - 1)  # menu edited
+    mark = resident.last_id()
+    await resident.user.send_photo(photo if photo is not None else jpeg_with_gps())
+    await resident.expect(lambda m: (m.get("text") or "").startswith("📷"), after=mark)
+    mark = resident.last_id()
+    await resident.user.send_location(*where)
+    await resident.expect(lambda m: "✏️" in (m.get("text") or ""), after=mark)  # the description prompt
+    mark = resident.last_id()
+    await resident.user.send_text(description)
+    card = await resident.expect(lambda m: any(":submit" in b["callback_data"] for b in buttons(m)), after=mark)
+    return card, first_screen
+
+
 async def press_data_contains(resident: Resident, message: dict[str, Any], part: str) -> dict[str, Any]:
     current = next(m for m in resident.messages() if m["message_id"] == message["message_id"])
     for b in buttons(current):

@@ -12,7 +12,9 @@ from sqlmodel import select
 from models.lifecycle import Status
 from models.resident import CaseFollower, ReportReceipt
 from models.tables import Case, CaseEvent, CaseSource, Photo
+from tests.bot import taps
 from tests.bot.resident_kit import (
+    ELSEWHERE,
     INSIDE,
     OUTSIDE,
     Resident,
@@ -24,6 +26,7 @@ from tests.bot.resident_kit import (
     offset,
     person_of,
     picture,
+    quick_report,
     seed_case,
     resident_app,  # noqa: F401 - fixture
     settings_overrides,  # noqa: F401 - fixture
@@ -32,13 +35,18 @@ from tests.bot.resident_kit import (
 )
 
 
-async def test_happy_path_in_english_takes_six_interactions(resident_app, emulator, db) -> None:
+async def test_happy_path_in_english_takes_at_most_six_interactions(resident_app, emulator, db) -> None:
+    neighbour = make_person(db, 5101, locale="zh_CN")
+    for _ in range(2):  # the most reported problem around, in the next grid: no duplicate of Bob's
+        seed_case(resident_app, person_id=neighbour, where=ELSEWHERE)
     bob = Resident(emulator.user(5001, "Bob", language_code="en"), emulator)
     await consent(bob)
     assert person_of(db, 5001).consented_at is not None
 
-    start = len(bob.messages())
-    card, taps = await standard_report(bob, caption="Overflowing <b>bins</b> & bags")
+    start, since = len(bob.messages()), taps.mark(emulator)
+    card, first_screen = await quick_report(bob, category="exposed_garbage",
+                                            description="Overflowing <b>bins</b> & bags")
+    assert first_screen[0] == "🔥 Exposed garbage"  # one tap: no kind step
     text = card["text"]
     assert text.startswith("📋 Please check your report:")
     assert "Category: Exposed garbage" in text
@@ -49,15 +57,18 @@ async def test_happy_path_in_english_takes_six_interactions(resident_app, emulat
     assert not any(e["type"] == "bold" for e in card.get("entities", []))
 
     done = await submit(bob, card)
-    taps += 1
-    assert taps == 6  # /report, kind, category, photo with caption, location, Submit
+    sent = taps.interactions(emulator, 5001, since)
+    assert len(sent) <= 6, sent
+    assert [s.split(":")[0] if s.startswith("press") else s for s in sent] == [
+        "command /report", "press rp", "photo", "location", "text", "press rp"]
+    assert ":cat:exposed_garbage:" in sent[1] and sent[5].endswith(":submit::0")
     number = done["text"].split("case ")[1].split(".")[0]
     assert done["text"].startswith(f"✅ Registered as case {number}.")
     assert f"It should be handled by {_due(db, number)}." in done["text"]  # the category's SLA, Shanghai time
     assert bob.reply_keyboard_texts()[0] == "📝 Report a problem"  # the main menu is back
     await bob.wait_buttons_gone(card)
     bot_messages = len(bob.messages()) - start
-    assert bot_messages == 4  # menu (edited into the photo prompt), photo ack, card, registered
+    assert bot_messages == 5  # menu (edited into the photo prompt), photo ack, description prompt, card, registered
 
     bob_id = person_of(db, 5001).id
     with db.sessions() as s:
@@ -78,20 +89,49 @@ async def test_happy_path_in_english_takes_six_interactions(resident_app, emulat
     assert clean.format == "JPEG" and not clean.getexif()  # the GPS the phone wrote is gone
 
 
-async def test_happy_path_in_chinese(resident_app, emulator, db) -> None:
+async def test_happy_path_in_chinese_takes_at_most_six_interactions(resident_app, emulator, db) -> None:
+    neighbour = make_person(db, 5101, locale="zh_CN")
+    seed_case(resident_app, person_id=neighbour, category="fire_lane_blocked", where=ELSEWHERE)
     li = Resident(emulator.user(5002, "李雷", language_code="zh-hans"), emulator)
     await consent(li)
-    card, _ = await standard_report(li, kind="fire_safety", category="fire_lane_blocked", caption="消防通道被堵")
+    since = taps.mark(emulator)
+    card, first_screen = await quick_report(li, category="fire_lane_blocked", description="消防通道被堵")
+    assert first_screen[0] == "🔥 占用消防通道"
     assert card["text"].startswith("📋 请核对您的上报：")
     assert "类别：占用消防通道" in card["text"]
     assert "江苏路街道第1网格" in card["text"]
     done = await submit(li, card)
+    sent = taps.interactions(emulator, 5002, since)
+    assert len(sent) <= 6, sent
+    assert [s.split(":")[0] if s.startswith("press") else s for s in sent] == [
+        "command /report", "press rp", "photo", "location", "text", "press rp"]
     assert done["text"].startswith("✅ 已立案，案件编号")
     number = done["text"].split("编号 ")[1].split("。")[0]
     assert f"预计处置完成时间：{_due(db, number)}。" in done["text"]
     assert li.reply_keyboard_texts()[0] == "📝 上报问题"
-    [case] = _cases(db)
-    assert case.category_code == "fire_lane_blocked" and case.description == "消防通道被堵"
+    li_id = person_of(db, 5002).id
+    with db.sessions() as s:
+        case = s.exec(select(Case).where(Case.number == number)).one()
+        assert case.category_code == "fire_lane_blocked" and case.description == "消防通道被堵"
+        assert case.reporter_id == li_id and case.grid_code == "SH-CN-01-001"
+        assert len(s.exec(select(Photo).where(Photo.case_id == case.id)).all()) == 1
+
+
+async def test_a_caption_and_the_kind_menu_also_take_six(resident_app, emulator, db) -> None:
+    """A category not among the shortcuts costs the kind step; a caption on the photo saves the description."""
+    ann = Resident(emulator.user(5015, "Ann", language_code="en"), emulator)
+    make_person(db, 5015)  # agreed earlier; consent has its own tests
+    since = taps.mark(emulator)
+    card, _taps = await standard_report(ann, kind="roads", category="road_surface_damaged", caption="Deep pothole")
+    done = await submit(ann, card)
+    sent = taps.interactions(emulator, 5015, since)
+    assert len(sent) <= 6, sent
+    assert [s.split(":")[0] if s.startswith("press") else s for s in sent] == [
+        "command /report", "press rp", "press rp", "photo", "location", "press rp"]
+    number = done["text"].split("case ")[1].split(".")[0]
+    with db.sessions() as s:
+        case = s.exec(select(Case).where(Case.number == number)).one()
+    assert (case.category_code, case.description) == ("road_surface_damaged", "Deep pothole")
 
 
 def _due(db, number: str) -> str:  # noqa: ANN001

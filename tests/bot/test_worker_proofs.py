@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlmodel import select
 
 from models.lifecycle import Status
 from models.tables import Case, Photo, Proof
 from models.work import Completion, CompletionStatus
+from tests.bot import taps
 from tests.bot.forged import forge_press
 from tests.worker_support import (  # noqa: F401  (emulator and world are fixtures)
     STREET,
@@ -34,6 +36,10 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
 
 WORKER, BOSS = 9101, 9102
 RESIDENT_PICTURE = picture(900)
+
+
+RECEIPT_1 = ("Photo 1 of 3 received.\nSend another photo, or share your location on site to submit: tap 📎 → "
+             "Location → Share My Live Location (preferred), or press the button below.")
 
 
 async def accepted_order(world, emulator, db, clock, *, resident_photo: bool = False):  # noqa: ANN001, ANN201
@@ -74,14 +80,17 @@ def proof_photos(db) -> list[Photo]:  # noqa: ANN001
         return list(s.exec(select(Photo).where(Photo.purpose == "proof")).all())
 
 
+def reply_keyboard_texts(emulator, user_id: int) -> list[str]:  # noqa: ANN001
+    return [key["text"] for row in (emulator.reply_keyboard(user_id) or {}).get("keyboard", []) for key in row]
+
+
 async def photo_then_location_step(worker, emulator, db) -> None:  # noqa: ANN001
+    """One photo: its receipt brings the location button, so the location comes next (no "done" step)."""
     text = await send_photo_and_read(worker, emulator, picture(101))
-    assert text == "Photo 1 of 3 received. Send another, or press Done with photos."
-    before = len(worker.inbox)
-    await worker.press(worker.inbox[-1], button(worker.inbox[-1], "wp:d:"))
-    prompt = await next_reply(worker, emulator, before)
-    assert prompt["text"].startswith("Now share your location on site")
+    assert text == RECEIPT_1
     assert emulator.reply_keyboard(WORKER)["keyboard"][0][0]["request_location"] is True
+    assert reply_keyboard_texts(emulator, WORKER) == ["📍 Send my current location", "🔁 Retake photos",
+                                                      "⏸ Finish later"]
 
 
 async def test_good_photo_and_live_location_on_site_go_to_the_supervisor(world, emulator, db, clock) -> None:
@@ -113,6 +122,103 @@ async def test_good_photo_and_live_location_on_site_go_to_the_supervisor(world, 
     assert completion(db).status == CompletionStatus.SUBMITTED
 
 
+@pytest.mark.parametrize("locale", ["en", "zh_CN"])
+async def test_from_order_to_submitted_proof_takes_at_most_four_interactions(locale, world, emulator, db,
+                                                                             clock) -> None:
+    """Accept, Complete, a photo, the location: the photo's receipt asks for the location, which submits."""
+    add_worker(db.sessions, clock.now(), WORKER, locale=locale)
+    add_supervisor(db.sessions, clock.now(), BOSS, area_code=STREET, name="Boss Li")
+    worker = emulator.user(WORKER, first_name="Wang", language_code="en" if locale == "en" else "zh-hans")
+    boss = emulator.user(BOSS, first_name="Li", language_code="en")
+    case = await asyncio.to_thread(report, world.ctx)
+    [order] = await worker.wait_inbox(1)
+    since = taps.mark(emulator)
+    await worker.press(order, button(order, "wo:a:"))
+    await emulator.wait_for(lambda: button_or_none(worker.inbox[0], "wt:c:"))
+    await worker.press(worker.inbox[0], button(worker.inbox[0], "wt:c:"))
+    await emulator.wait_for(lambda: case.number in worker.inbox[-1].get("text", "") and len(worker.inbox) >= 2)
+    before = len(worker.inbox)
+    await worker.send_photo(picture(151))
+    receipt = await next_reply(worker, emulator, before)
+    keyboard = emulator.reply_keyboard(WORKER)
+    assert keyboard["keyboard"][0][0]["request_location"] is True  # with the first photo's receipt
+    before = len(worker.inbox)
+    await worker.send_location(*offset(case.lat, case.lon, north_m=15), horizontal_accuracy=10, live_period=900)
+    done = await next_reply(worker, emulator, before)
+
+    sent = taps.interactions(emulator, WORKER, since)
+    assert len(sent) <= 4, sent
+    assert [s[:10] for s in sent] == ["press wo:a", "press wt:c", "photo", "location"]
+    if locale == "en":
+        assert receipt["text"] == RECEIPT_1
+        assert done["text"] == (f"✅ Proof submitted for case {case.number}: 15 m from the case point "
+                                "(live location).\nA supervisor will verify it.")
+    else:
+        assert receipt["text"] == ("已收到第1张照片（最多3张）。\n可继续发送照片，或在现场发送位置即可提交：点击 📎 → 位置 → "
+                                   "共享实时位置（推荐），或点击下方按钮。")
+        assert [key["text"] for row in keyboard["keyboard"] for key in row] == [
+            "📍 发送我的当前位置", "🔁 重拍照片", "⏸ 稍后继续"]
+        assert done["text"] == f"✅ 案件{case.number}的办结材料已提交：距案件点15米（实时位置）。\n监督员将进行核查。"
+    assert emulator.reply_keyboard(WORKER) is None  # the location button is gone
+    [card] = await boss.wait_inbox(1)
+    assert case.number in card["text"]
+    with db.sessions() as s:
+        assert s.get(Case, case.id).status == Status.AWAITING_VERIFICATION
+        proof = s.exec(select(Proof)).one()
+    assert (proof.live, round(proof.distance_m)) == (True, 15)
+    kept = completion(db)
+    assert (kept.status, len(kept.photo_ids)) == (CompletionStatus.SUBMITTED, 1)
+
+
+def button_or_none(message: dict, prefix: str) -> str | None:
+    try:
+        return button(message, prefix)
+    except LookupError:
+        return None
+
+
+async def test_more_photos_until_the_location_arrives(world, emulator, db, clock) -> None:
+    """After the first receipt the worker may go on with photos; the location submits them all."""
+    worker, boss, case = await accepted_order(world, emulator, db, clock)
+    await photo_then_location_step(worker, emulator, db)
+    second = await send_photo_and_read(worker, emulator, picture(102))
+    assert second.startswith("Photo 2 of 3 received.\nSend another photo, or share your location")
+    third = await send_photo_and_read(worker, emulator, picture(103))
+    assert third.startswith("Photo 3 of 3 received.\nNow share your location on site")
+    assert emulator.reply_keyboard(WORKER)["keyboard"][0][0]["request_location"] is True
+    before = len(worker.inbox)
+    await worker.send_location(*offset(case.lat, case.lon, north_m=10), horizontal_accuracy=10)
+    done = await next_reply(worker, emulator, before)
+    assert done["text"].startswith(f"✅ Proof submitted for case {case.number}: 10 m from the case point")
+    await boss.wait_inbox(1)
+    assert len(completion(db).photo_ids) == 3 and len(proof_photos(db)) == 3
+
+
+async def test_retake_from_the_receipts_keyboard_drops_the_photos(world, emulator, db, clock) -> None:
+    worker, _boss, case = await accepted_order(world, emulator, db, clock)
+    await photo_then_location_step(worker, emulator, db)
+    before = len(worker.inbox)
+    await worker.send_text("🔁 Retake photos")
+    asked = await next_reply(worker, emulator, before)
+    assert asked["text"] == "Photos removed. Send 1 to 3 new photos."
+    assert completion(db).photo_ids == []
+    before = len(worker.inbox)
+    await worker.send_text("done?")  # words instead of a photo: what the step needs now
+    assert (await next_reply(worker, emulator, before))["text"] == "Send a photo of the finished work."
+    before = len(worker.inbox)
+    await worker.send_location(*offset(case.lat, case.lon, north_m=10))  # no photo now: refused, nothing lost
+    refusal = await next_reply(worker, emulator, before)
+    assert refusal["text"] == "First send at least one photo of the finished work, then your location."
+    assert await send_photo_and_read(worker, emulator, picture(104)) == RECEIPT_1
+    before = len(worker.inbox)
+    await worker.send_text("done?")  # with a photo in, the location is what is missing
+    hint = await next_reply(worker, emulator, before)
+    assert hint["text"] == RECEIPT_1.split("\n", 1)[1]
+    assert emulator.reply_keyboard(WORKER)["keyboard"][0][0]["request_location"] is True
+    with db.sessions() as s:
+        assert s.get(Case, case.id).status == Status.IN_PROGRESS and s.exec(select(Proof)).all() == []
+
+
 PHOTO_REFUSALS = [
     ("document", bomb_png(), "bomb.png",
      "This picture has far too many pixels for a camera photo and was refused. Send the photo from your camera."),
@@ -128,8 +234,7 @@ PHOTO_REFUSALS = [
 async def test_bad_photos_are_refused_and_the_good_one_is_kept(world, emulator, db, clock) -> None:
     """A decompression bomb, a truncated JPEG, a PDF named .jpg, the resident's photo and a photo used before."""
     worker, boss, _case = await accepted_order(world, emulator, db, clock, resident_photo=True)
-    assert await send_photo_and_read(worker, emulator, picture(201)) == (
-        "Photo 1 of 3 received. Send another, or press Done with photos.")
+    assert await send_photo_and_read(worker, emulator, picture(201)) == RECEIPT_1
     for kind, data, name, expected in PHOTO_REFUSALS:
         before = len(worker.inbox)
         if kind == "document":
@@ -139,8 +244,7 @@ async def test_bad_photos_are_refused_and_the_good_one_is_kept(world, emulator, 
         assert (await next_reply(worker, emulator, before))["text"] == expected, name
         assert len(completion(db).photo_ids) == 1 and len(proof_photos(db)) == 1  # the good photo is kept
     # And the flow goes on: another good photo is taken; nobody was bothered meanwhile.
-    assert await send_photo_and_read(worker, emulator, picture(202)) == (
-        "Photo 2 of 3 received. Send another, or press Done with photos.")
+    assert await send_photo_and_read(worker, emulator, picture(202)) == RECEIPT_1.replace("Photo 1", "Photo 2")
     assert boss.inbox == []
 
 
@@ -238,16 +342,25 @@ async def test_finishing_later_keeps_the_photos(world, emulator, db, clock) -> N
     worker, _boss, case = await accepted_order(world, emulator, db, clock)
     await send_photo_and_read(worker, emulator, picture(401))
     before = len(worker.inbox)
-    await worker.press(worker.inbox[-1], button(worker.inbox[-1], "wp:x:"))
+    await worker.send_text("⏸ Finish later")  # on the reply keyboard of the photo's receipt
     paused = await next_reply(worker, emulator, before)
     assert paused["text"].startswith("Paused. Your photos and location are kept")
+    assert emulator.reply_keyboard(WORKER) is None
     accepted = worker.inbox[0]
     before = len(worker.inbox)
     await worker.press(accepted, button(accepted, "wt:c:"))
     resumed = await next_reply(worker, emulator, before)
     assert resumed["text"] == (f"Case {case.number}: send 1 to 3 photos of the finished work.\n"
-                               "Photos kept from before: 1.")
+                               "Photos kept from before: 1.\nSend another photo, or share your location on site to "
+                               "submit: tap 📎 → Location → Share My Live Location (preferred), or press the button "
+                               "below.")
+    assert emulator.reply_keyboard(WORKER)["keyboard"][0][0]["request_location"] is True
     assert len(completion(db).photo_ids) == 1
+    before = len(worker.inbox)  # the kept photo is enough: the location submits it
+    await worker.send_location(*offset(case.lat, case.lon, north_m=10), horizontal_accuracy=10)
+    done = await next_reply(worker, emulator, before)
+    assert done["text"].startswith(f"✅ Proof submitted for case {case.number}: 10 m")
+    assert completion(db).status == CompletionStatus.SUBMITTED
 
 
 async def test_a_live_location_walking_onto_the_site_is_accepted_when_it_arrives(world, emulator, db, clock) -> None:
