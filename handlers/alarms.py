@@ -17,8 +17,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.alarm_ui import WelfareCb, outcome_labels
 from bot.worker_ui import location_request_keyboard, remove_reply_keyboard
-from handlers.worker_common import NOT_A_COMMAND, HasRole, refusal, reply
-from handlers.worker_proofs import _fix_of, _location_refusal
+from handlers.worker_common import NOT_A_COMMAND, HasRole, fix_of, location_refusal, refusal, reply
 from models.elders import WelfareOutcome
 from models.lifecycle import Role
 from models.tables import Person
@@ -67,7 +66,7 @@ async def outcome_location(message: Message, state: FSMContext, ctx: ServiceCont
     data = await state.get_data()
     try:  # the service's event answers with the receipt
         await asyncio.to_thread(welfare.record_outcome, ctx, task_id=data["task_id"], worker_id=person.id,
-                                outcome=WelfareOutcome(data["outcome"]), fix=_fix_of(message))
+                                outcome=WelfareOutcome(data["outcome"]), fix=fix_of(message))
     except work.LocationRefused as exc:
         await reply(ctx, message, _refusal(exc.judgement, ctx.settings.proof_location_max_accuracy_m), person,
                     location_request_keyboard(_))
@@ -82,7 +81,7 @@ async def outcome_location(message: Message, state: FSMContext, ctx: ServiceCont
 def _refusal(judgement: work.LocationJudgement, max_accuracy_m: float) -> str:
     problems = judgement.problems
     if judgement.refused_outright or judgement.clearly_far:
-        return _location_refusal(judgement)
+        return location_refusal(judgement)
     if LocationProblem.LOW_ACCURACY in problems:
         return _("📍 Your location is only accurate to ±{accuracy} m; at most ±{max} m is accepted. "
                  "Wait for a better GPS fix outdoors and send it again.").format(

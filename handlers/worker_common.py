@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from aiogram import F
 from aiogram.filters import Filter
@@ -86,3 +87,36 @@ def refusal(exc: work.WorkError) -> str:
     if isinstance(exc, work.ReasonRequired):
         return _("Please write the reason in a few words.")
     return _("That cannot be done now.")
+
+
+def fix_of(message: Message) -> work.LocationFix:
+    """The shared location as the work rules judge it (services/work_rules.py)."""
+    location = message.location
+    sent_at = message.edit_date or message.date
+    if isinstance(sent_at, int):
+        sent_at = datetime.fromtimestamp(sent_at, UTC)
+    elif sent_at.tzinfo is None:
+        sent_at = sent_at.replace(tzinfo=UTC)
+    return work.LocationFix(
+        lat=location.latitude, lon=location.longitude, sent_at=sent_at, accuracy_m=location.horizontal_accuracy,
+        live_period=location.live_period, forwarded=message.forward_origin is not None,
+        venue=message.venue is not None, via_bot=message.via_bot is not None, message_id=message.message_id)
+
+
+def location_refusal(judgement: work.LocationJudgement) -> str:
+    problems = judgement.problems
+    if work.LocationProblem.FORWARDED in problems:
+        return _("This location was forwarded. Send your own location from the site, not a forwarded one.")
+    if work.LocationProblem.VENUE in problems:
+        return _("This is a place picked on the map, not your position. Share your own location "
+                 "(📎 → Location).")
+    if work.LocationProblem.VIA_BOT in problems:
+        return _("This location came through another bot. Share your own location (📎 → Location).")
+    if work.LocationProblem.CLEARLY_FAR in problems:
+        return _("📍 You are {distance} m from the case point (±{accuracy} m); at most {allowed} m is accepted. "
+                 "This cannot be submitted: go to the place and send your location from there.").format(
+            distance=round(judgement.distance_m), accuracy=round(judgement.accuracy_m),
+            allowed=round(judgement.allowed_m))
+    minutes = max(1, round(judgement.age_s / 60))
+    return _("This location was sent {minutes} min ago, which is too old to prove you are on site. "
+             "Send your location again now.").format(minutes=minutes)

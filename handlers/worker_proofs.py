@@ -10,7 +10,6 @@ in the same transaction; the handlers here answer refusals and keep the conversa
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -30,7 +29,9 @@ from bot.worker_ui import (
     proof_keyboard,
     remove_reply_keyboard,
 )
-from handlers.worker_common import NOT_A_COMMAND, CompletionFlow, HasRole, ReturnFlow, refusal, reply
+from handlers.worker_common import (
+    NOT_A_COMMAND, CompletionFlow, HasRole, ReturnFlow, fix_of, location_refusal, refusal, reply,
+)
 from models.lifecycle import Role
 from models.tables import Person
 from services import work
@@ -186,18 +187,6 @@ async def retake_by_keyboard(message: Message, state: FSMContext, ctx: ServiceCo
     await state.set_state(CompletionFlow.photos)
 
 
-def _fix_of(message: Message) -> work.LocationFix:
-    location = message.location
-    sent_at = message.edit_date or message.date
-    if isinstance(sent_at, int):
-        sent_at = datetime.fromtimestamp(sent_at, UTC)
-    elif sent_at.tzinfo is None:
-        sent_at = sent_at.replace(tzinfo=UTC)
-    return work.LocationFix(
-        lat=location.latitude, lon=location.longitude, sent_at=sent_at, accuracy_m=location.horizontal_accuracy,
-        live_period=location.live_period, forwarded=message.forward_origin is not None,
-        venue=message.venue is not None, via_bot=message.via_bot is not None, message_id=message.message_id)
-
 
 async def proof_location(message: Message, state: FSMContext, ctx: ServiceContext, person: Person) -> None:
     completion_id = (await state.get_data()).get("completion_id")
@@ -207,13 +196,13 @@ async def proof_location(message: Message, state: FSMContext, ctx: ServiceContex
         return
     try:  # the service's event gives the receipt, or what is wrong with a location kept for a decision
         result = await asyncio.to_thread(work.submit_location, ctx, completion_id=completion_id, worker_id=person.id,
-                                         fix=_fix_of(message))
+                                         fix=fix_of(message))
     except work.PhotosMissing:
         await reply(ctx, message, _("First send at least one photo of the finished work, then your location."),
                     person)
         return
     except work.LocationRefused as exc:
-        await reply(ctx, message, _location_refusal(exc.judgement), person, location_request_keyboard(_))
+        await reply(ctx, message, location_refusal(exc.judgement), person, location_request_keyboard(_))
         return
     except work.WorkError as exc:
         await state.clear()
@@ -225,23 +214,6 @@ async def proof_location(message: Message, state: FSMContext, ctx: ServiceContex
         await state.set_state(CompletionFlow.location)
 
 
-def _location_refusal(judgement: work.LocationJudgement) -> str:
-    problems = judgement.problems
-    if work.LocationProblem.FORWARDED in problems:
-        return _("This location was forwarded. Send your own location from the site, not a forwarded one.")
-    if work.LocationProblem.VENUE in problems:
-        return _("This is a place picked on the map, not your position. Share your own location "
-                 "(📎 → Location).")
-    if work.LocationProblem.VIA_BOT in problems:
-        return _("This location came through another bot. Share your own location (📎 → Location).")
-    if work.LocationProblem.CLEARLY_FAR in problems:
-        return _("📍 You are {distance} m from the case point (±{accuracy} m); at most {allowed} m is accepted. "
-                 "This cannot be submitted: go to the place and send your location from there.").format(
-            distance=round(judgement.distance_m), accuracy=round(judgement.accuracy_m),
-            allowed=round(judgement.allowed_m))
-    minutes = max(1, round(judgement.age_s / 60))
-    return _("This location was sent {minutes} min ago, which is too old to prove you are on site. "
-             "Send your location again now.").format(minutes=minutes)
 
 
 async def submit_flagged(query: CallbackQuery, callback_data: ProofCb, state: FSMContext, ctx: ServiceContext,
@@ -256,7 +228,7 @@ async def submit_flagged(query: CallbackQuery, callback_data: ProofCb, state: FS
         await query.answer(_("Send at least one photo first."), show_alert=True)
         return
     except work.LocationRefused as exc:
-        await query.answer(_location_refusal(exc.judgement), show_alert=True)
+        await query.answer(location_refusal(exc.judgement), show_alert=True)
         return
     except work.WorkError as exc:
         await query.answer(refusal(exc), show_alert=True)
@@ -302,7 +274,7 @@ async def location_step_hint(message: Message, ctx: ServiceContext, person: Pers
 
 async def live_location_moved(message: Message, ctx: ServiceContext, person: Person, state: FSMContext) -> None:
     try:  # a submission it causes is answered by the service's event
-        result = await asyncio.to_thread(work.track_live_location, ctx, worker_id=person.id, fix=_fix_of(message))
+        result = await asyncio.to_thread(work.track_live_location, ctx, worker_id=person.id, fix=fix_of(message))
     except work.WorkError:
         return  # a live update is no request of the worker's; nothing to answer
     if result is not None and result.outcome is work.LocationOutcome.SUBMITTED:

@@ -36,7 +36,7 @@ from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
-from services import reference
+from services import reference, welfare_calls
 from services.areas import supervisor_group
 from services.context import ServiceContext
 from services.dispatch_pool import find_workers, handed_back_by, parent_code, supervises, supervisors_of
@@ -51,11 +51,10 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     """Create the case's tasks and offer them (or assign a patrol case to its reporter) within `session`."""
     if case.grid_code is None:
         return  # no grid map was loaded: the case waits, registered, for a dispatcher
-    from services import welfare  # here: welfare builds on verification, which imports this module
-
-    if welfare.dispatch_check(session, ctx, case):
-        return  # a listed elder's alarm: offered to whoever is on call (services/welfare.py)
     category = reference.category(session, case.category_code)
+    if welfare_calls.check_of(session, case.id) is not None:
+        _offer_welfare_check(session, ctx, case, category)  # a listed elder's alarm: whoever is on call
+        return
     now = ctx.clock.now()
     tasks = [
         CaseTask(case_id=case.id, department_code=code, lead=index == 0, status=initial(TASKS, TaskStatus.WAITING),
@@ -76,6 +75,18 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
         ensure_dispatched(session, ctx, case, offered=True)
 
 
+def _offer_welfare_check(session: Session, ctx: ServiceContext, case: Case, category: Category) -> None:
+    """One task, offered at once to everyone on the area's duty roster now (`offer_task` asks
+    `welfare_calls.on_call_for`); with nobody on call the task waits and the supervisors are told."""
+    now = ctx.clock.now()
+    task = CaseTask(case_id=case.id, department_code=category.department_code, lead=True,
+                    status=initial(TASKS, TaskStatus.WAITING), created_at=now, updated_at=now)
+    session.add(task)
+    session.flush()
+    if offer_task(session, ctx, case, task, new_task=True):
+        ensure_dispatched(session, ctx, case, offered=True)
+
+
 def departments_for(category: Category) -> list[str]:
     """The category's department, then its joint-handling departments, each once."""
     seen: list[str] = []
@@ -92,13 +103,11 @@ def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     Workers who handed this task back are skipped (a `new_task` has none), and `skip` (a patrol case's
     finder who handed it to dispatch). Returns the offers made (empty when it waits).
     """
-    from services import welfare  # here: welfare builds on verification, which imports this module
-
     exclude = set() if new_task else handed_back_by(session, task.id)
     if skip is not None:
         exclude = {*exclude, skip}
     limit = max(1, ctx.settings.dispatch_offer_limit)
-    on_call = welfare.on_call_for(session, ctx, case, exclude=exclude)  # None: not a welfare check
+    on_call = welfare_calls.on_call_for(session, ctx, case, exclude=exclude)  # None: not a welfare check
     workers = on_call if on_call is not None else find_workers(
         session, area_code=case.grid_code, department_code=task.department_code, exclude=exclude, limit=limit)
     if not workers and on_call is None:

@@ -32,6 +32,7 @@ from models.lifecycle import TERMINAL, Role, Status
 from models.supervision import EscalationStep, Shelving
 from models.tables import Area, Case, Person, is_reachable, reachable
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
+from services import welfare_calls
 from services.areas import area_chain, supervisor_group
 from services.context import ServiceContext
 from services.db import transaction
@@ -190,9 +191,7 @@ def _ping(session: Session, ctx: ServiceContext, case: Case, step: Step, row: Es
         session.add(row)
         return
     if step.notify == "committee":  # the 居委会 of a welfare check's street: told, nothing to acknowledge
-        from services import welfare  # here: welfare builds on dispatch and verification
-
-        welfare.escalate_now(session, ctx, case, step.code, supervisors=False)
+        welfare_calls.escalate_now(session, ctx, case, step.code, supervisors=False)
         session.add(row)
         return
     people = supervisors_at(session, case, step.notify)

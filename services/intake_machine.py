@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from models.api import IntakeClaim, MachineCase
 from models.lifecycle import TERMINAL, Actor, Role
 from models.tables import Case, CaseSource, Category, OutboxItem
-from services import cases, dispatcher, reference, welfare
+from services import cases, dispatcher, reference, welfare_calls
 from services.api_keys import Principal, area_in_scope
 from services.cases import CaseError, OutsideGrid, UnknownCategory
 from services.context import ServiceContext
@@ -158,7 +158,7 @@ def _create(ctx: ServiceContext, session: Session, principal: Principal, report:
         case_id=case.id, api_key_id=principal.id, source=report.source.value, device_id=report.device_id,
         category_code=report.category_code, lat=report.lat, lon=report.lon, events=1, first_seen_at=now,
         last_seen_at=now, clear_pending=False))
-    welfare.open_for_alarm(session, case, category, report.device_id)  # a listed elder's device: a welfare check
+    welfare_calls.open_for_alarm(session, case, category, report.device_id)  # a listed elder's device: a welfare check
     dispatcher.enqueue(session, case_id=case.id, now=now)
     return case
 

@@ -2,9 +2,9 @@
 outcome recorded on site.
 
 What callers may rely on:
-- `open_for_alarm` (machine intake, in the registering transaction) links a new case of an elderly-care
+- `open_for_alarm` (services/welfare_calls.py; machine intake, in the registering transaction) links a new case of an elderly-care
   category whose device id is on the elder roster to that elder's record: a `WelfareCheck`.
-- `dispatch_check` (the dispatcher, instead of ordinary dispatch) makes one task and offers it at once to
+- dispatch (services/dispatch.py, for a case with a `WelfareCheck`, instead of ordinary dispatch) makes one task and offers it at once to
   every worker on the area's duty roster now (services/duty_roster.py), day or night, on normal duty or
   not; with nobody on call, the task waits and the supervisors are told as for any order.
 - `record_outcome` needs the worker holding the task to be on site: their own fresh, precise location
@@ -21,24 +21,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from models.elders import AreaContact, FamilyNotice, WelfareCheck, WelfareOutcome
-from models.events.alarms import WelfareEscalated, WelfareOutcomeRecorded
+from models.events.alarms import WelfareOutcomeRecorded
 from models.lifecycle import Action, Actor, Status
-from models.tables import Case, Category, Person, Proof
+from models.tables import Case, Person, Proof
 from models.work import CaseTask, Completion, CompletionStatus, TaskStatus
 from models.work_lifecycles import COMPLETIONS, TASKS, CompletionAction, TaskAction, guard, initial
-from services import dispatch, duty_roster, elders, reference, verification
+from services import verification
 from services.areas import area_chain
 from services.cases import apply_action_in
 from services.context import ServiceContext
 from services.db import transaction
 from services.work_common import LocationRefused, NotYourOrder, TaskNotOpen, completing_role, note_event, task_holder
 from services.work_rules import LocationFix, judge_location
-
-ELDER_KIND = "elderly_care"  # the category kind whose alarms a listed device turns into welfare checks
-COMMITTEE = "committee"  # AreaContact.role of the 居委会
+from services.welfare_calls import COMMITTEE, check_of, escalate_now
 
 
 @dataclass(frozen=True)
@@ -47,58 +45,6 @@ class OutcomeResult:
     outcome: WelfareOutcome
     distance_m: float
     case_status: str
-
-
-def check_of(session: Session, case_id: int) -> WelfareCheck | None:
-    return session.exec(select(WelfareCheck).where(WelfareCheck.case_id == case_id)).first()
-
-
-def open_for_alarm(session: Session, case: Case, category: Category, device_id: str) -> WelfareCheck | None:
-    """Link a new alarm case to the elder whose device raised it (None: not an elder alarm, or not listed)."""
-    if category is None or category.kind != ELDER_KIND:
-        return None
-    found = elders.elder_for_device(session, device_id)
-    if found is None:
-        return None
-    elder, device = found
-    check = WelfareCheck(case_id=case.id, elder_id=elder.id, device_id=device.device_id, created_at=case.created_at)
-    session.add(check)
-    session.flush()
-    return check
-
-
-def dispatch_check(session: Session, ctx: ServiceContext, case: Case) -> bool:
-    """Offer a welfare check's case to everyone on call now; False when the case is no welfare check."""
-    if check_of(session, case.id) is None or case.grid_code is None:
-        return False
-    category = reference.category(session, case.category_code)
-    now = ctx.clock.now()
-    task = CaseTask(case_id=case.id, department_code=category.department_code, lead=True,
-                    status=initial(TASKS, TaskStatus.WAITING), created_at=now, updated_at=now)
-    session.add(task)
-    session.flush()
-    # offer_task asks `on_call_for` for this case: everyone on call, or the task waits and supervisors are told.
-    if dispatch.offer_task(session, ctx, case, task, new_task=True):
-        dispatch.ensure_dispatched(session, ctx, case, offered=True)
-    return True
-
-
-def on_call_for(session: Session, ctx: ServiceContext, case: Case, *, exclude: set[int]) -> list[Person] | None:
-    """Who is on call now for a welfare check's case (an offer handed back goes to them again, not to the
-    ordinary pool), except `exclude`; None when the case is no welfare check."""
-    if case.grid_code is None or check_of(session, case.id) is None:
-        return None
-    return [p for p in duty_roster.on_call(session, ctx, case.grid_code, ctx.clock.now()) if p.id not in exclude]
-
-
-def committee_contacts(session: Session, grid_code: str | None) -> list[AreaContact]:
-    """The 居委会 contacts of the grid, else of its street (the nearest area up to the street that has any)."""
-    for area in area_chain(session, grid_code) if grid_code else []:
-        rows = session.exec(select(AreaContact).where(AreaContact.area_code == area.code,
-                                                      AreaContact.role == COMMITTEE).order_by(AreaContact.id)).all()
-        if rows or area.level == "street":
-            return list(rows)
-    return []
 
 
 def add_contact(ctx: ServiceContext, *, area_code: str, name: str, phone: str = "", chat_id: int | None = None,
@@ -114,18 +60,6 @@ def add_contact(ctx: ServiceContext, *, area_code: str, name: str, phone: str = 
         session.add(row)
         session.flush()
         return row
-
-
-def escalate_now(session: Session, ctx: ServiceContext, case: Case, reason: str, *, supervisors: bool = True) -> None:
-    """Tell the case's 居委会 and (`supervisors`) its street supervisors (see `WelfareEscalated`)."""
-    check = check_of(session, case.id)
-    if check is None:
-        return
-    supervisors = duty_roster.street_supervisors(session, case.grid_code) if case.grid_code and supervisors else []
-    contacts = committee_contacts(session, case.grid_code)
-    ctx.publish(session, WelfareEscalated(case_id=case.id, check_id=check.id, reason=reason,
-                                          supervisor_ids=tuple(p.id for p in supervisors),
-                                          contact_ids=tuple(c.id for c in contacts)))
 
 
 def record_outcome(ctx: ServiceContext, *, task_id: int, worker_id: int, outcome: WelfareOutcome,

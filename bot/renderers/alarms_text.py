@@ -13,12 +13,12 @@ from sqlmodel import Session
 from bot.worker_ui import Gettext
 from models.elders import Elder
 from models.tables import Case
-from services import welfare
+from services import welfare_calls
 
 
 def welfare_lines(session: Session, case: Case, _: Gettext) -> list[str]:
     """The lines a welfare check adds to its work order; none for any other case."""
-    check = welfare.check_of(session, case.id)
+    check = welfare_calls.check_of(session, case.id)
     elder = session.get(Elder, check.elder_id) if check is not None else None
     if elder is None:
         return []

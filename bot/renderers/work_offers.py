@@ -23,7 +23,7 @@ from models.events.work import DispatchEscalated, DutyChanged, OfferMade, OrderA
 from models.tables import Case, Notification, Person, Photo
 from models.work import CaseTask, EscalationReason, WorkOffer
 from onegrid.i18n import gettext_for
-from services import welfare
+from services import welfare_calls
 from services.areas import supervisor_group
 from services.bus import EventTable
 from services.context import ServiceContext
@@ -139,7 +139,7 @@ def order_accepted(session: Session, ctx: ServiceContext, event: OrderAccepted) 
     header = _("✅ You accepted work order {number}").format(number=case.number)
     footer = "\n\n" + _("When the problem is solved, press Complete and send photos and your location.")
     keyboard = task_keyboard(_, task.id, navigate_url=navigate_url(case))
-    if welfare.check_of(session, case.id) is not None:  # a welfare check ends with an outcome, not a photo
+    if welfare_calls.check_of(session, case.id) is not None:  # a welfare check ends with an outcome, not a photo
         footer = "\n\n" + _("On site, press what you found, then share your location there.")
         keyboard = outcome_keyboard(_, task.id, navigate_url=navigate_url(case))
     caption = is_photo_order(session, offer, message_id)
