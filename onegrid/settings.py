@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # Bodies larger than this are refused with 413 before they are read; area import has its own cap.
     api_max_body_bytes: int = 256 * 1024
     api_max_import_bytes: int = 32 * 1024 * 1024
+    api_max_sync_batch_bytes: int = 16 * 1024 * 1024  # POST /api/v1/sync/events/batch: up to 1,000 whole events
     api_default_rate_per_minute: int = 600  # per API key unless the key says otherwise
     idempotency_ttl_hours: int = 24  # published in the OpenAPI description and the Idempotency-Expires header
     idempotency_lock_s: int = 60  # a request that died in flight stops blocking its key after this

@@ -8,9 +8,10 @@ What callers may rely on (the guarantees of `apply_downstream_event`, for many e
   case's later events in the batch are rejected as ``blocked`` and not applied; other cases go on.
 - What is accepted commits in one transaction; on any error nothing is written, so the same batch
   sent again is safe and gives the same answers (what was accepted then comes back ``duplicate``).
-- Statements grow with the batch, not per event: the mirrors are read (and locked on PostgreSQL)
-  once, then one INSERT each of new cases, audit events, outbox rows and links, and one
-  executemany UPDATE each of changed cases and links.
+- Statements do not grow with the batch: the mirrors are read (and locked on PostgreSQL) once,
+  then one INSERT each of new cases, audit events, outbox rows and links, and one UPDATE each of
+  changed cases and links (services/bulk.py). Status changes of mirrors that existed before the
+  batch are published as `cases.change_status` does.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, CaseFacts, LifecycleError, Role, Status, Transition, open_case, transition
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem
 from services import cases, followers
-from services.api_keys import Principal, area_in_scope
+from services.api_keys import Principal, area_subtree
+from services.bulk import insert_many, update_many
 from services.cases import StaleCase
 from services.context import ServiceContext
 from services.db import transaction
@@ -111,12 +113,14 @@ class _Judge:
                  mirrors: dict[tuple[str, str], _Mirror], categories: dict[str, Category]) -> None:
         self.session, self.ctx, self.principal = session, ctx, principal
         self.mirrors, self.categories = mirrors, categories
-        self._scope: dict[str | None, bool] = {}
+        self._areas: set[str] | None = None  # the key's area and all below it, read once per batch
 
     def in_scope(self, grid_code: str | None) -> bool:
-        if grid_code not in self._scope:
-            self._scope[grid_code] = area_in_scope(self.session, self.principal, grid_code)
-        return self._scope[grid_code]
+        if self.principal.area_code is None:
+            return True
+        if self._areas is None:
+            self._areas = set(self.session.execute(area_subtree(self.principal.area_code)).scalars())
+        return grid_code in self._areas
 
     def judge(self, ev: _Event) -> dict[str, Any]:
         m = self.mirrors.setdefault((ev.origin, ev.number), _Mirror(ev.origin, ev.number))
@@ -282,19 +286,14 @@ def _write(session: Session, ctx: ServiceContext, mirrors: list[_Mirror]) -> Non
     changed = [m for m in mirrors if m.case is not None and (m.transitions or m.repeated)]
     _update_cases(session, changed)
     audit = [cases.audit_rows(_case_id(m), _number(m), tr) for m in mirrors for tr in m.transitions]
-    if audit:
-        session.execute(sa.insert(CaseEvent.__table__), [event for event, _ in audit])
-        session.execute(sa.insert(OutboxItem.__table__), [outbox for _, outbox in audit])
-    link = SyncLink.__table__
-    if opened:
-        session.execute(sa.insert(link), [{"origin": m.origin, "origin_number": m.number, "case_id": m.new["id"],
-                                           "api_key_id": None, "last_seq": m.last_seq, "updated_at": now}
-                                          for m in opened])
-    moved = [m for m in mirrors if m.case is not None and m.last_seq > m.stored_seq]
-    if moved:
-        session.execute(sa.update(link).where(link.c.id == sa.bindparam("b_id"))
-                        .values(last_seq=sa.bindparam("b_seq"), updated_at=now),
-                        [{"b_id": m.link_id, "b_seq": m.last_seq} for m in moved])
+    insert_many(session, CaseEvent.__table__, [event for event, _ in audit])
+    insert_many(session, OutboxItem.__table__, [outbox for _, outbox in audit])
+    insert_many(session, SyncLink.__table__, [
+        {"origin": m.origin, "origin_number": m.number, "case_id": m.new["id"], "api_key_id": None,
+         "last_seq": m.last_seq, "updated_at": now} for m in opened])
+    update_many(session, SyncLink.__table__, [{"id": m.link_id, "last_seq": m.last_seq, "updated_at": now}
+                                              for m in mirrors if m.case is not None and m.last_seq > m.stored_seq],
+                match=("id",))
     _publish(session, ctx, mirrors)
     for m in mirrors:
         for answer in m.answers:
@@ -341,41 +340,42 @@ def _insert_cases(session: Session, ctx: ServiceContext, opened: list[_Mirror]) 
                      "handler_id": facts.handler_id, "verifier_id": facts.verifier_id,
                      "updated_at": facts.last_event_at, "closed_at": _closed_at(None, changes),
                      "version": 1 + len(changes)})
-    ids = session.execute(sa.insert(Case.__table__).returning(Case.__table__.c.id, sort_by_parameter_order=True),
-                          rows).scalars().all()
-    for m, case_id in zip(opened, ids, strict=True):
-        m.new["id"] = case_id
+    ids = dict((number, case_id) for case_id, number in insert_many(session, Case.__table__, rows,
+                                                                     returning=("id", "number")))
+    for m in opened:
+        m.new["id"] = ids[m.new["number"]]
 
 
 def _update_cases(session: Session, changed: list[_Mirror]) -> None:
-    """One executemany UPDATE of the stored mirrors this batch changed, each conditional on its version."""
+    """One UPDATE of the stored mirrors this batch changed, each conditional on its version."""
     if not changed:
         return
-    table = Case.__table__
     rows = []
     for m in changed:
         case, facts = m.case, m.facts
         count, media = m.repeated or (case.report_count, list(case.media_urls or []))
-        rows.append({"b_id": case.id, "b_version": case.version, "b_status": facts.status.value,
-                     "b_handler": facts.handler_id, "b_verifier": facts.verifier_id,
-                     "b_updated": facts.last_event_at if m.transitions else case.updated_at,
-                     "b_closed": _closed_at(case.closed_at, m.transitions),
-                     "b_new_version": case.version + len(m.transitions), "b_count": count, "b_media": media})
-    stmt = (sa.update(table).where(table.c.id == sa.bindparam("b_id"), table.c.version == sa.bindparam("b_version"))
-            .values(status=sa.bindparam("b_status"), handler_id=sa.bindparam("b_handler"),
-                    verifier_id=sa.bindparam("b_verifier"), updated_at=sa.bindparam("b_updated"),
-                    closed_at=sa.bindparam("b_closed"), version=sa.bindparam("b_new_version"),
-                    report_count=sa.bindparam("b_count"), media_urls=sa.bindparam("b_media")))
-    result = session.execute(stmt, rows)
-    if session.get_bind().dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
+        rows.append({"id": case.id, "version": case.version, "status": facts.status.value,
+                     "handler_id": facts.handler_id, "verifier_id": facts.verifier_id,
+                     "updated_at": facts.last_event_at if m.transitions else case.updated_at,
+                     "closed_at": _closed_at(case.closed_at, m.transitions),
+                     "report_count": count, "media_urls": media,
+                     # The version goes up by one per status change; a repeat alone leaves it.
+                     "new_version": case.version + len(m.transitions)})
+    if update_many(session, Case.__table__, rows, match=("id", "version"),
+                   renames={"new_version": "version"}) != len(rows):
         raise StaleCase("a mirrored case changed under the batch")
 
 
 def _publish(session: Session, ctx: ServiceContext, mirrors: list[_Mirror]) -> None:
-    """What `cases.change_status` publishes, for every status change of the batch (openings publish nothing)."""
+    """What `cases.change_status` publishes, for each status change of a mirror that existed before the batch.
+
+    A mirror opened by this batch came into being in this transaction: nobody follows it yet, so
+    its changes have no one to tell (the single-event path publishes them to no recipient).
+    """
     for m in mirrors:
-        changes = m.transitions[1:] if m.new is not None else m.transitions
-        for tr in changes:
+        if m.case is None:
+            continue
+        for tr in m.transitions:
             ctx.publish(session, CaseStatusChanged(
                 case_id=_case_id(m), number=_number(m), from_status=tr.from_status, to_status=tr.to_status,
                 action=tr.action, actor_person_id=tr.actor.person_id, note=tr.note, at=tr.at))

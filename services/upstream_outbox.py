@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from models.lifecycle import Role
 from models.tables import Case, CaseEvent, OutboxItem, OutboxStatus
+from services.bulk import update_many
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -200,16 +201,10 @@ def settle(ctx: ServiceContext, outcomes: list[Outcome], claimed: dict[int, Clai
                 row = claimed[o.outbox_id]
                 if o.remote_id and row.case_id is not None and row.needs_external_id:
                     remote.setdefault(row.case_id, str(o.remote_id)[:200])
-            if remote:
-                cases = Case.__table__
-                session.execute(sa.update(cases).where(cases.c.id == sa.bindparam("b_id"),
-                                                       cases.c.external_id.is_(None))
-                                .values(external_id=sa.bindparam("b_remote")),
-                                [{"b_id": k, "b_remote": v} for k, v in remote.items()])
-        if rest:
-            session.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(
-                status=sa.bindparam("b_status"), attempts=sa.bindparam("b_attempts"),
-                last_error=sa.bindparam("b_error"), next_attempt_at=sa.bindparam("b_next")),
-                [{"b_id": o.outbox_id, "b_attempts": o.attempts, "b_error": (o.error or "")[:MAX_ERROR] or None,
-                  "b_status": OutboxStatus.DEAD.value if o.dead else OutboxStatus.PENDING.value,
-                  "b_next": now + timedelta(seconds=o.retry_in)} for o in rest])
+            # Only cases that had none when claimed: an id already learnt is never overwritten.
+            update_many(session, Case.__table__, [{"id": k, "external_id": v} for k, v in remote.items()],
+                        match=("id",))
+        update_many(session, table, [
+            {"id": o.outbox_id, "attempts": o.attempts, "last_error": (o.error or "")[:MAX_ERROR] or None,
+             "status": OutboxStatus.DEAD.value if o.dead else OutboxStatus.PENDING.value,
+             "next_attempt_at": now + timedelta(seconds=o.retry_in)} for o in rest], match=("id",))

@@ -101,7 +101,8 @@ class UpstreamRelay:
 
     Batches of up to `upstream_batch_size` events go to ``BATCH_PATH``, each case's rows whole and in
     order within one batch, so concurrent batches never hold rows of one case. An upstream that
-    answers the batch path 404/405/501 gets one event per request on ``SYNC_PATH`` from then on.
+    answers the batch path 404/405/501 gets one event per request on ``SYNC_PATH`` from then on; a
+    batch refused as too large (413) is sent that way too.
     """
 
     def __init__(self, ctx: ServiceContext, client: httpx.AsyncClient, *, base_url: str,
@@ -194,6 +195,9 @@ class UpstreamRelay:
         rows = [row for run in chunk for row in run]
         outcome, error, response, retry_after = await self._post(BATCH_PATH, {"events": [r.event for r in rows]},
                                                                  self._headers())
+        if response is not None and response.status_code == 413:
+            log.info("the upstream refused a batch of %s events as too large: sent one by one", len(rows))
+            return False
         if response is not None and response.status_code in _NO_BATCHES:
             if self.batches is not False:
                 log.info("the upstream has no batch endpoint (HTTP %s): one event per request",

@@ -60,6 +60,7 @@ class FakeUpstream:
     received: list[dict[str, Any]] = field(default_factory=list)  # accepted events, in arrival order
     attempts: list[str] = field(default_factory=list)  # event id of every event tried, batch or single
     paths: list[str] = field(default_factory=list)  # path of every request
+    requests: list[list[str]] = field(default_factory=list)  # event ids of every request answered 200
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.paths.append(request.url.path)
@@ -80,6 +81,7 @@ class FakeUpstream:
         if step == "400":
             return httpx.Response(400, json={"detail": "no"})
         self.received.extend(events)
+        self.requests.append([e["event_id"] for e in events])
         if request.url.path == SYNC_PATH:
             return httpx.Response(200, json={"service_request_id": f"CITY-{body['case']['number']}"})
         return httpx.Response(200, json={"results": [
