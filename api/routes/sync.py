@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import V1_PREFIX, ApiError, CtxDep, IntakeKey, not_found
 from api.idempotent import IDEMPOTENT_RESPONSES, IdempotencyKey, json_answer, run_idempotent
@@ -48,6 +48,8 @@ async def sync_event(request: Request, principal: IntakeKey, ctx: CtxDep,
 
 class SyncBatch(BaseModel):
     """An ordered batch of events, each the document `POST /api/v1/sync/events` takes."""
+
+    model_config = ConfigDict(extra="forbid")
 
     events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
 
