@@ -131,7 +131,8 @@ def create_api(app: OneGrid) -> FastAPI:
                         time.perf_counter() - started)
         return response
 
-    body_limits = {"/api/v1/areas/import": settings.api_max_import_bytes}
+    body_limits = {"/api/v1/areas/import": settings.api_max_import_bytes,
+                   "/api/v1/sync/events/batch": settings.api_max_sync_batch_bytes}
     if app.sandbox is not None:  # photo uploads of the sandbox console
         body_limits.update(console.BODY_LIMITS)
     api.add_middleware(BodyLimit, default=settings.api_max_body_bytes, overrides=body_limits)

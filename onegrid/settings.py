@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     # Bodies larger than this are refused with 413 before they are read; area import has its own cap.
     api_max_body_bytes: int = 256 * 1024
     api_max_import_bytes: int = 32 * 1024 * 1024
+    api_max_sync_batch_bytes: int = 16 * 1024 * 1024  # POST /api/v1/sync/events/batch: up to 1,000 whole events
     api_default_rate_per_minute: int = 600  # per API key unless the key says otherwise
     idempotency_ttl_hours: int = 24  # published in the OpenAPI description and the Idempotency-Expires header
     idempotency_lock_s: int = 60  # a request that died in flight stops blocking its key after this
@@ -90,7 +91,9 @@ class Settings(BaseSettings):
     upstream_max_attempts: int = 12  # then the event is a dead letter (`onegrid outbox dead-letters`)
     upstream_backoff_initial_s: float = 2.0
     upstream_backoff_max_s: float = 900.0
-    upstream_batch: int = 200
+    upstream_batch: int = 1000  # outbox rows the relay claims per round
+    upstream_batch_size: int = Field(default=200, ge=1, le=1000,
+                                     description="Events per request to the upstream's batch endpoint; 1: one per request")
     upstream_concurrency: int = 8
 
     # Residents: reporting limits, the draft timeout, 回访 window, photo retention, flood shedding.

@@ -71,20 +71,24 @@ def record(session: Session, case: Case, tr: Transition) -> None:
 
 def record_all(session: Session, case: Case, transitions: list[Transition]) -> None:
     """`record` for several transitions of one case: one INSERT of events and one of outbox rows."""
-    session.execute(sa.insert(CaseEvent.__table__), [
-        {"case_id": case.id, "actor_id": tr.actor.person_id, "actor_role": tr.actor.role.value,
-         "action": tr.action.value, "from_status": tr.from_status.value if tr.from_status else None,
-         "to_status": tr.to_status.value, "note": tr.note, "at": tr.at}
-        for tr in transitions])
+    rows = [audit_rows(case.id, case.number, tr) for tr in transitions]
+    session.execute(sa.insert(CaseEvent.__table__), [event for event, _ in rows])
     if case.drill:
         return  # a drill is never relayed upstream: the platform of record has no drill flag
-    session.execute(sa.insert(OutboxItem.__table__), [
-        {"case_id": case.id, "topic": f"case.{tr.action.value}", "status": OutboxStatus.PENDING.value,
-         "attempts": 0, "next_attempt_at": tr.at, "created_at": tr.at,
-         "payload": {"number": case.number, "action": tr.action.value,
-                     "from": tr.from_status.value if tr.from_status else None, "to": tr.to_status.value,
-                     "at": tr.at.isoformat(), "note": tr.note}}
-        for tr in transitions])
+    session.execute(sa.insert(OutboxItem.__table__), [outbox for _, outbox in rows])
+
+
+def audit_rows(case_id: int, number: str, tr: Transition) -> tuple[dict, dict]:
+    """The `CaseEvent` and `OutboxItem` rows that record `tr` (for INSERTs of many cases at once)."""
+    event = {"case_id": case_id, "actor_id": tr.actor.person_id, "actor_role": tr.actor.role.value,
+             "action": tr.action.value, "from_status": tr.from_status.value if tr.from_status else None,
+             "to_status": tr.to_status.value, "note": tr.note, "at": tr.at}
+    outbox = {"case_id": case_id, "topic": f"case.{tr.action.value}", "status": OutboxStatus.PENDING.value,
+              "attempts": 0, "next_attempt_at": tr.at, "created_at": tr.at,
+              "payload": {"number": number, "action": tr.action.value,
+                          "from": tr.from_status.value if tr.from_status else None, "to": tr.to_status.value,
+                          "at": tr.at.isoformat(), "note": tr.note}}
+    return event, outbox
 
 
 def facts_of(case: Case) -> CaseFacts:
@@ -295,6 +299,7 @@ __all__ = [
     "UnknownCategory",
     "apply_action",
     "apply_action_in",
+    "audit_rows",
     "case_timeline",
     "change_status",
     "event_time",

@@ -5,7 +5,8 @@ The parts, one module each:
   with retries and dead letters (see its docstring for the guarantees); the outbox admin reads.
 - `services.upstream_mirror`: receiving (`apply_downstream_event`): a OneGrid that is the upstream
   of another mirrors each of the other's cases, applying its events through the lifecycle, once
-  each and in order (`seq`).
+  each and in order (`seq`); `services.upstream_batch` (`apply_downstream_batch`) does the same
+  for an ordered batch in one transaction, with a result per event.
 - `services.upstream_inbound`: inbound from the upstream (`apply_upstream_request`, used by the
   signed push endpoint and by `poll_upstream_once`): Open311 service requests; unknown open ones
   become local cases (source ``upstream``, dispatched like any other), a close upstream closes the
@@ -24,6 +25,7 @@ from services.upstream_inbound import (
     sign_push,
     verify_push,
 )
+from services.upstream_batch import BatchConflict, apply_downstream_batch
 from services.upstream_mirror import Diverged, NotVisible, OutOfOrder, SyncRefused, apply_downstream_event
 from services.upstream_relay import (
     RelayStats,
@@ -40,12 +42,14 @@ from services.upstream_relay import (
 
 __all__ = [
     "BadSignature",
+    "BatchConflict",
     "Diverged",
     "NotVisible",
     "OutOfOrder",
     "RelayStats",
     "SyncRefused",
     "UpstreamRelay",
+    "apply_downstream_batch",
     "apply_downstream_event",
     "apply_upstream_request",
     "backoff",

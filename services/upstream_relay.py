@@ -1,18 +1,22 @@
 """The outbox relay: sends each committed outbox row to the upstream platform of record.
 
 What callers may rely on:
-- Each outbox row is sent as one JSON event to ``{upstream}/api/v1/sync/events`` with
-  ``Idempotency-Key`` = its event id (``<instance_id>:<outbox id>``) and the case's event number
-  (``seq``), over httpx with explicit connect/read/write/pool timeouts.
-- Events of one case leave in the order they were written: a case's next event is sent only after
-  the previous one was accepted; a dead letter holds back the later events of its case.
-- Network errors, timeouts, 408/409/425/429 and 5xx are retried with exponential backoff and
-  jitter (tenacity's wait functions; a 429's Retry-After is honoured when longer). Any other 4xx,
-  or `upstream_max_attempts` tries, makes the row a dead letter (`OutboxStatus.DEAD`), listed and
-  retried with `onegrid outbox dead-letters` / `onegrid outbox retry`.
+- Each outbox row is one JSON event with its event id (``<instance_id>:<outbox id>``) and the
+  case's event number (``seq``), sent over httpx with explicit connect/read/write/pool timeouts.
+- Batches: up to `upstream_batch_size` events in one ``POST {upstream}/api/v1/sync/events/batch``,
+  answered with a result per event. An upstream without it (404/405/501) gets each event alone on
+  ``POST {upstream}/api/v1/sync/events`` with ``Idempotency-Key`` = the event id, as before.
+- Events of one case leave in the order they were written: in one batch, in order, or one request
+  after the other; a case's later events wait while an earlier one is retried, and a dead letter
+  holds them back. A rejected event does not hold back other cases.
+- Network errors, timeouts, 408/409/425/429 and 5xx (for a whole batch or one event), and
+  rejections the upstream calls retryable, are retried with exponential backoff and jitter
+  (tenacity's wait functions; a 429's Retry-After is honoured when longer). Any other 4xx or
+  rejection, or `upstream_max_attempts` tries, makes the row a dead letter (`OutboxStatus.DEAD`),
+  listed and retried with `onegrid outbox dead-letters` / `onegrid outbox retry`.
 - Rows are claimed with a lease (a conditional update of `next_attempt_at`), so two relays on one
-  database never send the same row at once; a crash mid-send re-sends after the lease, and the
-  receiver's idempotency makes that harmless.
+  database never send the same row at once; a crash or a timeout mid-send re-sends after the lease
+  or the backoff, and the receiver's per-event idempotency makes that harmless.
 """
 
 from __future__ import annotations
@@ -26,21 +30,23 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, func, select
 from tenacity import wait_exponential, wait_random
 
-from models.lifecycle import Role
-from models.tables import Case, CaseEvent, OutboxItem, OutboxStatus
+from models.tables import OutboxItem, OutboxStatus
 from services.context import ServiceContext
 from services.db import transaction
+from services.upstream_outbox import Claimed, Outcome, build_events, claim, due_heads, event_id, settle
+
+__all__ = ["BATCH_PATH", "SYNC_PATH", "RelayStats", "UpstreamRelay", "backoff", "build_event", "dead_letters",
+           "due_heads", "event_id", "make_client", "outbox_health", "parse_retry_after", "retry_dead_letters"]
 
 log = logging.getLogger(__name__)
 
 SYNC_PATH = "/api/v1/sync/events"
+BATCH_PATH = "/api/v1/sync/events/batch"
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
-CLAIM_LEASE = timedelta(seconds=120)
-MAX_ERROR = 2000
+_NO_BATCHES = frozenset({404, 405, 501})  # an upstream without the batch endpoint
 
 
 @dataclass
@@ -69,10 +75,6 @@ def backoff(settings: Any) -> Any:
     return wait_exponential(multiplier=initial, max=cap) + wait_random(0, initial)
 
 
-def event_id(instance_id: str, outbox_id: int) -> str:
-    return f"{instance_id}:{outbox_id}"
-
-
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
     if not value:
@@ -89,71 +91,19 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def due_heads(session: Session, now: datetime, limit: int) -> list[OutboxItem]:
-    """Pending rows due by `now` that head their case (no earlier unsent row), oldest first."""
-    earlier = aliased(OutboxItem)
-    blocked = (
-        select(earlier.id)
-        .where(earlier.case_id == OutboxItem.case_id, earlier.id < OutboxItem.id,
-               earlier.status.in_([OutboxStatus.PENDING.value, OutboxStatus.DEAD.value,
-                                   OutboxStatus.FAILED.value]))
-        .exists()
-    )
-    return list(session.exec(
-        select(OutboxItem)
-        .where(OutboxItem.status == OutboxStatus.PENDING.value, OutboxItem.next_attempt_at <= now, ~blocked)
-        .order_by(OutboxItem.id)
-        .limit(limit)
-    ))
-
-
-def _case_snapshot(case: Case) -> dict[str, Any]:
-    return {
-        "number": case.number,
-        "source": str(case.source),
-        "category_code": case.category_code,
-        "lat": case.lat,
-        "lon": case.lon,
-        "description": case.description,
-        "address": case.address,
-        "media_urls": list(case.media_urls or []),
-        "report_count": case.report_count,
-        "created_at": case.created_at.isoformat() if case.created_at else None,
-    }
-
-
-def _actor_role(session: Session, row: OutboxItem) -> str:
-    payload = row.payload
-    if not row.topic.startswith("case.") or "action" not in payload:
-        return Role.SYSTEM.value
-    at = datetime.fromisoformat(payload["at"])
-    ev = session.exec(
-        select(CaseEvent.actor_role).where(CaseEvent.case_id == row.case_id, CaseEvent.action == payload["action"],
-                                           CaseEvent.to_status == payload["to"], CaseEvent.at == at)
-        .order_by(CaseEvent.id)
-    ).first()
-    return str(ev) if ev is not None else Role.SYSTEM.value
-
-
 def build_event(session: Session, row: OutboxItem, instance_id: str) -> dict[str, Any]:
     """The JSON document sent upstream for one outbox row."""
-    seq = session.exec(
-        select(func.count()).select_from(OutboxItem).where(OutboxItem.case_id == row.case_id, OutboxItem.id <= row.id)
-    ).one() if row.case_id is not None else 1
-    case = session.get(Case, row.case_id) if row.case_id is not None else None
-    return {
-        "event_id": event_id(instance_id, row.id),
-        "origin": instance_id,
-        "topic": row.topic,
-        "seq": seq,
-        "actor_role": _actor_role(session, row),
-        "payload": row.payload,
-        "case": _case_snapshot(case) if case is not None else None,
-    }
+    return build_events(session, [(row.id, row.case_id, row.attempts)], instance_id)[0].event
 
 
 class UpstreamRelay:
-    """Sends due outbox rows to the upstream. One per process; `run` until `stop` is set."""
+    """Sends due outbox rows to the upstream. One per process; `run` until `stop` is set.
+
+    Batches of up to `upstream_batch_size` events go to ``BATCH_PATH``, each case's rows whole and in
+    order within one batch, so concurrent batches never hold rows of one case. An upstream that
+    answers the batch path 404/405/501 gets one event per request on ``SYNC_PATH`` from then on; a
+    batch refused as too large (413) is sent that way too.
+    """
 
     def __init__(self, ctx: ServiceContext, client: httpx.AsyncClient, *, base_url: str,
                  api_key: str | None) -> None:
@@ -164,6 +114,8 @@ class UpstreamRelay:
         self.settings = ctx.settings
         self.wait = backoff(ctx.settings)
         self.stats = RelayStats()
+        # None: not known yet; False: the upstream takes one event per request (or batches are off).
+        self.batches: bool | None = None if ctx.settings.upstream_batch_size > 1 else False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -189,93 +141,152 @@ class UpstreamRelay:
                 pass
 
     async def run_once(self) -> int:
-        """Send every due head-of-case event once; returns how many were attempted."""
-        now = self.ctx.clock.now()
-        claimed = await asyncio.to_thread(self._claim, now)
+        """Send every due event once (a case's rows in order); returns how many rows were claimed."""
+        claimed = await asyncio.to_thread(claim, self.ctx, self.ctx.clock.now(), self.settings.upstream_batch)
         if not claimed:
             return 0
+        runs: dict[Any, list[Claimed]] = {}
+        for row in claimed:  # oldest first, so each case's run is in order
+            runs.setdefault(row.case_id if row.case_id is not None else ("row", row.outbox_id), []).append(row)
         semaphore = asyncio.Semaphore(max(1, self.settings.upstream_concurrency))
+        singles = list(runs.values())
+        if self.batches is not False:
+            chunks = _pack(singles, self.settings.upstream_batch_size)
 
-        async def one(item: tuple[int, int, dict[str, Any]]) -> None:
+            async def batch(chunk: list[list[Claimed]]) -> bool:
+                async with semaphore:
+                    return await self._send_batch(chunk)
+
+            taken = await asyncio.gather(*(batch(chunk) for chunk in chunks))
+            singles = [run for chunk, ok in zip(chunks, taken, strict=True) if not ok for run in chunk]
+
+        async def one_by_one(run: list[Claimed]) -> None:
             async with semaphore:
-                await self._send(*item)
+                await self._send_run(run)
 
-        await asyncio.gather(*(one(item) for item in claimed))
+        await asyncio.gather(*(one_by_one(run) for run in singles))
         return len(claimed)
 
-    def _claim(self, now: datetime) -> list[tuple[int, int, dict[str, Any]]]:
-        out = []
-        with transaction(self.ctx.sessions) as session:
-            for row in due_heads(session, now, self.settings.upstream_batch):
-                won = session.execute(
-                    sa.update(OutboxItem)
-                    .where(OutboxItem.id == row.id, OutboxItem.status == OutboxStatus.PENDING.value,
-                           OutboxItem.next_attempt_at == row.next_attempt_at)
-                    .values(next_attempt_at=now + CLAIM_LEASE)
-                ).rowcount
-                if won == 1:
-                    out.append((row.id, row.attempts, build_event(session, row, self.settings.instance_id)))
-        return out
-
-    async def _send(self, outbox_id: int, attempts: int, event: dict[str, Any]) -> None:
-        headers = {"Idempotency-Key": event["event_id"], "Content-Type": "application/json"}
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        retry_after: float | None = None
+        return headers
+
+    async def _post(self, path: str, body: Any, headers: dict[str, str]) -> tuple[str, str, Any, float | None]:
+        """POST and classify: (outcome, error, response or None, Retry-After seconds or None)."""
         try:
-            response = await self.client.post(f"{self.base_url}{SYNC_PATH}", json=event, headers=headers)
+            response = await self.client.post(f"{self.base_url}{path}", json=body, headers=headers)
         except httpx.TimeoutException as exc:
-            outcome, error = "timeout", f"{type(exc).__name__}: {exc}"
+            return "timeout", f"{type(exc).__name__}: {exc}", None, None
         except httpx.TransportError as exc:
-            outcome, error = "network", f"{type(exc).__name__}: {exc}"
+            return "network", f"{type(exc).__name__}: {exc}", None, None
+        code = response.status_code
+        error = f"HTTP {code}: {response.text[:500]}"
+        if 200 <= code < 300:
+            return "sent", error, response, None
+        if code >= 500 or code in _RETRYABLE_STATUS:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.ctx.clock.now())
+            return (f"http_{code}" if code in _RETRYABLE_STATUS else "http_5xx"), error, response, retry_after
+        return "refused", error, response, None
+
+    async def _send_batch(self, chunk: list[list[Claimed]]) -> bool:
+        """Send whole runs of cases as one batch and record every outcome; False when batches are unknown there."""
+        rows = [row for run in chunk for row in run]
+        outcome, error, response, retry_after = await self._post(BATCH_PATH, {"events": [r.event for r in rows]},
+                                                                 self._headers())
+        if response is not None and response.status_code == 413:
+            log.info("the upstream refused a batch of %s events as too large: sent one by one", len(rows))
+            return False
+        if response is not None and response.status_code in _NO_BATCHES:
+            if self.batches is not False:
+                log.info("the upstream has no batch endpoint (HTTP %s): one event per request",
+                         response.status_code)
+            self.batches = False
+            return False
+        results = _results(response) if outcome == "sent" else None
+        if outcome == "sent" and (results is None or len(results) != len(rows)):
+            outcome, error = "bad_answer", f"{error[:200]}: no result per event"
+        outcomes: list[Outcome] = []
+        if outcome != "sent":
+            for run in chunk:  # the head of each case counts a try; the rest wait behind it untried
+                outcomes.append(self._failed(run[0], outcome, error, retry_after, permanent=outcome == "refused"))
+                outcomes.extend(self._released(row) for row in run[1:])
         else:
-            code = response.status_code
-            error = f"HTTP {code}: {response.text[:500]}"
-            if 200 <= code < 300:
-                outcome = "sent"
-            elif code >= 500 or code in _RETRYABLE_STATUS:
-                outcome = f"http_{code}" if code in _RETRYABLE_STATUS else "http_5xx"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), self.ctx.clock.now())
-            else:
-                outcome = "refused"
-        self.stats.count(outcome)
-        if outcome == "sent":
-            body = _json_or_none(response)
-            await asyncio.to_thread(self._mark_sent, outbox_id, event, body)
+            self.batches = True
+            for row, result in zip(rows, results, strict=True):
+                outcomes.append(self._judged(row, result))
+        await asyncio.to_thread(settle, self.ctx, outcomes, {r.outbox_id: r for r in rows})
+        return True
+
+    def _judged(self, row: Claimed, result: Any) -> Outcome:
+        if not isinstance(result, dict) or result.get("event_id") not in (None, row.event["event_id"]):
+            return self._failed(row, "bad_answer", f"no result for {row.event['event_id']}", None, permanent=False)
+        status = result.get("status")
+        if status in ("accepted", "duplicate"):
+            self.stats.count("sent")
             self.stats.sent += 1
-            return
-        await asyncio.to_thread(self._mark_failed, outbox_id, attempts + 1, error, retry_after,
-                                permanent=outcome == "refused")
+            return Outcome(row.outbox_id, sent=True, remote_id=result.get("service_request_id"))
+        reason = str(result.get("reason") or "rejected")
+        error = f"rejected ({reason}): {str(result.get('message') or '')[:500]}"
+        if reason == "blocked":
+            return self._released(row, error)
+        return self._failed(row, reason if result.get("retryable") else "refused", error, None,
+                            permanent=not result.get("retryable"))
 
-    def _mark_sent(self, outbox_id: int, event: dict[str, Any], body: dict[str, Any] | None) -> None:
-        now = self.ctx.clock.now()
-        with transaction(self.ctx.sessions) as session:
-            row = session.get(OutboxItem, outbox_id)
-            session.execute(sa.update(OutboxItem).where(OutboxItem.id == outbox_id).values(
-                status=OutboxStatus.SENT.value, sent_at=now, attempts=OutboxItem.attempts + 1, last_error=None))
-            # The upstream's id of the case: later polls and pushes about it find it by this.
-            remote = (body or {}).get("service_request_id")
-            if remote and row is not None and row.case_id is not None:
-                session.execute(sa.update(Case).where(Case.id == row.case_id, Case.external_id.is_(None))
-                                .values(external_id=str(remote)[:200]))
+    async def _send_run(self, run: list[Claimed]) -> None:
+        """One case's rows on the single-event path, each after the previous one was accepted."""
+        outcomes: list[Outcome] = []
+        for index, row in enumerate(run):
+            headers = {**self._headers(), "Idempotency-Key": row.event["event_id"]}
+            outcome, error, response, retry_after = await self._post(SYNC_PATH, row.event, headers)
+            if outcome != "sent":
+                outcomes.append(self._failed(row, outcome, error, retry_after, permanent=outcome == "refused"))
+                outcomes.extend(self._released(later) for later in run[index + 1:])
+                break
+            self.stats.count("sent")
+            self.stats.sent += 1
+            outcomes.append(Outcome(row.outbox_id, sent=True, remote_id=(_json_or_none(response) or {})
+                                    .get("service_request_id")))
+        await asyncio.to_thread(settle, self.ctx, outcomes, {r.outbox_id: r for r in run})
 
-    def _mark_failed(self, outbox_id: int, attempts: int, error: str, retry_after: float | None, *,
-                     permanent: bool) -> None:
-        now = self.ctx.clock.now()
+    def _failed(self, row: Claimed, outcome: str, error: str, retry_after: float | None, *,
+                permanent: bool) -> Outcome:
+        self.stats.count(outcome)
+        attempts = row.attempts + 1
         dead = permanent or attempts >= self.settings.upstream_max_attempts
         delay = self.wait(_Attempt(attempts))
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.settings.upstream_backoff_max_s))
-        values: dict[str, Any] = {"attempts": attempts, "last_error": error[:MAX_ERROR]}
         if dead:
-            values["status"] = OutboxStatus.DEAD.value
             self.stats.dead += 1
-            log.warning("outbox %s is a dead letter after %s tries: %s", outbox_id, attempts, error[:200])
+            log.warning("outbox %s is a dead letter after %s tries: %s", row.outbox_id, attempts, error[:200])
         else:
-            values["next_attempt_at"] = now + timedelta(seconds=delay)
             self.stats.retried += 1
-        with transaction(self.ctx.sessions) as session:
-            session.execute(sa.update(OutboxItem).where(OutboxItem.id == outbox_id).values(**values))
+        return Outcome(row.outbox_id, error=error, attempts=attempts, dead=dead, retry_in=delay)
+
+    @staticmethod
+    def _released(row: Claimed, error: str = "held back behind an earlier event of its case") -> Outcome:
+        return Outcome(row.outbox_id, error=error, attempts=row.attempts, retry_in=0.0)
+
+
+def _pack(runs: list[list[Claimed]], size: int) -> list[list[list[Claimed]]]:
+    """Runs into batches of about `size` events, each run whole (a run longer than `size` goes alone)."""
+    chunks: list[list[list[Claimed]]] = []
+    filled = size
+    for run in runs:
+        if filled + len(run) > size:
+            chunks.append([])
+            filled = 0
+        chunks[-1].append(run)
+        filled += len(run)
+    return chunks
+
+
+def _results(response: httpx.Response) -> list[Any] | None:
+    body = _json_or_none(response)
+    results = (body or {}).get("results")
+    return results if isinstance(results, list) else None
 
 
 def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:

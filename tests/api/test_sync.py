@@ -41,7 +41,7 @@ from services.upstream import (
     retry_dead_letters,
     sign_push,
 )
-from services.upstream_relay import due_heads
+from services.upstream_relay import BATCH_PATH, SYNC_PATH, due_heads
 from tests.api.conftest import STREET_A, api_settings, client_for, prepare_store
 
 # ---------------------------------------------------------------------------- a scripted fake upstream
@@ -49,15 +49,28 @@ from tests.api.conftest import STREET_A, api_settings, client_for, prepare_store
 
 @dataclass
 class FakeUpstream:
-    """Answers POST /api/v1/sync/events by script: "500", "timeout", "429", "400", then "ok" for ever."""
+    """Answers the relay by script: "500", "timeout", "429", "400", then "ok" for ever.
+
+    Without `batches` it is an upstream that takes one event per request (the batch path answers
+    404, as any server without the route would); with it, a batch is scripted as one request.
+    """
 
     script: list[str] = field(default_factory=list)
+    batches: bool = False
     received: list[dict[str, Any]] = field(default_factory=list)  # accepted events, in arrival order
-    attempts: list[str] = field(default_factory=list)  # Idempotency-Key of every attempt
+    attempts: list[str] = field(default_factory=list)  # event id of every event tried, batch or single
+    paths: list[str] = field(default_factory=list)  # path of every request
+    requests: list[list[str]] = field(default_factory=list)  # event ids of every request answered 200
 
     def handler(self, request: httpx.Request) -> httpx.Response:
-        key = request.headers["Idempotency-Key"]
-        self.attempts.append(key)
+        self.paths.append(request.url.path)
+        if request.url.path == BATCH_PATH and not self.batches:
+            return httpx.Response(404, json={"detail": "Not Found"})
+        body = json.loads(request.content)
+        events = body["events"] if request.url.path == BATCH_PATH else [body]
+        if request.url.path == SYNC_PATH:
+            assert request.headers["Idempotency-Key"] == body["event_id"]
+        self.attempts.extend(e["event_id"] for e in events)
         step = self.script.pop(0) if self.script else "ok"
         if step == "timeout":
             raise httpx.ReadTimeout("upstream too slow", request=request)
@@ -67,9 +80,13 @@ class FakeUpstream:
             return httpx.Response(429, headers={"Retry-After": "120"}, text="slow down")
         if step == "400":
             return httpx.Response(400, json={"detail": "no"})
-        event = json.loads(request.content)
-        self.received.append(event)
-        return httpx.Response(200, json={"service_request_id": f"CITY-{event['case']['number']}"})
+        self.received.extend(events)
+        self.requests.append([e["event_id"] for e in events])
+        if request.url.path == SYNC_PATH:
+            return httpx.Response(200, json={"service_request_id": f"CITY-{body['case']['number']}"})
+        return httpx.Response(200, json={"results": [
+            {"event_id": e["event_id"], "status": "accepted", "service_request_id": f"CITY-{e['case']['number']}"}
+            for e in events]})
 
 
 def relay_for(api, upstream: FakeUpstream) -> UpstreamRelay:
@@ -89,9 +106,10 @@ async def test_500_timeout_and_429_are_retried_with_backoff_then_delivered(api) 
     settings = api.app.settings
     waits = []
     for attempt in (1, 2, 3):
-        assert await relay.run_once() == 1  # only the case's first event: the second waits its turn
-        head = outbox(api)[0]
+        assert await relay.run_once() >= 1
+        head, second = outbox(api)[:2]
         assert head.status == OutboxStatus.PENDING and head.attempts == attempt
+        assert second.attempts == 0  # the case's second event waits its turn, untried
         wait = (head.next_attempt_at - api.clock.now()).total_seconds()
         waits.append(wait)
         assert await relay.run_once() == 0  # not due yet: no hammering
@@ -155,11 +173,26 @@ class Served:
         self.task: asyncio.Task | None = None
 
     def _recording(self, asgi: Any) -> Any:
+        """Records the event ids of each sync request (single or batch) that the city answered 200."""
         async def app(scope, receive, send):  # noqa: ANN001, ANN202
-            if scope["type"] == "http" and scope["path"] == "/api/v1/sync/events":
-                headers = dict(scope["headers"])
-                self.sync_requests.append(headers.get(b"idempotency-key", b"").decode())
-            await asgi(scope, receive, send)
+            if scope["type"] != "http" or not scope["path"].startswith(SYNC_PATH):
+                return await asgi(scope, receive, send)
+            chunks, status = [], []
+
+            async def reading():  # noqa: ANN202
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                return message
+
+            async def sending(message):  # noqa: ANN001, ANN202
+                if message["type"] == "http.response.start":
+                    status.append(message["status"])
+                await send(message)
+
+            await asgi(scope, reading, sending)
+            if status == [200]:
+                body = json.loads(b"".join(chunks))
+                self.sync_requests.append([e["event_id"] for e in body.get("events", [body])])
         return app
 
     async def start(self) -> Served:
@@ -260,7 +293,7 @@ async def test_upstream_down_for_the_whole_test_then_up_every_event_once_in_orde
     apply_action(api.ctx, case_id=ids[0], action=Action.CANCEL, actor=Actor(Role.DISPATCHER), note="cleared")
     folded = await api.intake("street_a", event="e9", n=1, media_urls=["https://cam.example/9.jpg"])
     assert folded.json()["outcome"] == "folded"
-    assert await relay.run_once() == 3  # the head event of each of the three cases; the rest wait their turn
+    assert await relay.run_once() == len(outbox(api))  # all due: each case's run, tried from its head
     for _ in range(12):
         api.clock.set(max(api.clock.now(), next_due(api.ctx)))
         assert await relay.run_once() >= 1  # the city stays down: each due try fails and is rescheduled
@@ -278,8 +311,9 @@ async def test_upstream_down_for_the_whole_test_then_up_every_event_once_in_orde
     assert all(o.status == OutboxStatus.SENT for o in rows)
     # Exactly once: each event id reached the city in one successful request, and the city applied
     # each case's events in the district's order (the timelines are identical).
-    accepted = [k for k in served.sync_requests]
+    accepted = [event_id for request in served.sync_requests for event_id in request]
     assert sorted(accepted) == sorted(f"huangpu:{o.id}" for o in rows)
+    assert len(served.sync_requests) < len(rows)  # in batches, not one request per event
     assert city_view(city) == district_view(api)
     with api.ctx.sessions() as s:
         assert all(c.external_id for c in s.exec(select(Case)))
