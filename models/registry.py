@@ -6,3 +6,4 @@ import models.supervision  # noqa: F401
 import models.tables  # noqa: F401
 import models.work  # noqa: F401
 import models.wecom  # noqa: F401
+import models.scale  # noqa: F401

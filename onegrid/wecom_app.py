@@ -57,7 +57,8 @@ def build_wecom(ctx: ServiceContext, api: FastAPI) -> WecomChannel:
     processor = InboxProcessor(ctx, {CHANNEL: handlers.handle}, lease=timedelta(seconds=settings.inbox_lease_s))
 
     def store(inbound: Inbound) -> bool:
-        return store_message(ctx, channel=CHANNEL, key=inbound.dedup_key[:255], payload=inbound.as_payload())
+        return store_message(ctx, channel=CHANNEL, key=inbound.dedup_key[:255], payload=inbound.as_payload(),
+                             chat_key=inbound.from_user or None)
 
     api.include_router(build_router(CallbackCrypto.from_settings(settings), store, lambda: processor.wake(CHANNEL)))
     wake_before = ctx.on_notifications
