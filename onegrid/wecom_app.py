@@ -7,6 +7,7 @@ inbox processor hands them to wecom/handlers.py; the WeCom sender delivers the `
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -37,8 +38,12 @@ class WecomChannel:
         return {"enabled": True, "sent": self.sender.sent, "failed": self.sender.failed,
                 "retried": self.sender.retried, "token_fetches": self.client.token_fetches}
 
-    def start(self, stop: asyncio.Event, poll_interval: float) -> list[asyncio.Task[Any]]:
-        self.tasks = [asyncio.create_task(self.sender.run(stop, poll_interval=poll_interval)),
+    def start(self, stop: asyncio.Event, poll_interval: float,
+              lead: Callable[[Any], Callable[[asyncio.Event], Awaitable[Any]]] | None = None) -> list[asyncio.Task[Any]]:
+        """Start the sender (through `lead`: only while this process leads it) and the inbox processor."""
+        send = (lambda s: self.sender.run(s, poll_interval=poll_interval))
+        send = lead(send) if lead is not None else send
+        self.tasks = [asyncio.create_task(send(stop), name="wecom-sender"),
                       asyncio.create_task(self.processor.run(stop, poll_interval=poll_interval))]
         return self.tasks
 
