@@ -91,7 +91,7 @@ async def test_two_processes_handle_each_chat_in_order_one_at_a_time(db, clock) 
 
 async def test_an_update_waiting_for_a_retry_holds_back_only_its_own_chat(db, clock) -> None:
     ctx = ServiceContext(sessions=db.sessions, clock=clock)
-    store_updates(ctx, [update(1, 10), update(2, 10), update(3, 20)])
+    store_updates(ctx, [update(1, 10), update(2, 20)])
     seen: list[int] = []
 
     async def handle(payload: dict[str, Any], ticket: InboxTicket) -> None:
@@ -101,8 +101,10 @@ async def test_an_update_waiting_for_a_retry_holds_back_only_its_own_chat(db, cl
 
     proc = InboxProcessor(ctx, {"telegram": handle}, concurrency={"telegram": 10})
     await proc.run_once()
-    assert seen == [3]  # chat 20 goes on; chat 10's second update waits for its first
+    assert seen == [2]
+    store_updates(ctx, [update(3, 10), update(4, 20)])
+    await proc.run_once()
+    assert seen == [2, 4]  # chat 20 goes on; chat 10's next update waits for its first one's retry
     clock.advance(seconds=5)  # the retry's backoff
     await proc.run_once()
-    await proc.run_once()
-    assert seen == [3, 1, 2]
+    assert seen == [2, 4, 1, 3]
