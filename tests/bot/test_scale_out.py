@@ -223,7 +223,7 @@ async def test_three_processes_in_webhook_mode_one_killed(db, tmp_path: Path) ->
         envs = []
         for _ in range(3):
             env = serve_env(emulator, data_dir, db.url)
-            env.update(ONEGRID_WEBHOOK_SECRET=SECRET, ONEGRID_INBOX_LEASE_S="3", ONEGRID_DIGEST_ENABLED="false",
+            env.update(ONEGRID_WEBHOOK_SECRET=SECRET, ONEGRID_INBOX_LEASE_S="30", ONEGRID_DIGEST_ENABLED="false",
                        ONEGRID_SPOT_CHECK_ENABLED="false", ONEGRID_SANDBOX="off", ONEGRID_DISPATCH_POLL_INTERVAL_S="1")
             envs.append(env)
         balancer = RoundRobin([int(env["ONEGRID_API_PORT"]) for env in envs])
