@@ -92,7 +92,7 @@ class RoundRobin:
                     self.served[port] += 1
                     return web.Response(status=answer.status, body=await answer.read(),
                                         content_type=answer.content_type)
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, TimeoutError, OSError):
                 continue  # proxy_next_upstream
         return web.Response(status=502)
 
@@ -264,7 +264,14 @@ async def test_three_processes_in_webhook_mode_one_killed(db, tmp_path: Path) ->
             await asyncio.wait_for(asyncio.gather(*(one(n, r) for n, r in enumerate(residents))),
                                    timeout=WAIT * 6)
             reported.set()
-            await asyncio.wait_for(asyncio.gather(*crew), timeout=WAIT * 4)
+            try:
+                await asyncio.wait_for(asyncio.gather(*crew), timeout=WAIT * 4)
+            except BaseException:
+                task = emulator.webhook._task  # noqa: SLF001 - what the webhook pusher was doing, for the failure
+                print("webhook task:", task, task.done() and task.exception() if task else None)
+                print("deliveries:", emulator.webhook.config.deliveries[-6:] if emulator.webhook.config else None)
+                print("pending:", emulator.queue.pending_count, "served:", balancer.served)
+                raise
 
             def drained() -> bool:
                 with db.sessions() as s:
