@@ -260,8 +260,11 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
         # Updates stored before a crash or restart are handled first, then new ones as they come.
         app.tasks.append(asyncio.create_task(app.inbox.run(app.stop_event), name="inbox"))
         # One sender per bot token in the whole deployment (services/leadership.py), the others stand by.
-        send = app.lead("telegram-sender", app.bot.token, lambda stop: app.sender.run(
-            stop, poll_interval=app.settings.delivery_poll_interval_s))
+        async def send_here(stop: asyncio.Event) -> None:
+            await asyncio.to_thread(app.sender.take_over)  # what a dead sender had in hand goes out now
+            await app.sender.run(stop, poll_interval=app.settings.delivery_poll_interval_s)
+
+        send = app.lead("telegram-sender", app.bot.token, send_here)
         app.tasks.append(asyncio.create_task(send(app.stop_event), name="telegram-sender"))
     if app.wecom is not None:
         wecom_app_key = f"{app.settings.wecom_corp_id}:{app.settings.wecom_agent_id}"  # one sender per WeCom app

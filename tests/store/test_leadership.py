@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import select
 
 from services.leadership import Leadership, lock_key, token_name
 
@@ -149,3 +150,22 @@ async def test_failover_after_the_leader_process_is_killed(db, tmp_path: Path) -
         stop.set()
         if task is not None:
             await task
+
+
+def test_a_new_sender_takes_over_what_the_dead_one_had_in_hand_at_once(db, clock, tmp_path: Path) -> None:
+    from bot.delivery import NotificationSender
+    from models.tables import Notification, NotificationStatus
+    from services.db import transaction
+    from services.notify import enqueue_text
+
+    with transaction(db.sessions) as session:
+        for chat in (1, 2):
+            enqueue_text(session, chat_id=chat, text=f"hello {chat}", now=clock.now())
+    dead = NotificationSender(bot=None, sessions=db.sessions, clock=clock, data_dir=tmp_path)
+    assert len(dead._claim()) == 2  # claimed under a 120 s lease, then its process died
+    new = NotificationSender(bot=None, sessions=db.sessions, clock=clock, data_dir=tmp_path)
+    assert new._claim() == []  # without the take-over the rows would wait out the lease
+    assert new.take_over() == 2
+    assert sorted(r["chat_id"] for r in new._claim()) == [1, 2]
+    with db.sessions() as s:
+        assert {n.status for n in s.exec(select(Notification)).all()} == {NotificationStatus.SENDING}
