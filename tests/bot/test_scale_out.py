@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -152,18 +153,27 @@ async def report(resident: Resident, n: int) -> str:
 
 async def work(worker: Resident, everything_reported: asyncio.Event, completed: list[str], seq: itertools.count) -> None:
     """Accept every order offered, and complete the ones won: photo, Done, live location on site."""
-    seen: set[int] = set()
+    seen: set[str] = set()  # order numbers: a message repeated by a sender killed mid-send is pressed once
     while True:
-        order = next((m for m in worker.messages() if m["message_id"] not in seen and has_button(m, "wo:a:")), None)
+        order = next((m for m in worker.messages() if has_button(m, "wo:a:") and number(m) not in seen), None)
         if order is None:
-            if everything_reported.is_set() and not any(has_button(m, "wo:a:") for m in worker.messages()):
+            if everything_reported.is_set() and not any(has_button(m, "wo:a:") and number(m) not in seen
+                                                        for m in worker.messages()):
                 return
             await asyncio.sleep(0.2)
             continue
-        seen.add(order["message_id"])
-        await press(worker, order, "wo:a:")
-        await worker.emulator.wait_for(lambda: not has_button(current(worker, order), "wo:a:"), timeout=WAIT)
-        accepted = current(worker, order)
+        case = number(order)
+        seen.add(case)
+        try:
+            await press(worker, order, "wo:a:")
+        except (LookupError, StopIteration):
+            continue  # retracted meanwhile: another worker took it
+
+        def outcome() -> dict[str, Any] | None:
+            return next((m for m in worker.messages() if case in text_of(m) and (
+                text_of(m).startswith("✅ You accepted") or "taken by another worker" in text_of(m))), None)
+
+        accepted = await worker.emulator.wait_for(outcome, timeout=WAIT)
         if not text_of(accepted).startswith("✅ You accepted"):
             continue  # another worker was first
         mark = worker.last_id()
@@ -179,6 +189,11 @@ async def work(worker: Resident, everything_reported: asyncio.Event, completed: 
         await worker.user.send_location(*INSIDE, horizontal_accuracy=10, live_period=900)
         done = await expect(worker, lambda m: (m.get("text") or "").startswith("✅ Proof submitted"), mark)
         completed.append(done["text"])
+
+
+def number(message: dict[str, Any]) -> str:
+    """The case number a work-order message is about."""
+    return re.search(r"SH-\d{8}-\d+", text_of(message)).group(0)
 
 
 def _jpeg(image: Any) -> bytes:
