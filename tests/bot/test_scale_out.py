@@ -122,7 +122,9 @@ async def expect(person: Resident, match: Any, after: int) -> dict[str, Any]:
 
 async def press(person: Resident, message: dict[str, Any], part: str) -> None:
     now = current(person, message)
-    data = next(b["callback_data"] for b in buttons(now) if part in b.get("callback_data", ""))
+    data = next((b["callback_data"] for b in buttons(now) if part in b.get("callback_data", "")), None)
+    if data is None:
+        raise LookupError(f"no button {part!r} under message {now['message_id']}")
     await person.user.press(now, data)
 
 
@@ -166,7 +168,7 @@ async def work(worker: Resident, everything_reported: asyncio.Event, completed: 
         seen.add(case)
         try:
             await press(worker, order, "wo:a:")
-        except (LookupError, StopIteration):
+        except LookupError:
             continue  # retracted meanwhile: another worker took it
 
         def outcome() -> dict[str, Any] | None:
