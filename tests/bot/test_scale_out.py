@@ -159,9 +159,8 @@ async def work(worker: Resident, everything_reported: asyncio.Event, completed: 
     while True:
         order = next((m for m in worker.messages() if has_button(m, "wo:a:") and number(m) not in seen), None)
         if order is None:
-            if everything_reported.is_set() and not any(has_button(m, "wo:a:") and number(m) not in seen
-                                                        for m in worker.messages()):
-                return
+            if everything_reported.is_set() and len(completed) >= RESIDENTS:
+                return  # every case is done (an order can still be on its way right after the last report)
             await asyncio.sleep(0.2)
             continue
         case = number(order)
