@@ -76,6 +76,12 @@ class StoreCollector(Collector):
             for outcome, n in sorted(relay.stats.by_outcome.items()):
                 c.add_metric([outcome], n)
         yield c
+        # Several processes (docs/DEPLOY.md): which singleton loops this one runs; summed over processes, 1 each.
+        g = GaugeMetricFamily("onegrid_leader", "1 where this process runs the loop, 0 where it stands by",
+                              labels=["loop"])
+        for kind, leadership in sorted(getattr(self.app, "leaders", {}).items()):
+            g.add_metric([kind], 1 if leadership.leader else 0)
+        yield g
 
 
 # The methods a client of this API uses; anything else (made-up or WebDAV verbs) is counted as "other".

@@ -182,6 +182,15 @@ class NotificationSender:
         return len(rows)
 
     # -- store side (sync, run in a worker thread) -----------------------------------------
+    def take_over(self) -> int:
+        """This process just became the bot's one sender (services/leadership.py): rows the previous
+        sender left SENDING (it died) are due again at once, not after their lease; returns how many."""
+        with transaction(self.sessions) as session:
+            return session.execute(
+                sa.update(Notification).where(Notification.status == NotificationStatus.SENDING)
+                .values(status=NotificationStatus.PENDING, lease_until=None)
+            ).rowcount
+
     def _claim(self, *, max_chats: int | None = None, rows_per_chat: int | None = None,
                busy_chats: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
         """Mark the most urgent due rows SENDING under a lease and return them (in queue order per chat).

@@ -9,6 +9,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
 
+from bot.late_answers import LateCallbackAnswers
 from bot.storage import create_storage
 from bot.throttle import SheddingEventIsolation
 from bot.middlewares import PersonI18nMiddleware, PersonMiddleware
@@ -20,6 +21,7 @@ from services.context import ServiceContext
 def create_bot(token: str, *, api_url: str, timeout: float = 30.0) -> Bot:
     """A Bot talking to `api_url` (the official server, a city's own Bot API server, or the emulator)."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")), timeout=timeout)
+    session.middleware(LateCallbackAnswers())  # an update handled again answers its press again (bot/late_answers.py)
     return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 

@@ -12,8 +12,8 @@ What callers may rely on:
   refused at once with `FloodShed` (before any database work), which the Dispatcher's error
   observers see like any other handler error; `register_flood_notice` answers it with a polite
   notice to the user, at most once per `notice_interval` seconds.
-- The lock is in-process. Several OneGrid processes polling one bot is not a supported setup
-  (Telegram gives each update to one getUpdates caller anyway); webhook mode runs one process.
+- The lock is in-process. Across processes (webhook mode, docs/DEPLOY.md) the inbox gives a chat's
+  updates to one process at a time, in order (services/inbox.py), and this lock orders them there.
 """
 
 from __future__ import annotations

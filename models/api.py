@@ -96,6 +96,11 @@ class InboxMessage(SQLModel, table=True):
     lease_until: datetime | None = _ts(nullable=True)
     processed_at: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, max_length=2000)
+    # Whose updates these are (Telegram: the chat, else the sender; WeCom: the user): one chat's messages
+    # are handled one at a time, in order, by one process at a time (services/inbox.py).
+    chat_key: str | None = Field(default=None, sa_column=Column(sa.String(64), nullable=True))
+    # The process (InboxProcessor) that holds the message while it is `processing`.
+    holder: str | None = Field(default=None, sa_column=Column(sa.String(64), nullable=True))
 
 
 # The inbox began as Telegram's webhook store; readers that only count states may keep the old name.

@@ -10,3 +10,4 @@ import models.wecom  # noqa: F401
 import models.field  # noqa: F401
 import models.elders  # noqa: F401
 import models.patrol  # noqa: F401
+import models.scale  # noqa: F401

@@ -26,25 +26,18 @@ from bot.factory import create_bot, create_dispatcher
 from bot.polling import InboxPolling
 from bot.sandbox import Sandbox, SandboxRefused
 from onegrid.clock import Clock, SystemClock
+from onegrid.jobs import add_jobs
 from onegrid.sandbox_wecom import WecomPanes, with_sandbox_wecom
 from onegrid.settings import Settings
 from onegrid.wecom_app import WecomChannel, build_wecom
 from onegrid.wiring import make_bus
-from services.areas import refresh_grid_map
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
-from services.digest import run_due as run_due_digest
 from services.dispatcher import CaseDispatcher
-from services.duty_roster import check_gaps as check_coverage_gaps
-from services.escalation import sweep as escalation_sweep
 from services.gridmap import GridMap
-from services.handover import release_due as release_due_handovers
-from services.idempotency import purge_expired
-from services.intake import apply_pending_clears
-from services.reporting import sweep as resident_sweep
-from services.spot_checks import tick as spot_check_tick
-from services.campaigns import tick as campaigns_tick
 from services.inbox import InboxProcessor
+from services.job_lease import process_name
+from services.leadership import Leadership, token_name
 from services.telegram_webhook import CHANNEL as TELEGRAM, telegram_handler
 from services.upstream import UpstreamRelay, make_client, poll_upstream_once
 
@@ -81,6 +74,15 @@ class OneGrid:
     sandbox: Sandbox | None = None
     # The WeCom / 政务微信 channel (onegrid/wecom_app.py), when every WeCom setting is present.
     wecom: WecomChannel | None = None
+    # Several processes on one PostgreSQL (docs/DEPLOY.md): this process's name in job leases, and the
+    # singleton loops (a bot's sender, the relay) it runs only while it holds their lock.
+    holder: str = field(default_factory=process_name)
+    leaders: dict[str, Leadership] = field(default_factory=dict)
+
+    def lead(self, kind: str, key: str, work: Any) -> Any:
+        """`work(stop)` run only while this process leads `kind` for `key` (a token: hashed, never stored)."""
+        leadership = self.leaders.setdefault(kind, Leadership(self.engine, token_name(kind, key)))
+        return lambda stop: leadership.run(stop, work)
 
     def scheduler_status(self) -> dict[str, Any]:
         return {
@@ -97,10 +99,13 @@ class OneGrid:
         if self.bot is None:
             return {"enabled": False, "hint": "set ONEGRID_BOT_TOKEN to enable the Telegram bot"}
         stats = self.sender.stats if self.sender else None
+        leadership = self.leaders.get("telegram-sender")
         return {
             "enabled": True,
             "api_url": self.settings.telegram_api_url,
             "delivery": vars(stats) if stats else None,
+            # Several processes: one sends for the bot, the others stand by (docs/DEPLOY.md).
+            "sender": "active" if leadership is None or leadership.leader else "standby",
         }
 
     def bot_readiness(self) -> dict[str, Any]:
@@ -169,10 +174,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler,
                   case_dispatcher=CaseDispatcher(ctx, poll_interval=settings.dispatch_poll_interval_s))
     ctx.on_registered = app.case_dispatcher.wake  # inline until start_background starts its loop
-    scheduler.add_job(app.heartbeat, "interval", seconds=10, id="heartbeat", coalesce=True, max_instances=1)
-    # Residents: expire quiet report drafts, purge photo originals past retention (services/reporting.py).
-    scheduler.add_job(resident_sweep, "interval", minutes=1, args=[ctx], id="resident_sweep", coalesce=True,
-                      max_instances=1)
     if settings.sandbox_active:
         app.sandbox = Sandbox(settings, ctx)  # the bot below is pointed at its emulator on start
     if settings.bot_token is not None or app.sandbox is not None:
@@ -204,9 +205,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
             app.relay.wake_threadsafe()
 
         ctx.on_notifications = _wake_both
-    _add_map_refresh_job(app)
-    _add_api_jobs(app)
-    _add_supervision_jobs(app)
+    add_jobs(app)  # onegrid/jobs.py: store jobs once per period across processes
     app.api = create_api(app)
     if settings.wecom_enabled:
         app.wecom = build_wecom(ctx, app.api)
@@ -215,77 +214,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     return app
 
 
-def _add_map_refresh_job(app: OneGrid) -> None:
-    """Pick up grid imports made by another process (the CLI, another OneGrid) without a restart."""
-    def refresh() -> None:
-        try:
-            if refresh_grid_map(app.ctx.sessions, app.ctx.grid_map):
-                log.info("grid map rebuilt after an import elsewhere (version %s)", app.ctx.grid_map.version)
-        except Exception:  # noqa: BLE001 - the next tick retries; lookups keep the current index
-            log.exception("grid map refresh failed")
-
-    app.scheduler.add_job(refresh, "interval", seconds=app.settings.grid_map_refresh_s, id="grid_map_refresh",
-                          coalesce=True, max_instances=1)
-
-
-def _add_api_jobs(app: OneGrid) -> None:
-    """Housekeeping of the case-store API: expired idempotency keys, machine clears that had to wait."""
-
-    def guarded(fn: Any) -> Any:
-        def run() -> None:
-            try:
-                fn(app.ctx)
-            except Exception:  # noqa: BLE001 - a job failing once must not stop the scheduler
-                log.exception("job %s failed", fn.__name__)
-        return run
-
-    app.scheduler.add_job(guarded(purge_expired), "interval", minutes=10, id="idempotency_purge",
-                          coalesce=True, max_instances=1)
-    app.scheduler.add_job(guarded(apply_pending_clears), "interval", seconds=30, id="pending_clears",
-                          coalesce=True, max_instances=1)
-
-
-def _add_supervision_jobs(app: OneGrid) -> None:
-    """Supervision: ONE interval job runs the escalation sweep for every case (services/escalation.py)."""
-    def run_sweep() -> None:
-        try:
-            escalation_sweep(app.ctx)
-        except Exception:  # noqa: BLE001 - the next tick retries; nothing was committed for a failed batch
-            log.exception("escalation sweep failed")
-
-    app.scheduler.add_job(run_sweep, "interval", seconds=app.settings.escalation_sweep_interval_s,
-                          id="escalation_sweep", coalesce=True, max_instances=1)
-
-    # The daily digest and spot checks are due at city-local times; one job per minute asks each
-    # service whether something is due now (the services keep their own once-per-day bookkeeping in
-    # the store, so a restart or a second process neither repeats nor skips a day).
-    def guarded(fn: Any, what: str) -> Any:
-        def run() -> None:
-            try:
-                fn(app.ctx)
-            except Exception:  # noqa: BLE001 - the next tick retries
-                log.exception("%s failed", what)
-        return run
-
-    app.scheduler.add_job(guarded(release_due_handovers, "off-duty handovers"), "interval", minutes=1,  # kept orders
-                          id="off_duty_handovers", coalesce=True, max_instances=1)  # back to dispatch after the grace
-    if app.settings.digest_enabled:
-        app.scheduler.add_job(guarded(run_due_digest, "daily digest"), "interval", minutes=1, id="daily_digest",
-                              coalesce=True, max_instances=1)
-    if app.settings.spot_check_enabled:
-        app.scheduler.add_job(guarded(spot_check_tick, "spot checks"), "interval", minutes=1, id="spot_checks",
-                              coalesce=True, max_instances=1)
-    app.scheduler.add_job(guarded(check_coverage_gaps, "duty roster gaps"), "interval", id="coverage_gaps",
-                          seconds=app.settings.coverage_check_interval_s, coalesce=True, max_instances=1)
-    # Warnings not acknowledged are reminded; campaigns past their end time end (services/campaigns.py).
-    app.scheduler.add_job(guarded(campaigns_tick, "warnings and campaigns"), "interval", minutes=1,
-                          id="warnings_campaigns", coalesce=True, max_instances=1)
-
-
-async def _poll_upstream(app: OneGrid) -> None:
+async def _poll_upstream(app: OneGrid, stop: asyncio.Event) -> None:
     settings = app.settings
     key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
-    while not app.stop_event.is_set():
+    while not stop.is_set():
         try:
             counts = await poll_upstream_once(app.ctx, app.upstream_client, base_url=settings.upstream_url,
                                               api_key=key)
@@ -294,7 +226,7 @@ async def _poll_upstream(app: OneGrid) -> None:
         except Exception as exc:  # noqa: BLE001 - the upstream may be down; the cursor has not moved
             log.warning("upstream poll failed, will retry: %s", exc)
         try:
-            await asyncio.wait_for(app.stop_event.wait(), timeout=settings.upstream_poll_interval_s)
+            await asyncio.wait_for(stop.wait(), timeout=settings.upstream_poll_interval_s)
         except TimeoutError:
             pass
 
@@ -327,17 +259,25 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
             app.tasks.append(asyncio.create_task(app.polling.run(app.stop_event), name="telegram-polling"))
         # Updates stored before a crash or restart are handled first, then new ones as they come.
         app.tasks.append(asyncio.create_task(app.inbox.run(app.stop_event), name="inbox"))
-        app.tasks.append(asyncio.create_task(app.sender.run(app.stop_event,
-                                                            poll_interval=app.settings.delivery_poll_interval_s),
-                                             name="telegram-sender"))
+        # One sender per bot token in the whole deployment (services/leadership.py), the others stand by.
+        async def send_here(stop: asyncio.Event) -> None:
+            await asyncio.to_thread(app.sender.take_over)  # what a dead sender had in hand goes out now
+            await app.sender.run(stop, poll_interval=app.settings.delivery_poll_interval_s)
+
+        send = app.lead("telegram-sender", app.bot.token, send_here)
+        app.tasks.append(asyncio.create_task(send(app.stop_event), name="telegram-sender"))
     if app.wecom is not None:
+        wecom_app_key = f"{app.settings.wecom_corp_id}:{app.settings.wecom_agent_id}"  # one sender per WeCom app
         log.info("WeCom channel: sending through %s, callbacks at /wecom/callback", app.settings.wecom_api_base)
-        app.tasks.extend(app.wecom.start(app.stop_event, app.settings.delivery_poll_interval_s))
+        app.tasks.extend(app.wecom.start(app.stop_event, app.settings.delivery_poll_interval_s,
+                                         lead=lambda work: app.lead("wecom-sender", wecom_app_key, work)))
     if app.relay is not None:
         log.info("Upstream sync: relaying the outbox to %s", app.settings.upstream_url)
-        app.tasks.append(asyncio.create_task(app.relay.run(app.stop_event)))
+        relay = app.lead("upstream-relay", app.settings.upstream_url, app.relay.run)
+        app.tasks.append(asyncio.create_task(relay(app.stop_event), name="upstream-relay"))
         if app.settings.upstream_poll:
-            app.tasks.append(asyncio.create_task(_poll_upstream(app)))
+            poll = app.lead("upstream-poll", app.settings.upstream_url, lambda stop: _poll_upstream(app, stop))
+            app.tasks.append(asyncio.create_task(poll(app.stop_event), name="upstream-poll"))
     if app.sandbox is not None:
         log.warning("No ONEGRID_BOT_TOKEN set: sandbox mode. The bot talks to the built-in Bot API emulator "
                     "on %s instead of Telegram; try OneGrid in your browser at %s . "

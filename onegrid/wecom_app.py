@@ -7,6 +7,7 @@ inbox processor hands them to wecom/handlers.py; the WeCom sender delivers the `
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -37,8 +38,12 @@ class WecomChannel:
         return {"enabled": True, "sent": self.sender.sent, "failed": self.sender.failed,
                 "retried": self.sender.retried, "token_fetches": self.client.token_fetches}
 
-    def start(self, stop: asyncio.Event, poll_interval: float) -> list[asyncio.Task[Any]]:
-        self.tasks = [asyncio.create_task(self.sender.run(stop, poll_interval=poll_interval)),
+    def start(self, stop: asyncio.Event, poll_interval: float,
+              lead: Callable[[Any], Callable[[asyncio.Event], Awaitable[Any]]] | None = None) -> list[asyncio.Task[Any]]:
+        """Start the sender (through `lead`: only while this process leads it) and the inbox processor."""
+        send = (lambda s: self.sender.run(s, poll_interval=poll_interval))
+        send = lead(send) if lead is not None else send
+        self.tasks = [asyncio.create_task(send(stop), name="wecom-sender"),
                       asyncio.create_task(self.processor.run(stop, poll_interval=poll_interval))]
         return self.tasks
 
@@ -57,7 +62,8 @@ def build_wecom(ctx: ServiceContext, api: FastAPI) -> WecomChannel:
     processor = InboxProcessor(ctx, {CHANNEL: handlers.handle}, lease=timedelta(seconds=settings.inbox_lease_s))
 
     def store(inbound: Inbound) -> bool:
-        return store_message(ctx, channel=CHANNEL, key=inbound.dedup_key[:255], payload=inbound.as_payload())
+        return store_message(ctx, channel=CHANNEL, key=inbound.dedup_key[:255], payload=inbound.as_payload(),
+                             chat_key=inbound.from_user or None)
 
     api.include_router(build_router(CallbackCrypto.from_settings(settings), store, lambda: processor.wake(CHANNEL)))
     wake_before = ctx.on_notifications

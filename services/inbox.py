@@ -6,7 +6,10 @@ What callers may rely on:
   (channel, key) stores nothing new and returns False.
 - `InboxProcessor` hands stored messages to the channel's handler, started oldest first per channel
   (Telegram in update_id order, other channels in the order they were stored), one at a time unless
-  the channel is given more concurrency. It picks up after a restart whatever was stored but not
+  the channel is given more concurrency. One chat's messages (`chat_key`) are in one process at a
+  time, in order, whichever of several processes on one store takes them: a message is claimed only
+  when every earlier open message of its chat is held by the same processor; a message waiting for
+  a retry holds back its chat's later ones. Different chats go in parallel. It picks up after a restart whatever was stored but not
   done (once its lease has passed). A handler that raises
   before committing anything is retried with backoff, then marked failed and kept, so one bad
   message never blocks the rest.
@@ -23,8 +26,10 @@ What callers may rely on:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Awaitable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -53,12 +58,17 @@ class LeaseLost(RuntimeError):
     """Another worker took the message over (our lease passed): this handler's transaction rolls back."""
 
 
-def store_message(ctx: ServiceContext, *, channel: str, key: str, payload: dict[str, Any]) -> bool:
-    """Store the message; True when it is new, False for a redelivery of the same (channel, key)."""
-    return store_messages(ctx, channel=channel, messages=[(key, payload)]) == 1
+def store_message(ctx: ServiceContext, *, channel: str, key: str, payload: dict[str, Any],
+                  chat_key: str | None = None) -> bool:
+    """Store the message; True when it is new, False for a redelivery of the same (channel, key).
+
+    `chat_key` names whose message it is: one chat's messages are handled one at a time, in order."""
+    return store_messages(ctx, channel=channel, messages=[(key, payload)],
+                          chat_of=(lambda _payload: chat_key)) == 1
 
 
-def store_messages(ctx: ServiceContext, *, channel: str, messages: list[tuple[str, dict[str, Any]]]) -> int:
+def store_messages(ctx: ServiceContext, *, channel: str, messages: list[tuple[str, dict[str, Any]]],
+                   chat_of: Callable[[dict[str, Any]], str | None] | None = None) -> int:
     """Store a batch (key, payload) in one commit, so it is handed over together; returns how many were new."""
     if not channel or len(channel) > 32 or any(not key or len(key) > 255 for key, _ in messages):
         raise ValueError("an inbox message needs a channel (1-32 characters) and a key (1-255 characters)")
@@ -68,9 +78,11 @@ def store_messages(ctx: ServiceContext, *, channel: str, messages: list[tuple[st
     with transaction(ctx.sessions) as session:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         for key, payload in messages:
+            chat = chat_of(payload) if chat_of is not None else None
             stmt = insert(table).values(
                 channel=channel, dedup_key=key, seq=int(key) if channel in ORDERED_BY_KEY else None,
                 payload=payload, state="pending", attempts=0, received_at=now,
+                chat_key=chat[:64] if chat else None,
             ).on_conflict_do_nothing(index_elements=["channel", "dedup_key"]).returning(table.c.id)
             # RETURNING yields the row only when it was inserted; rowcount is not reliable here on psycopg.
             fresh += session.execute(stmt).first() is not None
@@ -128,29 +140,66 @@ class Handler(Protocol):
     def __call__(self, payload: dict[str, Any], ticket: InboxTicket) -> Awaitable[None]: ...
 
 
-def _claim(ctx: ServiceContext, channel: str, lease: timedelta, limit: int) -> list[tuple[InboxTicket, dict[str, Any]]]:
-    """Lease up to `limit` due messages of `channel`, oldest first (a message leased elsewhere is skipped)."""
+# How many open messages one claim looks at (oldest first); later ones wait for a later claim.
+CLAIM_WINDOW = 1000
+
+
+def _claim(ctx: ServiceContext, channel: str, lease: timedelta, limit: int,
+           holder: str = "") -> list[tuple[InboxTicket, dict[str, Any]]]:
+    """Lease up to `limit` due messages of `channel` to `holder`, oldest first.
+
+    A message is taken only when every earlier open message of its chat is held by `holder` itself
+    (or taken in this same claim): so one chat's messages are in one process at a time, in order,
+    and the process keeps them in order (aiogram's events isolation). Claims of one channel are
+    serialised (PostgreSQL: a transaction advisory lock; SQLite: BEGIN IMMEDIATE), so two processes
+    never decide on the same snapshot.
+    """
     now = ctx.clock.now()
     claimed: list[tuple[InboxTicket, dict[str, Any]]] = []
     with transaction(ctx.sessions) as session:
-        due = session.execute(
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _claim_lock_key(channel)})
+        open_rows = session.execute(
             select(InboxMessage.id, InboxMessage.state, InboxMessage.attempts, InboxMessage.dedup_key,
-                   InboxMessage.payload)
-            .where(InboxMessage.channel == channel, InboxMessage.state.in_(_OPEN),
-                   sa.or_(InboxMessage.lease_until.is_(None), InboxMessage.lease_until <= now))
-            .order_by(InboxMessage.seq, InboxMessage.id).limit(limit)
+                   InboxMessage.chat_key, InboxMessage.holder, InboxMessage.lease_until)
+            .where(InboxMessage.channel == channel, InboxMessage.state.in_(_OPEN))
+            .order_by(InboxMessage.seq, InboxMessage.id).limit(CLAIM_WINDOW)
         ).all()
-        for message_id, state, attempts, key, payload in due:
+        blocked: set[str] = set()  # chats with an earlier open message that is not ours
+        chosen: list[tuple[int, str, int, str, str | None]] = []
+        for message_id, state, attempts, key, chat, held_by, lease_until in open_rows:
+            due = lease_until is None or lease_until <= now
+            if chat is not None and chat in blocked:
+                continue
+            if due and len(chosen) < limit:
+                chosen.append((message_id, state, attempts, key, chat))
+                continue
+            ours = state == "processing" and held_by == holder and holder and not due
+            if chat is not None and not ours:
+                blocked.add(chat)  # waiting for a retry, held elsewhere, or beyond this claim's room
+        payloads = dict(session.execute(
+            select(InboxMessage.id, InboxMessage.payload).where(InboxMessage.id.in_([c[0] for c in chosen]))
+        ).all()) if chosen else {}
+        lost: set[str] = set()
+        for message_id, state, attempts, key, chat in chosen:
+            if chat is not None and chat in lost:
+                continue
             won = session.execute(
                 sa.update(InboxMessage)
                 .where(InboxMessage.id == message_id, InboxMessage.state == state, InboxMessage.attempts == attempts)
-                .values(state="processing", lease_until=now + lease, attempts=attempts + 1)
+                .values(state="processing", lease_until=now + lease, attempts=attempts + 1, holder=holder or None)
                 .execution_options(synchronize_session=False)
             ).rowcount
             if won == 1:
                 ticket = InboxTicket(ctx, message_id=message_id, channel=channel, key=key, attempts=attempts + 1)
-                claimed.append((ticket, payload))
+                claimed.append((ticket, payloads[message_id]))
+            elif chat is not None:
+                lost.add(chat)  # changed under us (a late finish): its chat's later messages wait
     return claimed
+
+
+def _claim_lock_key(channel: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"inbox-claim:{channel}".encode()).digest()[:8], "big", signed=True)
 
 
 def _finish(ctx: ServiceContext, ticket: InboxTicket, *, error: str | None) -> None:
@@ -196,6 +245,8 @@ class InboxProcessor:
         self._wake = {channel: asyncio.Event() for channel in self.handlers}
         self._running: dict[str, set[asyncio.Task[None]]] = {channel: set() for channel in self.handlers}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Names this processor in the rows it holds, so only it takes the next messages of those chats.
+        self.holder = uuid.uuid4().hex
         self.processed = 0
         self.failed = 0
 
@@ -226,7 +277,7 @@ class InboxProcessor:
         free = self.concurrency[channel] - len(running)
         if free <= 0:
             return 0
-        claimed = await asyncio.to_thread(_claim, self.ctx, channel, self.lease, free)
+        claimed = await asyncio.to_thread(_claim, self.ctx, channel, self.lease, free, self.holder)
         for ticket, payload in claimed:
             task = asyncio.create_task(self._handle(channel, ticket, payload))
             running.add(task)

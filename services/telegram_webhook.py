@@ -18,7 +18,7 @@ from services.inbox import LEASE, Handler, InboxProcessor, InboxTicket, pending_
 
 CHANNEL = "telegram"
 
-__all__ = ["CHANNEL", "BadUpdate", "WebhookProcessor", "pending_count", "store_update", "store_updates",
+__all__ = ["CHANNEL", "BadUpdate", "chat_key", "WebhookProcessor", "pending_count", "store_update", "store_updates",
            "telegram_handler", "update_key"]
 
 
@@ -34,14 +34,31 @@ def update_key(payload: Any) -> str:
     return str(update_id)
 
 
+def chat_key(payload: dict[str, Any]) -> str | None:
+    """Whose update it is, for per-chat order: the chat's id (a callback: its message's chat), else the
+    sender's user id (inline queries, poll answers); None when the update names neither."""
+    for name, body in payload.items():
+        if name == "update_id" or not isinstance(body, dict):
+            continue
+        message = body.get("message")
+        chat = body.get("chat") or (message.get("chat") if isinstance(message, dict) else None)
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return str(chat["id"])
+        user = body.get("from") or body.get("user")
+        if isinstance(user, dict) and isinstance(user.get("id"), int):
+            return str(user["id"])
+    return None
+
+
 def store_update(ctx: ServiceContext, *, payload: dict[str, Any]) -> bool:
     """Store the update; True when it is new, False for a redelivery. Raises BadUpdate."""
-    return store_message(ctx, channel=CHANNEL, key=update_key(payload), payload=payload)
+    return store_message(ctx, channel=CHANNEL, key=update_key(payload), payload=payload,
+                         chat_key=chat_key(payload))
 
 
 def store_updates(ctx: ServiceContext, updates: list[dict[str, Any]]) -> int:
     """Store a getUpdates batch in one commit (all or nothing); returns how many were new. Raises BadUpdate."""
-    return store_messages(ctx, channel=CHANNEL, messages=[(update_key(u), u) for u in updates])
+    return store_messages(ctx, channel=CHANNEL, messages=[(update_key(u), u) for u in updates], chat_of=chat_key)
 
 
 def telegram_handler(feed: Callable[[dict[str, Any]], Awaitable[Any]]) -> Handler:
