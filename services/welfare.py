@@ -29,7 +29,7 @@ from models.lifecycle import Action, Actor, Status
 from models.tables import Case, Person, Proof
 from models.work import CaseTask, Completion, CompletionStatus, TaskStatus
 from models.work_lifecycles import COMPLETIONS, TASKS, CompletionAction, TaskAction, guard, initial
-from services import verification
+from services import reference, verification
 from services.areas import area_chain
 from services.cases import apply_action_in
 from services.context import ServiceContext
