@@ -9,12 +9,13 @@ listed there queues at REPLY.
 from __future__ import annotations
 
 from models.events import Event
+from models.events import case_actions as act
 from models.events import resident as res
 from models.events import staff as stf
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
-from bot.renderers import resident, staff, supervision, work
+from bot.renderers import case_actions, resident, staff, supervision, work
 from services.bus import EventBus, PriorityTable, Renderer, merge_tables
 from wecom import renderers as wecom_renderers
 
@@ -46,6 +47,10 @@ PRIORITIES: PriorityTable = {
     stf.SpotCheckFailed: Priority.SUPERVISION,
     stf.DigestReady: Priority.HOUSEKEEPING,
     stf.StaffMenuChanged: Priority.HOUSEKEEPING,
+    act.ReworkOrdered: Priority.WORK_ORDER,  # the worker must go back to the site
+    act.ClosedByOffice: Priority.SUPERVISION,
+    act.CaseCancelled: Priority.SUPERVISION,
+    act.CaseMerged: Priority.RESIDENT_UPDATE,
 }
 
 
@@ -56,7 +61,7 @@ def event_table() -> dict[type[Event], list[Renderer]]:
     are dropped for WeCom users (services/notify.py), the WeCom renderers write only for them.
     """
     return merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
-                         wecom_renderers.RENDERERS])
+                         case_actions.RENDERERS, wecom_renderers.RENDERERS])
 
 
 def make_bus() -> EventBus:

@@ -19,6 +19,7 @@ from models.lifecycle import Action, Status
 from models.resident import CaseFollower
 from models.tables import Area, Case, CaseEvent, Category, Photo
 from services.areas import area_chain
+from services.case_ending import withdrawal_blocker
 from services.context import ServiceContext
 
 # Notes residents may read: their own words when reopening, and why a report was refused.
@@ -91,6 +92,7 @@ class CaseCard:
     handle_due_at: datetime | None
     closed_at: datetime | None
     timeline: list[TimelineEntry]
+    withdrawable: bool = False  # the reader reported it and nobody has started on it (services/case_ending.py)
 
 
 def my_cases(ctx: ServiceContext, *, person_id: int, locale: str, page: int = 0, per_page: int = 5) -> CasePage:
@@ -134,4 +136,5 @@ def case_card(ctx: ServiceContext, *, person_id: int, case_id: int, locale: str)
             place=place_name(session, case.grid_code, locale), description=case.description,
             photos=photos, report_count=case.report_count, created_at=case.created_at,
             handle_due_at=case.handle_due_at, closed_at=case.closed_at, timeline=timeline,
+            withdrawable=withdrawal_blocker(session, case, person_id) is None,
         )

@@ -298,8 +298,9 @@ async def test_help_lists_a_supervisors_commands_as_in_their_menu(world, emulato
     [reply] = await boss.wait_inbox(1)
     lines = reply["text"].splitlines()
     # Both roles: the worker's and the supervisor's commands, each once, then the common ones; no resident ones.
-    assert lines[:8] == ["What you can do:", "/tasks — your open work orders, overdue first", "/duty — go on or off duty",
+    assert lines[:9] == ["What you can do:", "/tasks — your open work orders, overdue first", "/duty — go on or off duty",
                          "/extend — ask for more time on a case", "/verify — cases awaiting your verification",
                          "/stats — how your area is doing", "/topic — send an area's pings to this forum topic",
-                         "/workers — the workers of your area"]
+                         "/workers — the workers of your area",
+                         "/case — a case's card, to cancel it or merge a duplicate"]
     assert "/report" not in reply["text"] and "/help — this list" in lines

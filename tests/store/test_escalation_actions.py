@@ -287,10 +287,10 @@ def test_staff_menus_are_queued_once_per_staff_member_in_their_language(ctx, db,
     assert [c["command"] for c in worker_menu.payload["commands"]] == ["tasks", "duty", "extend", "help"]
     assert worker_menu.payload["commands"][0]["description"] == "your open work orders, overdue first"
     [sup_menu] = queued(db.sessions, SUP, "setMyCommands")
-    assert [c["command"] for c in sup_menu.payload["commands"]] == ["verify", "stats", "topic", "workers", "help"]
+    assert [c["command"] for c in sup_menu.payload["commands"]] == ["verify", "stats", "topic", "workers", "case", "help"]
     [both_menu] = queued(db.sessions, 608, "setMyCommands")
     assert [c["command"] for c in both_menu.payload["commands"]] == [
-        "tasks", "duty", "extend", "verify", "stats", "topic", "workers", "help"]
+        "tasks", "duty", "extend", "verify", "stats", "topic", "workers", "case", "help"]
     assert queued(db.sessions, 607, "setMyCommands") == []
 
 
@@ -309,4 +309,4 @@ def test_a_menu_is_queued_again_only_when_its_commands_or_language_change(ctx, d
         person.roles = [*person.roles, "supervisor"]
     assert staff_menus.queue_all(ctx) == 1
     assert [c["command"] for c in queued(db.sessions, WORKER, "setMyCommands")[-1].payload["commands"]] == [
-        "tasks", "duty", "extend", "verify", "stats", "topic", "workers", "help"]
+        "tasks", "duty", "extend", "verify", "stats", "topic", "workers", "case", "help"]
