@@ -36,6 +36,7 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
     settle,
     world,
 )
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 _forged = itertools.count(1)
 OTHER_STREET_GRID = "SH-HP-02-001"

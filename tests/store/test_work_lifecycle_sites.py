@@ -21,6 +21,7 @@ from services.bus import EventBus
 from services.context import ServiceContext
 from services.db import transaction
 from tests.worker_support import add_worker, make_ctx, report
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 
 @pytest.fixture

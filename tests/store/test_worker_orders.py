@@ -15,6 +15,7 @@ from services import invitations, work
 from services.context import ServiceContext
 from services.db import transaction
 from tests.worker_support import STREET, add_supervisor, add_worker, make_ctx, picture, queued, report
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 
 @pytest.fixture
