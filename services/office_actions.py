@@ -29,7 +29,7 @@ from models.events.work import RetractReason
 from models.lifecycle import Action, Actor, Status, transition
 from models.tables import Case, Person
 from models.work import CaseTask, OfferStatus, PendingDispatch, TaskStatus, WorkOffer
-from models.work import EscalationReason
+from models.work import Escalation, EscalationReason
 from models.work_lifecycles import TASKS, TaskAction
 from models.work_lifecycles import CompletionAction as CompletionDecision
 from services import case_ending, dispatch, dispatcher, extensions, rework
@@ -112,6 +112,9 @@ def _dispatch(session: Session, ctx: ServiceContext, case: Case, action: Action,
     for task in tasks:
         if TaskStatus(task.status) is TaskStatus.WAITING and _offer(session, ctx, case, task, exclude=set()):
             offered.append(task)
+            session.execute(sa.update(Escalation).where(Escalation.task_id == task.id,
+                                                        Escalation.resolved_at.is_(None))
+                            .values(resolved_at=ctx.clock.now()))
     if not offered:
         raise NobodyAvailable(case.number)
     apply_action_in(session, ctx, case, action=action, actor=actor, note=note)
