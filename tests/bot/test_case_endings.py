@@ -263,9 +263,8 @@ async def test_a_resident_withdraws_an_unstarted_report_from_my_and_not_one_unde
         offer = s.exec(select(WorkOffer.id).where(WorkOffer.case_id == started.id)).one()
     await asyncio.to_thread(work.accept_offer, world.ctx, offer_id=offer, worker_id=worker_id)
 
-    count = len(citizen.inbox)
-    await citizen.send_command("my")
-    listing = await next_message(emulator, clock, citizen, count)
+    await until(emulator, clock, lambda: any("now handling" in t for t in seen(citizen)))
+    listing = await my_list(emulator, clock, citizen)
     assert listing["text"].startswith("📋 Your cases (2)")
     await citizen.press(listing, MyCasesCb(act="open", case=mine.id).pack())
     await until(emulator, clock, lambda: "Withdraw" in str(citizen.inbox[-1].get("reply_markup")))
@@ -283,9 +282,7 @@ async def test_a_resident_withdraws_an_unstarted_report_from_my_and_not_one_unde
     assert row(db, mine.id).status == Status.CANCELLED
 
     # The case a worker accepted: its card has no withdraw button, and a replayed one is refused politely.
-    count = len(citizen.inbox)
-    await citizen.send_command("my")
-    listing = await next_message(emulator, clock, citizen, count)
+    listing = await my_list(emulator, clock, citizen)
     await citizen.press(listing, MyCasesCb(act="open", case=started.id).pack())
     await until(emulator, clock, lambda: citizen.inbox[-1].get("text", "").startswith(f"Case {started.number}"))
     assert button_texts(citizen.inbox[-1]) == ["⬅ Back to my cases"]
@@ -296,6 +293,15 @@ async def test_a_resident_withdraws_an_unstarted_report_from_my_and_not_one_unde
     with db.sessions() as s:
         assert s.exec(select(CaseTask.status).where(CaseTask.case_id == started.id)).one() == TaskStatus.ACCEPTED
         assert OfferStatus.WITHDRAWN in s.exec(select(WorkOffer.status).where(WorkOffer.case_id == mine.id)).all()
+
+
+async def my_list(emulator, clock, citizen) -> dict:  # noqa: ANN001
+    """Send /my and return the list it answers with."""
+    count = len(citizen.inbox)
+    await citizen.send_command("my")
+    await until(emulator, clock, lambda: any(m.get("text", "").startswith("📋 Your cases")
+                                             for m in citizen.inbox[count:]))
+    return next(m for m in citizen.inbox[count:] if m.get("text", "").startswith("📋 Your cases"))
 
 
 async def _replay(emulator, user, message: dict, data: str) -> None:  # noqa: ANN001

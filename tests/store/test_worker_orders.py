@@ -54,6 +54,7 @@ def race(calls: list) -> list:  # noqa: ANN001
         return list(pool.map(run, calls))
 
 
+@pytest.mark.stuck_cases_expected  # it frees the workers between rounds by marking tasks done by hand
 def test_three_workers_race_for_one_order_and_exactly_one_wins(ctx, db, clock) -> None:
     workers = [add_worker(db.sessions, clock.now(), 600 + i) for i in range(3)]
     for _round in range(4):  # several rounds: a lucky interleaving must not hide a lost update
