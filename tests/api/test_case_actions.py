@@ -15,14 +15,27 @@ import pytest
 from sqlmodel import select
 
 from api.schemas import ApiAction
-from models.lifecycle import TRANSITIONS, Action, Role, Status
+from models.lifecycle import TRANSITIONS, Action, Actor, Role, Status
 from models.resident import CaseFollower
 from models.tables import Case, CaseEvent, Notification
 from models.work import CaseTask, Completion, OfferStatus, TaskStatus, WorkOffer
-from services import work
+from services import office_actions, work
 from tests.api.conftest import STREET_A, STREET_B
-from tests.case_states import RES_TG, SUP_TG, W1_TG, W2_TG, Scene, accept, build, complete, held_task, version
+from tests.case_states import (
+    RES_TG,
+    SUP_TG,
+    W1_TG,
+    W2_TG,
+    Scene,
+    accept,
+    build,
+    complete,
+    held_task,
+    set_on_duty,
+    version,
+)
 from tests.work_invariants import assert_no_stuck_cases, check_work_invariants  # noqa: F401
+from tests.worker_support import add_person, report
 
 ROLES = (Role.DISPATCHER, Role.SUPERVISOR)
 API_PAIRS = sorted(
@@ -198,8 +211,6 @@ CHECKS = {
 
 async def scene_in_other(api) -> int:  # noqa: ANN001
     """An open case of the same grid, reported by another resident: the survivor of a merge."""
-    from tests.worker_support import add_person, report
-
     def make() -> int:
         other = add_person(api.ctx.sessions, api.clock.now(), telegram_user_id=7399, roles=["resident"])
         return report(api.ctx, reporter_id=other, description="the same garbage").id
@@ -221,7 +232,6 @@ async def test_an_in_progress_case_reassigned_by_api_can_still_be_finished(api, 
 
 async def test_reassign_or_dispatch_with_nobody_on_duty_changes_nothing(api, keys) -> None:
     scene = await scene_in(api, Status.IN_PROGRESS)
-    from tests.case_states import set_on_duty
     await asyncio.to_thread(set_on_duty, _Db(api), scene.w2, False)
     await asyncio.to_thread(set_on_duty, _Db(api), scene.w1, False)
     before = await asyncio.to_thread(version, _Db(api), scene.case_id)
@@ -236,21 +246,15 @@ async def test_reassign_or_dispatch_with_nobody_on_duty_changes_nothing(api, key
 @pytest.mark.parametrize(("into", "code"), [("self", 422), ("closed", 422), ("other_street", 422), (None, 422)])
 async def test_merge_refuses_a_bad_surviving_case_and_changes_nothing(api, keys, into, code) -> None:  # noqa: ANN001
     scene = await scene_in(api, Status.DISPATCHED)
-    from tests.worker_support import report
-
     def target() -> int | None:
         if into == "self":
             return scene.case_id
         if into == "other_street":
             return report(api.ctx, grid="SH-HP-02-001").id
-        if into == "closed":
+        if into == "closed":  # a case cancelled before: nothing can be merged into it
             case = report(api.ctx)
-            with api.ctx.sessions() as s:
-                s.get(Case, case.id)
-            from services import office_actions
-            from models.lifecycle import Actor
             office_actions.act(api.ctx, case_id=case.id, action=Action.CANCEL, actor=Actor(Role.DISPATCHER),
-                               note="test")
+                               note="not a problem")
             return case.id
         return None
 

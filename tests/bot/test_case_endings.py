@@ -287,7 +287,7 @@ async def test_a_resident_withdraws_an_unstarted_report_from_my_and_not_one_unde
     await until(emulator, clock, lambda: citizen.inbox[-1].get("text", "").startswith(f"Case {started.number}"))
     assert button_texts(citizen.inbox[-1]) == ["⬅ Back to my cases"]
     await _replay(emulator, citizen, citizen.inbox[-1], MyCasesCb(act="wdy", case=started.id).pack())
-    await until(emulator, clock, lambda: any(f"Work on case {started.number} has already started" in a.get("text", "")
+    await until(emulator, clock, lambda: any(f"Work on case {started.number} has already started" in (a.get("text") or "")
                                         for a in emulator.callback_answers if a["user_id"] == citizen.id))
     assert row(db, started.id).status == Status.IN_PROGRESS
     with db.sessions() as s:
