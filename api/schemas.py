@@ -80,12 +80,15 @@ class ApiAction(StrEnum):
     UNSHELVE = Action.UNSHELVE.value
     REOPEN = Action.REOPEN.value
     CANCEL = Action.CANCEL.value
+    MERGE = Action.MERGE.value
 
 
 class CaseActionRequest(_Strict):
     action: ApiAction
     note: Annotated[str, StringConstraints(max_length=2000)] | None = None
     expected_version: Annotated[int, Field(ge=1)] | None = None
+    merge_into_id: Annotated[int, Field(ge=1, description="merge: the open case (in the key's area) this "
+                                                          "duplicate is merged into")] | None = None
 
 
 class PersonPublic(BaseModel):

@@ -40,7 +40,7 @@ class FeedbackCb(CallbackData, prefix="fb"):
 
 
 class MyCasesCb(CallbackData, prefix="my"):
-    act: str  # pg (a page of the list) or open (a case card)
+    act: str  # pg (a page of the list), open (a case card), wd (withdraw? asks) or wdy (withdraw, confirmed)
     page: int = 0
     case: int = 0
 

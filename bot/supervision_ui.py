@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiogram.filters.callback_data import CallbackData
 
 from bot.worker_ui import Gettext, Markup, _button
+from onegrid.i18n import N_
 
 
 class PingCb(CallbackData, prefix="ep"):
@@ -72,6 +73,7 @@ def ping_keyboard(_: Gettext, case_id: int, step_id: int) -> Markup:
         [_button(_("🙋 Take over"), PingCb(action="t", case_id=case_id, step_id=step_id)),
          _button(_("👌 Acknowledge"), PingCb(action="a", case_id=case_id, step_id=step_id))],
         [_button(_("🗄 Shelve"), PingCb(action="s", case_id=case_id, step_id=step_id))],
+        case_end_row(_, case_id),
     ]}
 
 
@@ -129,3 +131,45 @@ def stats_keyboard(_: Gettext, current: str) -> Markup:
     labels = (("today", _("Today")), ("7d", _("7 days")), ("30d", _("30 days")))
     return {"inline_keyboard": [[_button(("• " if code == current else "") + label, StatsCb(period=code))
                                  for code, label in labels]]}
+
+
+# -- cancel (注销) and merge from a case card ---------------------------------------------------------
+
+
+class CaseEndCb(CallbackData, prefix="ek"):
+    """On a supervisor's case card: c = cancel (choose a reason), r = cancel with quick reason `arg`,
+    o = cancel with a reason to type, m = merge (choose the surviving case), i = merge into case `arg`,
+    n = merge into a case number to type."""
+
+    action: str
+    case_id: int
+    arg: int = 0
+
+
+# Quick reasons of a cancellation; the supervisor's language words the one stored and shown to followers.
+CANCEL_REASONS = (
+    N_("Nothing found on site"),
+    N_("Not a problem of public space"),
+    N_("Outside our jurisdiction"),
+    N_("False or joke report"),
+)
+
+
+def case_end_row(_: Gettext, case_id: int) -> list[dict]:
+    return [_button(_("🚫 Cancel case"), CaseEndCb(action="c", case_id=case_id)),
+            _button(_("🔗 Merge duplicate"), CaseEndCb(action="m", case_id=case_id))]
+
+
+def cancel_reasons_keyboard(_: Gettext, case_id: int) -> Markup:
+    rows = [[_button(_(reason), CaseEndCb(action="r", case_id=case_id, arg=index))]
+            for index, reason in enumerate(CANCEL_REASONS)]
+    rows.append([_button(_("✏️ Another reason…"), CaseEndCb(action="o", case_id=case_id))])
+    return {"inline_keyboard": rows}
+
+
+def merge_targets_keyboard(_: Gettext, case_id: int, targets: list[tuple[int, str, str]]) -> Markup:
+    """(id, number, category label) of candidate surviving cases, then "type a number"."""
+    rows = [[_button(f"{number} · {label}"[:60], CaseEndCb(action="i", case_id=case_id, arg=target_id))]
+            for target_id, number, label in targets]
+    rows.append([_button(_("⌨️ Type the case number…"), CaseEndCb(action="n", case_id=case_id))])
+    return {"inline_keyboard": rows}

@@ -1,4 +1,5 @@
-"""/my: the resident's cases, a page at a time, and the card of one case with its timeline (read-only)."""
+"""/my: the resident's cases, a page at a time, and the card of one case with its timeline; from the card the
+reporter may withdraw a report nobody has started on (services/case_ending.py `withdraw_report`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from bot.renderers.resident_views import EVENT_LABELS, status_label
 from bot.resident_ui import MY_CASES_BUTTON, MyCasesCb, button, current_locale, in_every_language, inline
 from models.tables import Person
 from services.context import ServiceContext
+from services import case_ending
+from services.cases import CaseNotFound
 from services.resident_views import CaseCard, NotFollowed, case_card, local_time, my_cases
 
 CASES_PER_PAGE = 5
@@ -26,6 +29,8 @@ def register(router: Router) -> None:
     router.message.register(show_my_cases, F.text.in_(in_every_language(MY_CASES_BUTTON)))
     router.callback_query.register(my_cases_page, MyCasesCb.filter(F.act == "pg"))
     router.callback_query.register(open_case, MyCasesCb.filter(F.act == "open"))
+    router.callback_query.register(ask_withdrawal, MyCasesCb.filter(F.act == "wd"))
+    router.callback_query.register(withdraw, MyCasesCb.filter(F.act == "wdy"))
 
 
 async def _send(ctx: ServiceContext, chat_id: int, person: Person | None, *messages: Outgoing) -> None:
@@ -83,9 +88,41 @@ async def open_case(query: CallbackQuery, callback_data: MyCasesCb, ctx: Service
         await query.answer(_("This case is not among yours."), show_alert=True)
         return
     await query.answer()
-    keyboard = inline([[button(_("⬅ Back to my cases"), MyCasesCb(act="pg", page=callback_data.page))]])
+    rows = [[button(_("⬅ Back to my cases"), MyCasesCb(act="pg", page=callback_data.page))]]
+    if card.withdrawable:
+        rows.insert(0, [button(_("↩️ Withdraw my report"), MyCasesCb(act="wd", page=callback_data.page,
+                                                                    case=card.case_id))])
     await _send(ctx, query.message.chat.id, person,
-                Outgoing(_card_text(card, ctx), keyboard, edit_message_id=query.message.message_id))
+                Outgoing(_card_text(card, ctx), inline(rows), edit_message_id=query.message.message_id))
+
+
+async def ask_withdrawal(query: CallbackQuery, callback_data: MyCasesCb, ctx: ServiceContext,
+                         person: Person | None) -> None:
+    """Ask once more: a withdrawn report cannot be taken back."""
+    await query.answer()
+    keyboard = inline([[button(_("Yes, withdraw it"), MyCasesCb(act="wdy", page=callback_data.page,
+                                                                 case=callback_data.case)),
+                        button(_("No, keep it"), MyCasesCb(act="open", page=callback_data.page,
+                                                           case=callback_data.case))]])
+    await _send(ctx, query.message.chat.id, person,
+                Outgoing(_("Withdraw your report? The case will be closed and nobody will be sent to it."), keyboard,
+                         edit_message_id=query.message.message_id))
+
+
+async def withdraw(query: CallbackQuery, callback_data: MyCasesCb, ctx: ServiceContext, person: Person | None) -> None:
+    if person is None:
+        await query.answer(_("This case is not among yours."), show_alert=True)
+        return
+    try:  # the reply is queued with the change (ReportWithdrawn)
+        await asyncio.to_thread(case_ending.withdraw_report, ctx, case_id=callback_data.case, person_id=person.id)
+    except case_ending.AlreadyUnderWay as exc:
+        await query.answer(_("Work on case {number} has already started or ended, so it can no longer be "
+                             "withdrawn. You will be told how it goes.").format(number=exc.number), show_alert=True)
+        return
+    except (case_ending.NotYourReport, CaseNotFound):
+        await query.answer(_("Only the resident who reported a case can withdraw it."), show_alert=True)
+        return
+    await query.answer()
 
 
 def _card_text(card: CaseCard, ctx: ServiceContext) -> str:

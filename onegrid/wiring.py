@@ -11,13 +11,15 @@ from __future__ import annotations
 from models.events import Event
 from models.events import alarms as alm
 from models.events import campaigns as cmp
+from models.events import case_actions as act
 from models.events import field as fld
 from models.events import resident as res
 from models.events import staff as stf
 from models.events import supervision as sup
 from models.events import work as wrk
 from models.tables import Priority
-from bot.renderers import alarms, campaigns, field, patrol, resident, staff, supervision, warnings, work
+from bot.renderers import (alarms, campaigns, case_actions, field, patrol, resident, staff, supervision, warnings,
+                           work)
 from bot.renderers.drill import labelled
 from services.bus import EventBus, PriorityTable, Renderer, merge_tables
 from wecom import renderers as wecom_renderers
@@ -59,6 +61,10 @@ PRIORITIES: PriorityTable = {
     cmp.WarningReminderDue: Priority.LIFE_SAFETY,
     cmp.CampaignStarted: Priority.WORK_ORDER,
     cmp.CampaignEnded: Priority.SUPERVISION,
+    act.ReworkOrdered: Priority.WORK_ORDER,  # the worker must go back to the site
+    act.ClosedByOffice: Priority.SUPERVISION,
+    act.CaseCancelled: Priority.SUPERVISION,
+    act.CaseMerged: Priority.RESIDENT_UPDATE,
 }
 
 
@@ -70,7 +76,7 @@ def event_table() -> dict[type[Event], list[Renderer]]:
     """
     table = merge_tables([work.RENDERERS, supervision.RENDERERS, resident.RENDERERS, staff.RENDERERS,
                           warnings.RENDERERS, campaigns.RENDERERS, wecom_renderers.RENDERERS, field.RENDERERS,
-                          alarms.RENDERERS, patrol.RENDERERS])
+                          alarms.RENDERERS, patrol.RENDERERS, case_actions.RENDERERS])
     # Every Telegram message about a drill case starts with the drill label (bot/renderers/drill.py).
     return {event: [labelled(render) for render in renderers] for event, renderers in table.items()}
 

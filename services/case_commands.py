@@ -12,8 +12,10 @@ import logging
 from dataclasses import dataclass
 
 from models.lifecycle import Action, Actor
-from services import cases, intake
+from services import intake, office_actions
 from services.api_keys import Principal
+from services.api_views import NotVisible
+from services.case_ending import MergeTargetInvalid
 from services.case_queries import CaseView, case_view, ensure_case_visible
 from services.context import ServiceContext
 
@@ -42,11 +44,19 @@ def correct_case(ctx: ServiceContext, *, principal: Principal, case_id: int, des
 
 
 def act_on_case(ctx: ServiceContext, *, principal: Principal, case_id: int, action: Action, note: str | None,
-                expected_version: int | None) -> CaseView:
-    """`cases.apply_action` as the key's role, on a case inside the key's area only."""
+                expected_version: int | None, merge_into_id: int | None = None) -> CaseView:
+    """`office_actions.act` (the action with its work: offers, tasks, workers told) as the key's role, on a
+    case inside the key's area only; a merge's surviving case must be inside it too (else MergeTargetInvalid)."""
     ensure_case_visible(ctx, principal=principal, case_id=case_id)
-    case = cases.apply_action(ctx, case_id=case_id, action=action, actor=Actor(principal.acts_as), note=note,
-                              expected_version=expected_version)
+    if action is Action.MERGE and merge_into_id is not None:
+        try:
+            ensure_case_visible(ctx, principal=principal, case_id=merge_into_id)
+        except NotVisible:
+            raise MergeTargetInvalid("unknown") from None
+    case = office_actions.act(ctx, case_id=case_id, action=action, actor=Actor(principal.acts_as), note=note,
+                              expected_version=expected_version, merge_into_id=merge_into_id)
+    log.info("case %s by API: now %s", action.value, getattr(case.status, "value", case.status),
+             extra={"case": case.number})
     return case_view(ctx, case=case)
 
 

@@ -199,31 +199,37 @@ def shelve(ctx: ServiceContext, *, case_id: int, supervisor_id: int, reason: str
         supervisor, case = supervisor_and_case(session, supervisor_id, case_id)
         if Status(case.status) not in (Status.REGISTERED, Status.DISPATCHED, Status.RETURNED, Status.IN_PROGRESS):
             raise NotNow(case.number, case.status)
-        now = ctx.clock.now()
-        if review_at <= now:
-            raise BadDuration("review date in the past")
-        cal = calendar_of(ctx)
-        codes = area_codes_of(session, case.grid_code)
-        accept_left = cal.minutes_between(now, case.accept_due_at, codes) if case.accept_due_at else None
-        handle_left = cal.minutes_between(now, case.handle_due_at, codes) if case.handle_due_at else None
-        for task in session.exec(select(CaseTask).where(
-                CaseTask.case_id == case.id,
-                CaseTask.status.in_([TaskStatus.WAITING, TaskStatus.OFFERED, TaskStatus.ACCEPTED]))).all():
-            free_task(session, ctx, case, task, RetractReason.SHELVED)
-            task.status = TASKS.step(TaskStatus(task.status), TaskAction.SHELVE)
-            session.add(task)
-        session.flush()
-        apply_action_in(session, ctx, case, action=Action.SHELVE, actor=Actor(Role.SUPERVISOR, supervisor.id),
-                        note=note)
-        session.add(Shelving(case_id=case.id, shelved_by_id=supervisor.id, reason=note, review_at=review_at,
-                             shelved_at=now, accept_left_minutes=accept_left, handle_left_minutes=handle_left))
-        session.execute(sa.update(Case).where(Case.id == case.id).values(next_escalation_at=review_at,
-                                                                          assignee_id=None))
-        ctx.publish(session, CaseShelved(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id,
-                                         reason=note, review_at=review_at))
+        shelve_in(session, ctx, case, actor=Actor(Role.SUPERVISOR, supervisor.id), note=note, review_at=review_at)
         number = case.number
     ctx.on_notifications()
     return number
+
+
+def shelve_in(session: Session, ctx: ServiceContext, case: Case, *, actor: Actor, note: str,
+              review_at: datetime) -> None:
+    """`shelve` inside the caller's transaction, by any actor the lifecycle allows (a supervisor, an API key):
+    whoever has the case's tasks is told and lets go, the working time left is kept."""
+    now = ctx.clock.now()
+    if review_at <= now:
+        raise BadDuration("review date in the past")
+    cal = calendar_of(ctx)
+    codes = area_codes_of(session, case.grid_code)
+    accept_left = cal.minutes_between(now, case.accept_due_at, codes) if case.accept_due_at else None
+    handle_left = cal.minutes_between(now, case.handle_due_at, codes) if case.handle_due_at else None
+    apply_action_in(session, ctx, case, action=Action.SHELVE, actor=actor, note=note)
+    for task in session.exec(select(CaseTask).where(
+            CaseTask.case_id == case.id,
+            CaseTask.status.in_([TaskStatus.WAITING, TaskStatus.OFFERED, TaskStatus.ACCEPTED]))).all():
+        free_task(session, ctx, case, task, RetractReason.SHELVED)
+        task.status = TASKS.step(TaskStatus(task.status), TaskAction.SHELVE)
+        session.add(task)
+    session.flush()
+    session.add(Shelving(case_id=case.id, shelved_by_id=actor.person_id, reason=note, review_at=review_at,
+                         shelved_at=now, accept_left_minutes=accept_left, handle_left_minutes=handle_left))
+    session.execute(sa.update(Case).where(Case.id == case.id).values(next_escalation_at=review_at,
+                                                                      assignee_id=None))
+    ctx.publish(session, CaseShelved(case_id=case.id, case_number=case.number, supervisor_id=actor.person_id,
+                                     reason=note, review_at=review_at))
 
 
 def unshelve(ctx: ServiceContext, *, case_id: int, supervisor_id: int) -> str:
@@ -232,27 +238,32 @@ def unshelve(ctx: ServiceContext, *, case_id: int, supervisor_id: int) -> str:
         supervisor, case = supervisor_and_case(session, supervisor_id, case_id)
         if Status(case.status) is not Status.SHELVED:
             raise NotNow(case.number, case.status)
-        shelf = session.exec(select(Shelving).where(Shelving.case_id == case.id, Shelving.unshelved_at.is_(None))
-                             .order_by(Shelving.id.desc())).first()
-        now = ctx.clock.now()
-        apply_action_in(session, ctx, case, action=Action.UNSHELVE, actor=Actor(Role.SUPERVISOR, supervisor.id))
-        cal = calendar_of(ctx)
-        codes = area_codes_of(session, case.grid_code)
-        accept_left = shelf.accept_left_minutes if shelf else 0
-        handle_left = shelf.handle_left_minutes if shelf else 0
-        _restart_clock(session, case, accept_due_at=cal.add(now, accept_left or 0, "minutes", codes),
-                       handle_due_at=cal.add(now, handle_left or 0, "minutes", codes))
-        if shelf is not None:
-            shelf.unshelved_at, shelf.unshelved_by_id = now, supervisor.id
-            session.add(shelf)
-        for task in session.exec(select(CaseTask).where(CaseTask.case_id == case.id,
-                                                        CaseTask.status == TaskStatus.WAITING)).all():
-            dispatch.offer_task(session, ctx, case, task)
-        dispatch.ensure_dispatched(session, ctx, case)
-        ctx.publish(session, CaseUnshelved(case_id=case.id, case_number=case.number, supervisor_id=supervisor.id))
+        unshelve_in(session, ctx, case, actor=Actor(Role.SUPERVISOR, supervisor.id))
         number = case.number
     ctx.on_notifications()
     return number
+
+
+def unshelve_in(session: Session, ctx: ServiceContext, case: Case, *, actor: Actor) -> None:
+    """`unshelve` inside the caller's transaction, by any actor the lifecycle allows."""
+    shelf = session.exec(select(Shelving).where(Shelving.case_id == case.id, Shelving.unshelved_at.is_(None))
+                         .order_by(Shelving.id.desc())).first()
+    now = ctx.clock.now()
+    apply_action_in(session, ctx, case, action=Action.UNSHELVE, actor=actor)
+    cal = calendar_of(ctx)
+    codes = area_codes_of(session, case.grid_code)
+    accept_left = shelf.accept_left_minutes if shelf else 0
+    handle_left = shelf.handle_left_minutes if shelf else 0
+    _restart_clock(session, case, accept_due_at=cal.add(now, accept_left or 0, "minutes", codes),
+                   handle_due_at=cal.add(now, handle_left or 0, "minutes", codes))
+    if shelf is not None:
+        shelf.unshelved_at, shelf.unshelved_by_id = now, actor.person_id
+        session.add(shelf)
+    for task in session.exec(select(CaseTask).where(CaseTask.case_id == case.id,
+                                                    CaseTask.status == TaskStatus.WAITING)).all():
+        dispatch.offer_task(session, ctx, case, task)
+    dispatch.ensure_dispatched(session, ctx, case)
+    ctx.publish(session, CaseUnshelved(case_id=case.id, case_number=case.number, supervisor_id=actor.person_id))
 
 
 def review_date(ctx: ServiceContext, days: int) -> datetime:

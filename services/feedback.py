@@ -31,7 +31,7 @@ from models.events.resident import (
 from models.lifecycle import Action, Actor, Role, Status, transition
 from models.resident import CaseFeedback
 from models.tables import Case, Person
-from services import cases
+from services import cases, rework
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -116,6 +116,7 @@ def reopen(ctx: ServiceContext, *, feedback_id: int, person_id: int, note: str, 
         tr = transition(cases.facts_of(case), Action.REOPEN, Actor(Role.RESIDENT, person_id),
                         at=cases.event_time(ctx, case), note=note)
         cases.change_status(session, ctx, case, tr)  # the one way a status changes
+        rework.back_to_workers(session, ctx, case, reason=note)  # the workers hold it again and are told
         feedback.fixed = False
         feedback.answered_at = feedback.answered_at or now
         feedback.reopened = True

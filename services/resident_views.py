@@ -19,6 +19,7 @@ from models.lifecycle import Action, Status
 from models.resident import CaseFollower
 from models.tables import Area, Case, CaseEvent, Category, Photo
 from services.areas import area_chain
+from services.case_ending import withdrawal_blocker
 from services.context import ServiceContext
 from services.progress import NoteLine, recent_notes
 
@@ -93,6 +94,7 @@ class CaseCard:
     closed_at: datetime | None
     timeline: list[TimelineEntry]
     progress: list[NoteLine] = field(default_factory=list)  # workers' latest notes, masked, nobody named
+    withdrawable: bool = False  # the reader reported it and nobody has started on it (services/case_ending.py)
 
 
 def my_cases(ctx: ServiceContext, *, person_id: int, locale: str, page: int = 0, per_page: int = 5) -> CasePage:
@@ -137,4 +139,5 @@ def case_card(ctx: ServiceContext, *, person_id: int, case_id: int, locale: str)
             photos=photos, report_count=case.report_count, created_at=case.created_at,
             handle_due_at=case.handle_due_at, closed_at=case.closed_at, timeline=timeline,
             progress=recent_notes(session, case.id),
+            withdrawable=withdrawal_blocker(session, case, person_id) is None,
         )

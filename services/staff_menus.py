@@ -24,7 +24,7 @@ from services.context import ServiceContext
 from services.db import transaction
 
 WORKER_MENU = ("tasks", "patrol", "duty", "extend")
-SUPERVISOR_MENU = ("verify", "stats", "topic", "workers")
+SUPERVISOR_MENU = ("verify", "stats", "topic", "workers", "case")
 HELP = "help"
 
 

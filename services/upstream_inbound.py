@@ -24,7 +24,7 @@ from sqlmodel import select
 from models.api import IntakeClaim, SyncCursor
 from models.lifecycle import TERMINAL, Action, Actor, LifecycleError, Role, Status
 from models.tables import Case, CaseSource
-from services import cases
+from services import cases, office_actions
 from services.cases import OutsideGrid, StaleCase, UnknownCategory
 from services.context import ServiceContext
 from services.db import transaction
@@ -99,7 +99,12 @@ def apply_upstream_request(ctx: ServiceContext, *, request: dict[str, Any]) -> s
     notes = str(request.get("status_notes") or "").strip()
     note = f"Closed at the platform of record: {notes}"[:2000] if notes else "Closed at the platform of record"
     try:
-        cases.apply_action(ctx, case_id=case.id, action=action, actor=SYSTEM, note=note, expected_version=case.version)
+        if action is Action.CANCEL:  # its orders are withdrawn and their workers told, as for any cancel
+            office_actions.act(ctx, case_id=case.id, action=action, actor=SYSTEM, note=note,
+                               expected_version=case.version)
+        else:
+            cases.apply_action(ctx, case_id=case.id, action=action, actor=SYSTEM, note=note,
+                               expected_version=case.version)
     except (StaleCase, LifecycleError):
         return "conflict"
     return "closed"

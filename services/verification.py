@@ -298,6 +298,11 @@ def end_work(session: Session, ctx: ServiceContext, case: Case) -> None:
                     .values(resolved_at=now))
 
 
+# The same steps for callers that decide a round without a card (an API key: services/office_actions.py).
+close_cards = _close_cards
+decide_completions = _decide_completions
+
+
 __all__ = [
     "CardOutdated",
     "NotASupervisor",
@@ -309,7 +314,9 @@ __all__ = [
     "approve",
     "clear_at_source_in",
     "clear_reason",
+    "close_cards",
     "close_from_source",
+    "decide_completions",
     "end_work",
     "handled_by",
     "open_request",

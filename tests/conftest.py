@@ -126,3 +126,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Long tests first (stable order otherwise): with xdist they then overlap the many short ones
     instead of starting last and holding the whole run up."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Keep each phase's report on the test item (`item.rep_call`), so a fixture's teardown can tell
+    whether the test itself failed (tests/work_invariants.py checks only tests that passed)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.bus import EventTable, merge_tables
-from wecom import renderers_supervision, renderers_work
+from wecom import renderers_case_actions, renderers_supervision, renderers_work
 
-RENDERERS: EventTable = merge_tables([renderers_work.RENDERERS, renderers_supervision.RENDERERS])
+RENDERERS: EventTable = merge_tables([renderers_work.RENDERERS, renderers_supervision.RENDERERS,
+                                        renderers_case_actions.RENDERERS])

@@ -31,10 +31,20 @@ from api.views import case_public, case_with_timeline, photo_public
 from models.lifecycle import Action, IllegalTransition, LifecycleError, NoteRequired, RoleNotAllowed
 from models.tables import CaseSource
 from services import case_commands, case_queries, intake
+from services.case_ending import MergeTargetInvalid
+from services.office_actions import NobodyAvailable
 from services.cases import CaseNotFound, OutsideGrid, StaleCase, UnknownCategory
 
 router = APIRouter(prefix=V1_PREFIX)
 NOT_IN_AREA: dict[int | str, dict[str, str]] = {404: {"description": "No such case in the key's area"}}
+
+
+_MERGE_REFUSALS = {
+    "unknown": "merge needs merge_into_id: an open case in the key's area",
+    "outside": "merge needs merge_into_id: an open case in the key's area",
+    "same": "a case cannot be merged into itself",
+    "not_open": "the case to merge into is not open",
+}
 
 
 def lifecycle_refusal(exc: LifecycleError) -> ApiError:
@@ -115,13 +125,19 @@ async def act_on_case(case_id: CaseId, body: CaseActionRequest, request: Request
         try:
             view = await asyncio.to_thread(
                 case_commands.act_on_case, ctx, principal=principal, case_id=case_id,
-                action=Action(body.action.value), note=body.note, expected_version=body.expected_version)
+                action=Action(body.action.value), note=body.note, expected_version=body.expected_version,
+                merge_into_id=body.merge_into_id)
         except CaseNotFound:
             raise not_found("no such case") from None
         except StaleCase:
             raise ApiError(409, "stale", "the case changed since expected_version; reload it") from None
         except LifecycleError as exc:
             raise lifecycle_refusal(exc) from None
+        except NobodyAvailable:
+            raise ApiError(409, "nobody_available", "no worker on duty can be offered this case now; "
+                                                    "nothing was changed") from None
+        except MergeTargetInvalid as exc:
+            raise ApiError(422, "merge_target_invalid", _MERGE_REFUSALS[exc.why]) from None
         return json_answer(case_public(view, principal))
 
     return await run_idempotent(request, ctx, principal, idempotency_key, produce)

@@ -25,6 +25,7 @@ SUPERVISOR_COMMANDS = (
     ("stats", N_("how your area is doing")),
     ("topic", N_("send an area's pings to this forum topic")),
     ("workers", N_("the workers of your area")),
+    ("case", N_("a case's card, to cancel it or merge a duplicate")),
 )
 HELP = ("help", N_("what I can do"))
 DESCRIPTIONS = dict((*WORKER_COMMANDS, *SUPERVISOR_COMMANDS, HELP))

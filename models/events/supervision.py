@@ -106,7 +106,7 @@ class ExtensionRefused(Event):
 class CaseShelved(Event):
     case_id: int
     case_number: str
-    supervisor_id: int
+    supervisor_id: int | None  # None: an API key shelved it
     reason: str
     review_at: datetime
 
@@ -115,7 +115,7 @@ class CaseShelved(Event):
 class CaseUnshelved(Event):
     case_id: int
     case_number: str
-    supervisor_id: int
+    supervisor_id: int | None  # None: an API key took it off the shelf
 
 
 # -- the escalation ladder ------------------------------------------------------------------------------

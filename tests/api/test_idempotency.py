@@ -11,6 +11,7 @@ from models.tables import Case, CaseEvent
 from services import idempotency
 from services.idempotency import purge_expired
 from tests.api.conftest import STREET_A
+from tests.worker_support import add_worker
 
 
 def cases_stored(api) -> int:
@@ -106,7 +107,8 @@ async def test_a_refusal_is_replayed_too_and_a_bad_key_is_400(api) -> None:
 
 
 async def test_an_action_with_a_key_is_applied_once(api) -> None:
-    case_id = (await api.intake("street_a", event="a1")).json()["case"]["id"]
+    case_id = (await api.intake("street_a", event="a1")).json()["case"]["id"]  # nobody on duty: it waits
+    add_worker(api.ctx.sessions, api.clock.now(), 5501, area_code=STREET_A)  # now somebody can be offered it
     key = {**api.auth("street_a"), "Idempotency-Key": "act-1"}
     body = {"action": "dispatch"}
     first = await api.client.post(f"/api/v1/cases/{case_id}/actions", json=body, headers=key)

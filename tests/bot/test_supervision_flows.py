@@ -36,6 +36,7 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
     settle,
     world,
 )
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 _forged = itertools.count(1)
 OTHER_STREET_GRID = "SH-HP-02-001"
@@ -297,9 +298,10 @@ async def test_help_lists_a_supervisors_commands_as_in_their_menu(world, emulato
     [reply] = await boss.wait_inbox(1)
     lines = reply["text"].splitlines()
     # Both roles: the worker's and the supervisor's commands, each once, then the common ones; no resident ones.
-    assert lines[:9] == ["What you can do:", "/tasks — your open work orders, overdue first",
-                         "/patrol — report a problem you found on patrol", "/duty — go on or off duty",
-                         "/extend — ask for more time on a case", "/verify — cases awaiting your verification",
-                         "/stats — how your area is doing", "/topic — send an area's pings to this forum topic",
-                         "/workers — the workers of your area"]
+    assert lines[:10] == ["What you can do:", "/tasks — your open work orders, overdue first",
+                          "/patrol — report a problem you found on patrol", "/duty — go on or off duty",
+                          "/extend — ask for more time on a case", "/verify — cases awaiting your verification",
+                          "/stats — how your area is doing", "/topic — send an area's pings to this forum topic",
+                          "/workers — the workers of your area",
+                          "/case — a case's card, to cancel it or merge a duplicate"]
     assert "/report" not in reply["text"] and "/help — this list" in lines

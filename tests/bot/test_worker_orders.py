@@ -28,6 +28,7 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
     settle,
     world,
 )
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 
 def case_row(db, case_id: int) -> Case:

@@ -33,6 +33,7 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
     truncated_jpeg,
     world,
 )
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 WORKER, BOSS = 9101, 9102
 RESIDENT_PICTURE = picture(900)

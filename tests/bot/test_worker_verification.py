@@ -29,6 +29,7 @@ from tests.worker_support import (  # noqa: F401  (emulator and world are fixtur
     settle,
     world,
 )
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 _forged_ids = itertools.count(1)
 

@@ -17,6 +17,7 @@ from services import cases, dispatcher
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
 from tests.worker_support import add_worker, make_ctx, queued, report
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from tests.worker_support import (
     queued,
     report,
 )
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 WORKER, OTHER_WORKER, SUP, FOREIGN_SUP = 601, 602, 603, 604
 
@@ -287,10 +288,10 @@ def test_staff_menus_are_queued_once_per_staff_member_in_their_language(ctx, db,
     assert [c["command"] for c in worker_menu.payload["commands"]] == ["tasks", "patrol", "duty", "extend", "help"]
     assert worker_menu.payload["commands"][0]["description"] == "your open work orders, overdue first"
     [sup_menu] = queued(db.sessions, SUP, "setMyCommands")
-    assert [c["command"] for c in sup_menu.payload["commands"]] == ["verify", "stats", "topic", "workers", "help"]
+    assert [c["command"] for c in sup_menu.payload["commands"]] == ["verify", "stats", "topic", "workers", "case", "help"]
     [both_menu] = queued(db.sessions, 608, "setMyCommands")
     assert [c["command"] for c in both_menu.payload["commands"]] == [
-        "tasks", "patrol", "duty", "extend", "verify", "stats", "topic", "workers", "help"]
+        "tasks", "patrol", "duty", "extend", "verify", "stats", "topic", "workers", "case", "help"]
     assert queued(db.sessions, 607, "setMyCommands") == []
 
 
@@ -309,4 +310,4 @@ def test_a_menu_is_queued_again_only_when_its_commands_or_language_change(ctx, d
         person.roles = [*person.roles, "supervisor"]
     assert staff_menus.queue_all(ctx) == 1
     assert [c["command"] for c in queued(db.sessions, WORKER, "setMyCommands")[-1].payload["commands"]] == [
-        "tasks", "patrol", "duty", "extend", "verify", "stats", "topic", "workers", "help"]
+        "tasks", "patrol", "duty", "extend", "verify", "stats", "topic", "workers", "case", "help"]

@@ -48,8 +48,8 @@ def test_menus_publish_the_commands_of_each_role(ctx, db, clock, recorded) -> No
     assert staff_menus.queue_menu_for(ctx, person_id=resident) is False
     assert recorded == [
         StaffMenuChanged(person_id=worker, commands=("tasks", "patrol", "duty", "extend", "help")),
-        StaffMenuChanged(person_id=both, commands=("tasks", "patrol", "duty", "extend", "verify", "stats", "topic", "workers",
-                                                   "help")),
+        StaffMenuChanged(person_id=both, commands=("tasks", "patrol", "duty", "extend", "verify", "stats", "topic",
+                                                   "workers", "case", "help")),
     ]
 
 
@@ -68,5 +68,5 @@ def test_the_menu_renderer_describes_commands_in_the_persons_language(db, clock,
     assert staff_menus.queue_menu_for(ctx, person_id=person)
     [menu] = queued(db.sessions, 7401, "setMyCommands")
     assert menu.payload["scope"] == {"type": "chat", "chat_id": 7401}
-    assert [c["command"] for c in menu.payload["commands"]] == ["verify", "stats", "topic", "workers", "help"]
+    assert [c["command"] for c in menu.payload["commands"]] == ["verify", "stats", "topic", "workers", "case", "help"]
     assert all(c["description"] and not c["description"].isascii() for c in menu.payload["commands"])

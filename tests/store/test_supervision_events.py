@@ -23,6 +23,7 @@ from services.bus import EventBus, merge_tables
 from tests.store.test_escalation_actions import GROUP, SUP, THREAD, WORKER, accepted_case
 from tests.store.test_escalation_actions import ctx as ctx  # noqa: F401 - the fixture with the world and people
 from tests.worker_support import STREET, queued
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 RECORDED = (ExtensionRequested, ExtensionRefused, CaseTakenOver, OrderWithdrawn, TopicBound, TopicUnbound)
 

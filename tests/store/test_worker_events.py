@@ -19,6 +19,7 @@ from services import work
 from services.bus import EventBus
 from services.context import ServiceContext
 from tests.worker_support import add_worker, make_ctx, report
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 WORK_EVENTS = [cls for _, cls in inspect.getmembers(work_events, inspect.isclass)
                if issubclass(cls, Event) and cls is not Event]

@@ -24,6 +24,7 @@ from tests.worker_support import (
     queued,
     report,
 )
+from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 
 @pytest.fixture

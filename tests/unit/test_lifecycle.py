@@ -94,8 +94,8 @@ NOTE_ACTIONS = {
     A.CLEAR_AT_SOURCE,
 }
 
-# A resident may withdraw their own report and say "not fixed"; nothing else.
-RESIDENT_MAY = {(S.REPORTED, A.CANCEL), (S.CLOSED, A.REOPEN)}
+# A resident may withdraw their own report until a worker accepts it, and say "not fixed"; nothing else.
+RESIDENT_MAY = {(S.REPORTED, A.CANCEL), (S.REGISTERED, A.CANCEL), (S.DISPATCHED, A.CANCEL), (S.CLOSED, A.REOPEN)}
 # A worker handles cases; they never judge work, grant time, or route cases.
 WORKER_MAY_ONLY = {A.ACCEPT, A.RETURN, A.COMPLETE, A.REQUEST_EXTENSION}
 # Judging work and extensions is supervision.
