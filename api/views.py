@@ -18,15 +18,12 @@ from api.schemas import (
     EventPublic,
     IntakeRulePublic,
     InvitationPublic,
-    KpiGrid,
-    KpiPatrolGrid,
-    KpiPatrolWorker,
-    KpiReport,
     PersonDetail,
     PersonPublic,
     PhotoPublic,
     QuestionWrite,
 )
+from api.schemas_kpis import KpiGrid, KpiPatrolGrid, KpiPatrolWorker, KpiReport
 from models.api import Scope, ServiceQuestion
 from models.lifecycle import Role
 from models.tables import Area, Invitation, Person, Photo

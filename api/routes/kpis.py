@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import V1_PREFIX, ApiError, CtxDep, ReadKey
 from api.params import TimeQ, utc
-from api.schemas import KpiReport
+from api.schemas_kpis import KpiReport
 from api.views import kpi_report
 from services import area_queries
 
