@@ -1,15 +1,15 @@
 """Life-safety alarms: elder roster, duty roster, committee contacts, welfare checks
 
-Revision ID: 0019
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0019'
-down_revision = '0018'
+revision = '0017'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """Patrol reports (巡查上报): whether a worker's own report was kept by its finder or handed to dispatch
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0016'
-down_revision = '0020'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

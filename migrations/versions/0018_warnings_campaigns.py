@@ -1,14 +1,14 @@
 """Warnings and inspection campaigns; drills (a case's drill flag)
 
-Revision ID: 0020
-Revises: 0015
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0020'
-down_revision = '0019'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """Scale-out: the inbox's chat key and holder (one chat's updates in order across processes); job leases
 
-Revision ID: 0021
-Revises: 0015
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-04
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0021'
-down_revision = '0016'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
