@@ -261,7 +261,12 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
         app.tasks.append(asyncio.create_task(app.inbox.run(app.stop_event), name="inbox"))
         # One sender per bot token in the whole deployment (services/leadership.py), the others stand by.
         async def send_here(stop: asyncio.Event) -> None:
-            await asyncio.to_thread(app.sender.take_over)  # what a dead sender had in hand goes out now
+            # What a dead sender had in hand goes out now, but not within a chat's pace of its last sends.
+            if await asyncio.to_thread(app.sender.take_over):
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=DeliveryLimits().group_interval_s)
+                except TimeoutError:
+                    pass
             await app.sender.run(stop, poll_interval=app.settings.delivery_poll_interval_s)
 
         send = app.lead("telegram-sender", app.bot.token, send_here)

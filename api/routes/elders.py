@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import V1_PREFIX, ApiError, CtxDep, ReadKey, WriteKey, not_found
 from models.api import Scope
@@ -25,13 +25,17 @@ Text = Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")]
 ChatId = Annotated[int, Field(ge=-(10**15), le=10**15, description="Telegram chat id of a contact who uses the bot")]
 
 
-class DeviceIn(BaseModel):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, never silently dropped
+
+
+class DeviceIn(_Strict):
     device_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00]*$",
                                     description="The id the sensor platform reports (machine intake device_id)")]
     type: Literal["door", "water"]
 
 
-class PersonIn(BaseModel):
+class PersonIn(_Strict):
     name: Text = ""
     phone: Annotated[str, Field(max_length=32, pattern=r"^[^\x00]*$")] = ""
 
@@ -41,7 +45,7 @@ class ContactIn(PersonIn):
     notify: bool = Field(default=False, description="Chose to be told the outcome of each welfare check")
 
 
-class ConsentIn(BaseModel):
+class ConsentIn(_Strict):
     by: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
     at: datetime
 
@@ -53,7 +57,7 @@ class ConsentIn(BaseModel):
         return value
 
 
-class ElderIn(BaseModel):
+class ElderIn(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
     address: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$")]
     grid_code: Annotated[str | None, Field(max_length=64, description="Or give lat/lon: the grid is found")] = None
@@ -102,7 +106,7 @@ class ElderPublic(BaseModel):
     masked: bool = Field(description="True when personal data is masked (the key lacks `pii`)")
 
 
-class ShiftIn(BaseModel):
+class ShiftIn(_Strict):
     area_code: Annotated[str, Field(min_length=1, max_length=64)]
     person_id: Annotated[int, Field(ge=1, le=2_147_483_647, description="An active grid worker")]
     days: Annotated[str, Field(min_length=1, max_length=40, description="mon-fri, sat,sun, daily or 1-7")]

@@ -30,7 +30,7 @@ MONDAY_8AM = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai, a wo
 DIGEST_TIME = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 18:00 in Shanghai
 SUP, WORKER = 901, 902
 STORE_JOBS = ["resident_sweep", "idempotency_purge", "pending_clears", "escalation_sweep", "daily_digest",
-              "spot_checks"]
+              "spot_checks", "off_duty_handovers", "coverage_gaps", "warnings_campaigns"]
 
 
 class Recorder:
@@ -112,7 +112,9 @@ def test_two_processes_ticking_together_run_a_job_once_per_period(db, clock, two
     clock.advance(seconds=1)
     assert race(two, job) == [False, False]
     period = {"resident_sweep": 60, "idempotency_purge": 600, "pending_clears": 30, "daily_digest": 60,
-              "spot_checks": 60, "escalation_sweep": two[0].settings.escalation_sweep_interval_s}[job]
+              "spot_checks": 60, "escalation_sweep": two[0].settings.escalation_sweep_interval_s,
+              "off_duty_handovers": 60, "coverage_gaps": two[0].settings.coverage_check_interval_s,
+              "warnings_campaigns": 60}[job]
     clock.advance(seconds=period)
     assert sorted(race(two, job)) == [False, True]
     assert lease(db, job).runs == 2
