@@ -24,15 +24,13 @@ from sqlmodel import Session, select
 from models.events.field import HeldOrdersReleased
 from models.events.work import OrderWithdrawn, RetractReason
 from models.field import OffDutyHandover
-from models.lifecycle import Action, Actor, Role, Status
+from models.lifecycle import Actor, Role
 from models.tables import Case, Person
-from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
-from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction
+from models.work import CaseTask, TaskStatus
 from services import dispatch
-from services.cases import apply_action_in
 from services.context import ServiceContext
 from services.db import transaction
-from services.work_common import abandon_drafts, note_event
+from services.task_release import take_back
 
 BATCH = 100
 SYSTEM = Actor(Role.SYSTEM)
@@ -49,26 +47,7 @@ def release_held(session: Session, ctx: ServiceContext, worker: Person, *, hande
     released: list[Case] = []
     note = "off duty: handed back" if handed_back else "off duty: grace period over"
     for task in held_tasks(session, worker.id):
-        case = session.get(Case, task.case_id)
-        task.status = TASKS.step(TaskStatus(task.status), TaskAction.WITHDRAW)
-        task.assignee_id, task.accepted_at, task.updated_at = None, None, now
-        task.version += 1
-        session.add(task)
-        session.execute(sa.update(WorkOffer).where(
-            WorkOffer.task_id == task.id, WorkOffer.worker_id == worker.id,
-            WorkOffer.status == OfferStatus.ACCEPTED).values(
-                status=OFFERS.step(OfferStatus.ACCEPTED, OfferAction.WITHDRAW), closed_at=now))
-        abandon_drafts(session, task.id, worker.id, now)
-        session.flush()
-        others = session.exec(select(CaseTask.id).where(
-            CaseTask.case_id == case.id, CaseTask.id != task.id,
-            CaseTask.status.in_([TaskStatus.ACCEPTED, TaskStatus.DONE]))).first()
-        text = f"{task.department_code}: {note}"
-        if others is None and Status(case.status) in (Status.IN_PROGRESS, Status.REWORK):
-            apply_action_in(session, ctx, case, action=Action.REASSIGN, actor=SYSTEM, note=text)
-            session.execute(sa.update(Case).where(Case.id == case.id).values(assignee_id=None))
-        else:
-            note_event(session, ctx, case, Action.REASSIGN, SYSTEM, text)
+        case = take_back(session, ctx, task, worker_id=worker.id, actor=SYSTEM, note=note, now=now)
         if not handed_back:
             ctx.publish(session, OrderWithdrawn(case_id=case.id, case_number=case.number, worker_id=worker.id,
                                                 reason=RetractReason.OFF_DUTY))

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction
+from models.work_lifecycles import OfferAction
 from models.events.staff import WorkerDeactivated
 from models.events.work import RetractReason
-from models.lifecycle import Action, Actor, Role, Status
+from models.lifecycle import Actor, Role
 from models.tables import Case, Person
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from services import dispatch
 from services.areas import area_chain
-from services.cases import StaleCase, apply_action_in
+from services.cases import StaleCase
 from services.context import ServiceContext
 from services.db import transaction
 from services.invitation_errors import AlreadyInactive, NotAllowed, PersonNotFound
-from services.work import abandon_drafts, note_event
+from services.task_release import take_back
 
 
 def area_within(session: Session, area_code: str | None, within: str | None) -> bool:
@@ -157,26 +156,7 @@ def _deactivate_once(ctx: ServiceContext, worker_id: int, authorize) -> Deactiva
         held = session.exec(select(CaseTask).where(CaseTask.assignee_id == worker.id,
                                                    CaseTask.status == TaskStatus.ACCEPTED)).all()
         for task in held:
-            case = session.get(Case, task.case_id)
-            task.status = TASKS.step(TaskStatus(task.status), TaskAction.WITHDRAW)
-            task.assignee_id, task.accepted_at, task.updated_at = None, None, now
-            task.version += 1
-            session.add(task)
-            session.execute(sa.update(WorkOffer).where(
-                WorkOffer.task_id == task.id, WorkOffer.worker_id == worker.id,
-                WorkOffer.status == OfferStatus.ACCEPTED).values(
-                    status=OFFERS.step(OfferStatus.ACCEPTED, OfferAction.WITHDRAW), closed_at=now))
-            abandon_drafts(session, task.id, worker.id, now)
-            session.flush()
-            others = session.exec(select(CaseTask.id).where(
-                CaseTask.case_id == case.id, CaseTask.id != task.id,
-                CaseTask.status.in_([TaskStatus.ACCEPTED, TaskStatus.DONE]))).first()
-            note = f"{task.department_code}: worker deactivated"
-            if others is None and Status(case.status) in (Status.IN_PROGRESS, Status.REWORK):
-                apply_action_in(session, ctx, case, action=Action.REASSIGN, actor=actor, note=note)
-                session.execute(sa.update(Case).where(Case.id == case.id).values(assignee_id=None))
-            else:
-                note_event(session, ctx, case, Action.REASSIGN, actor, note)
+            case = take_back(session, ctx, task, worker_id=worker.id, actor=actor, note="worker deactivated", now=now)
             dispatch.offer_task(session, ctx, case, task)
             returned += 1
         ctx.publish(session, WorkerDeactivated(worker_id=worker.id, by_name=by_name, returned=returned,
