@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     upstream_max_attempts: int = 12  # then the event is a dead letter (`onegrid outbox dead-letters`)
     upstream_backoff_initial_s: float = 2.0
     upstream_backoff_max_s: float = 900.0
-    upstream_batch: int = 1000  # outbox rows the relay claims per round
+    upstream_batch: int = 4000  # at most this many outbox rows per claim (the relay claims what its free slots hold)
     upstream_batch_size: int = Field(default=200, ge=1, le=1000,
                                      description="Events per request to the upstream's batch endpoint; 1: one per request")
     upstream_concurrency: int = 8

@@ -78,18 +78,24 @@ def due_runs(session: Session, now: datetime, limit: int) -> list[tuple[int, int
     rows of one case can go in one batch, in order. A dead letter or a row waiting out its backoff
     holds back the later rows of its case.
     """
-    earlier = aliased(OutboxItem)
-    blocked = (
-        select(earlier.id)
-        .where(earlier.case_id == OutboxItem.case_id, earlier.id < OutboxItem.id,
-               sa.or_(earlier.status.in_((OutboxStatus.DEAD.value, OutboxStatus.FAILED.value)),
-                      sa.and_(earlier.status == OutboxStatus.PENDING.value, earlier.next_attempt_at > now)))
-        .exists()
+    # One pass over the blockers (dead letters, rows in backoff or leased to a relay: few), joined by
+    # case, instead of a correlated lookup per pending row: linear in the outbox, whatever the planner's
+    # statistics say.
+    table = OutboxItem.__table__
+    blockers = (
+        sa.select(table.c.case_id, sa.func.min(table.c.id).label("first_id"))
+        .where(table.c.case_id.is_not(None),
+               sa.or_(table.c.status.in_((OutboxStatus.DEAD.value, OutboxStatus.FAILED.value)),
+                      sa.and_(table.c.status == OutboxStatus.PENDING.value, table.c.next_attempt_at > now)))
+        .group_by(table.c.case_id)
+        .cte("blockers")
     )
     return [tuple(r) for r in session.execute(
-        sa.select(OutboxItem.id, OutboxItem.case_id, OutboxItem.attempts)
-        .where(OutboxItem.status == OutboxStatus.PENDING.value, OutboxItem.next_attempt_at <= now, ~blocked)
-        .order_by(OutboxItem.id)
+        sa.select(table.c.id, table.c.case_id, table.c.attempts)
+        .select_from(table.outerjoin(blockers, blockers.c.case_id == table.c.case_id))
+        .where(table.c.status == OutboxStatus.PENDING.value, table.c.next_attempt_at <= now,
+               sa.or_(blockers.c.first_id.is_(None), table.c.id < blockers.c.first_id))
+        .order_by(table.c.id)
         .limit(limit)
     )]
 

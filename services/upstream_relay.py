@@ -125,47 +125,76 @@ class UpstreamRelay:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self, stop: asyncio.Event, *, poll_interval: float = 1.0) -> None:
+        """Keep `upstream_concurrency` batches in flight: claim more as soon as one is answered.
+
+        Rows in flight hold their lease, so the next claim skips them and every later row of their
+        case; a case's events still leave in order. On `stop` the batches in flight are finished.
+        """
         self._loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            try:
-                sent = await self.run_once()
-            except Exception:  # noqa: BLE001 - the relay must outlive a bad cycle; rows stay queued
-                log.exception("upstream relay cycle failed; retrying")
-                sent = 0
-            if sent:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
-            except TimeoutError:
-                pass
+        slots = max(1, self.settings.upstream_concurrency)
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                claimed = 0
+                if len(inflight) < slots:
+                    room = (slots - len(inflight)) * max(1, self.settings.upstream_batch_size)
+                    try:
+                        rows = await asyncio.to_thread(claim, self.ctx, self.ctx.clock.now(),
+                                                       min(self.settings.upstream_batch, room))
+                    except Exception:  # noqa: BLE001 - the relay must outlive a bad cycle; rows stay queued
+                        log.exception("upstream relay claim failed; retrying")
+                        rows = []
+                    claimed = len(rows)
+                    inflight.update(asyncio.create_task(self._send_chunk(chunk)) for chunk in self._chunks(rows))
+                if claimed and len(inflight) < slots:
+                    continue
+                self._wake.clear()
+                woken = asyncio.create_task(self._wake.wait())
+                stopped = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait({*inflight, woken, stopped}, timeout=poll_interval,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                stopped.cancel()
+                for task in done - {woken, stopped}:
+                    inflight.discard(task)
+                    _log_failure(task)
+        finally:
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
 
     async def run_once(self) -> int:
         """Send every due event once (a case's rows in order); returns how many rows were claimed."""
         claimed = await asyncio.to_thread(claim, self.ctx, self.ctx.clock.now(), self.settings.upstream_batch)
-        if not claimed:
-            return 0
+        if claimed:
+            semaphore = asyncio.Semaphore(max(1, self.settings.upstream_concurrency))
+
+            async def send(chunk: list[list[Claimed]]) -> None:
+                async with semaphore:
+                    await self._send_chunk(chunk)
+
+            await asyncio.gather(*(send(chunk) for chunk in self._chunks(claimed)))
+        return len(claimed)
+
+    def _chunks(self, claimed: list[Claimed]) -> list[list[list[Claimed]]]:
+        """Each case's rows as one run, in order; runs packed into batches (one run each without batches)."""
         runs: dict[Any, list[Claimed]] = {}
         for row in claimed:  # oldest first, so each case's run is in order
             runs.setdefault(row.case_id if row.case_id is not None else ("row", row.outbox_id), []).append(row)
+        if self.batches is False:
+            return [[run] for run in runs.values()]
+        return _pack(list(runs.values()), self.settings.upstream_batch_size)
+
+    async def _send_chunk(self, chunk: list[list[Claimed]]) -> None:
+        """One batch; if the upstream takes no batches (or not this one), its runs one event at a time."""
+        if self.batches is not False and await self._send_batch(chunk):
+            return
         semaphore = asyncio.Semaphore(max(1, self.settings.upstream_concurrency))
-        singles = list(runs.values())
-        if self.batches is not False:
-            chunks = _pack(singles, self.settings.upstream_batch_size)
-
-            async def batch(chunk: list[list[Claimed]]) -> bool:
-                async with semaphore:
-                    return await self._send_batch(chunk)
-
-            taken = await asyncio.gather(*(batch(chunk) for chunk in chunks))
-            singles = [run for chunk, ok in zip(chunks, taken, strict=True) if not ok for run in chunk]
 
         async def one_by_one(run: list[Claimed]) -> None:
             async with semaphore:
                 await self._send_run(run)
 
-        await asyncio.gather(*(one_by_one(run) for run in singles))
-        return len(claimed)
+        await asyncio.gather(*(one_by_one(run) for run in chunk))
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -268,6 +297,12 @@ class UpstreamRelay:
     @staticmethod
     def _released(row: Claimed, error: str = "held back behind an earlier event of its case") -> Outcome:
         return Outcome(row.outbox_id, error=error, attempts=row.attempts, retry_in=0.0)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("upstream relay batch failed; its rows are sent again after their lease",
+                  exc_info=task.exception())
 
 
 def _pack(runs: list[list[Claimed]], size: int) -> list[list[list[Claimed]]]:

@@ -7,6 +7,9 @@ through httpx's ASGI transport. Time moves only by the FakeClock.
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import httpx
 import sqlalchemy as sa
 from sqlmodel import select
@@ -159,4 +162,46 @@ async def test_a_batch_whose_answer_was_lost_is_sent_again_and_applied_once(api,
     with api.ctx.sessions() as s:
         assert all(c.external_id for c in s.exec(select(Case)))
         assert not s.exec(select(OutboxItem).where(OutboxItem.status == OutboxStatus.DEAD.value)).first()
+    await relay.client.aclose()
+
+
+async def test_the_running_relay_claims_more_while_a_batch_is_in_flight_and_keeps_case_order(api) -> None:
+    """A slow batch holds only its own cases: the others go meanwhile; its case's later event waits for it."""
+    ids = await three_cases(api)  # outbox: case 0 report, register; case 1 x2; case 2 x2; case 0 dispatch
+    with api.ctx.sessions() as s:
+        first = s.get(Case, ids[0]).number
+    settings = api.app.settings
+    settings.upstream_batch_size, settings.upstream_concurrency = 2, 2
+    gate, seen, arrived = asyncio.Event(), [], asyncio.Event()
+
+    async def upstream(request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)["events"]
+        if events[0]["case"]["number"] == first and events[0]["seq"] == 1:
+            await gate.wait()  # the first case's batch is slow to answer
+        seen.append([(e["case"]["number"], e["seq"]) for e in events])
+        arrived.set()
+        return httpx.Response(200, json={"results": [
+            {"event_id": e["event_id"], "status": "accepted", "service_request_id": f"CITY-{e['case']['number']}"}
+            for e in events]})
+
+    relay = UpstreamRelay(api.ctx, make_client(settings, transport=httpx.MockTransport(upstream)),
+                          base_url="http://city.test", api_key="og_x_y")
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop, poll_interval=0.01))
+
+    async def received(count: int) -> None:
+        while sum(len(batch) for batch in seen) < count:
+            arrived.clear()
+            await asyncio.wait_for(arrived.wait(), timeout=10)
+
+    await received(4)  # cases 1 and 2, in two rounds, while case 0's batch is still unanswered
+    await api.intake("street_a", event="late", device="cam-late", n=5)
+    await received(6)  # a case reported meanwhile goes too: the relay does not wait for the slow batch
+    assert all(number != first for batch in seen for number, _ in batch)
+    gate.set()
+    await received(9)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert seen[3] == [(first, 1), (first, 2)] and seen[4] == [(first, 3)]  # the dispatch only after its head
+    assert {o.status for o in outbox(api)} == {OutboxStatus.SENT}
     await relay.client.aclose()
