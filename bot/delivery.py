@@ -46,6 +46,7 @@ from sqlmodel import Session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from bot.delivery_limits import DeliveryLimits, DeliveryStats, UrgencyGate, backoff_seconds
+from bot.pace import already_paced, posts_message
 from bot.delivery_queue import by_chat, due_rows, limit_per_chat
 from models.tables import Notification, NotificationStatus, Person, Priority
 from onegrid.clock import Clock
@@ -71,6 +72,7 @@ class NotificationSender:
         clock: Clock,
         data_dir: Path,
         limits: DeliveryLimits | None = None,
+        gate: UrgencyGate | None = None,
         batch_size: int = 200,
         lease: timedelta = timedelta(seconds=120),
         rows_per_chat: int = 3,
@@ -89,8 +91,9 @@ class NotificationSender:
         self._stopping = False
         self.lease = lease
         self.stats = DeliveryStats()
-        # Evenly spaced (capacity 1) so no sliding one-second window ever sees a burst.
-        self._global = UrgencyGate(AsyncLimiter(1, 1.0 / self.limits.global_per_second))
+        # The bot-wide pace, shared with the handlers' replies (bot/pace.py); evenly spaced (capacity 1)
+        # so no sliding one-second window ever sees a burst.
+        self._global = gate or UrgencyGate(AsyncLimiter(1, 1.0 / self.limits.global_per_second))
         self._chat_last_sent: OrderedDict[int, float] = OrderedDict()  # loop time of each chat's last send
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Future[str]] = set()
@@ -358,7 +361,7 @@ class NotificationSender:
         )
         # Telegram's one-message-a-second-per-chat limit is about messages posted into the chat; edits,
         # deletions and menu updates are not messages, so they only take a bot-wide slot.
-        posts = _posts_message(method)
+        posts = posts_message(method.__api_method__)
         async for attempt in retrying:
             with attempt:
                 if posts:
@@ -367,7 +370,8 @@ class NotificationSender:
                 if posts:
                     self._mark_chat_sent(chat_id)
                 try:
-                    return await self.bot(method)
+                    with already_paced():
+                        return await self.bot(method)
                 except _TRANSIENT as exc:
                     self.stats.transient_errors += 1
                     self.stats.count_error(exc)
@@ -386,8 +390,3 @@ class NotificationSender:
         if "chat_id" in cls.model_fields:
             params["chat_id"] = row["chat_id"]
         return cls(**params)
-
-
-def _posts_message(method: aiogram.methods.TelegramMethod) -> bool:
-    """True for calls that post a new message into a chat (sendMessage, sendPhoto, copyMessage...)."""
-    return method.__api_method__.startswith(("send", "copy", "forward"))

@@ -72,6 +72,12 @@ class UrgencyGate:
             self._busy = False
             self._next()
 
+    async def aclose(self) -> None:
+        """Close what the slots come from, if it holds a connection (bot/pace.py's Redis)."""
+        close = getattr(self._limiter, "close", None)
+        if close is not None:
+            await close()
+
     def _next(self) -> None:
         while not self._busy and self._waiting:
             _priority, _order, turn = heapq.heappop(self._waiting)

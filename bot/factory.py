@@ -9,7 +9,9 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
 
+from bot.delivery_limits import UrgencyGate
 from bot.late_answers import LateCallbackAnswers
+from bot.pace import PacedRequests
 from bot.storage import create_storage
 from bot.throttle import SheddingEventIsolation
 from bot.middlewares import PersonI18nMiddleware, PersonMiddleware
@@ -18,10 +20,15 @@ from onegrid.i18n import DOMAIN, LOCALES_DIR
 from services.context import ServiceContext
 
 
-def create_bot(token: str, *, api_url: str, timeout: float = 30.0) -> Bot:
-    """A Bot talking to `api_url` (the official server, a city's own Bot API server, or the emulator)."""
+def create_bot(token: str, *, api_url: str, timeout: float = 30.0, gate: UrgencyGate | None = None) -> Bot:
+    """A Bot talking to `api_url` (the official server, a city's own Bot API server, or the emulator).
+
+    With `gate` (bot/pace.py) every message a handler posts takes a slot of the bot-wide pace first.
+    """
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")), timeout=timeout)
     session.middleware(LateCallbackAnswers())  # an update handled again answers its press again (bot/late_answers.py)
+    if gate is not None:
+        session.middleware(PacedRequests(gate))
     return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 

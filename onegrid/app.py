@@ -22,7 +22,9 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_api
 from bot.delivery import DeliveryLimits, NotificationSender
+from bot.delivery_limits import UrgencyGate
 from bot.factory import create_bot, create_dispatcher
+from bot.pace import make_gate
 from bot.polling import InboxPolling
 from bot.sandbox import Sandbox, SandboxRefused
 from onegrid.clock import Clock, SystemClock
@@ -57,6 +59,7 @@ class OneGrid:
     bot: Bot | None = None
     dispatcher: Dispatcher | None = None
     sender: NotificationSender | None = None
+    pace: UrgencyGate | None = None
     case_dispatcher: CaseDispatcher | None = None
     api: FastAPI | None = None
     last_tick: datetime | None = None
@@ -178,12 +181,15 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
         app.sandbox = Sandbox(settings, ctx)  # the bot below is pointed at its emulator on start
     if settings.bot_token is not None or app.sandbox is not None:
         token = app.sandbox.token if app.sandbox is not None else settings.bot_token.get_secret_value()
-        app.bot = create_bot(token, api_url=app.sandbox.api_url if app.sandbox else settings.telegram_api_url)
+        # One bot-wide pace for the sender and the handlers' replies; through Redis across processes.
+        app.pace = make_gate(token, settings.delivery_global_per_second, settings.pace_redis_url or settings.redis_url)
+        app.bot = create_bot(token, api_url=app.sandbox.api_url if app.sandbox else settings.telegram_api_url,
+                             gate=app.pace)
         app.dispatcher = create_dispatcher(ctx, default_locale=settings.default_locale,
                                            redis_url=settings.redis_url)
         app.sender = NotificationSender(
             bot=app.bot, sessions=sessions, clock=ctx.clock, data_dir=settings.data_dir,
-            limits=delivery_limits(settings),
+            limits=delivery_limits(settings), gate=app.pace,
         )
         ctx.on_notifications = app.sender.wake
         bot, dispatcher = app.bot, app.dispatcher
@@ -305,6 +311,8 @@ async def stop_background(app: OneGrid) -> None:
         app.scheduler.shutdown(wait=False)
     if app.bot is not None:
         await app.bot.session.close()
+    if app.pace is not None:
+        await app.pace.aclose()
     if app.sandbox is not None:
         await app.sandbox.stop()
     if app.upstream_client is not None:

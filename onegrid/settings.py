@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in DATA_DIR")
     bot_token: SecretStr | None = None
     redis_url: str | None = Field(default=None, description="Conversation state in Redis instead of the store")
+    pace_redis_url: str | None = Field(
+        default=None, description="Share the bot-wide send pace among processes through this Redis (default: redis_url)")
     telegram_api_url: str = OFFICIAL_TELEGRAM_API_URL
     api_host: str = "127.0.0.1"
     api_port: int = 8000
