@@ -129,12 +129,14 @@ class FileStore:
         """Store a photo and its thumbnails; returns the message's `photo` (PhotoSize list)."""
         width, height = _image_size(data)
         sizes: list[dict[str, Any]] = []
+        dims = {}
         for side in _THUMBNAIL_SIDES:
             if side >= max(width, height):
                 break
             scale = side / max(width, height)
-            w, h = max(1, round(width * scale)), max(1, round(height * scale))
-            thumbnail = _thumbnail(data, (w, h))
+            dims[side] = (max(1, round(width * scale)), max(1, round(height * scale)))
+        for side, thumbnail in zip(dims, _thumbnails(data, list(dims.values())), strict=True):
+            w, h = dims[side]
             salt = f"thumb{side}"
             stored = self.add(thumbnail, "photo", width=w, height=h, unique_salt=salt,
                               unique_id=f"{unique_id}_{side}" if unique_id else None)
@@ -165,14 +167,19 @@ def _image_size(data: bytes | None) -> tuple[int, int]:
         return DEFAULT_PHOTO_SIZE
 
 
-def _thumbnail(data: bytes | None, size: tuple[int, int]) -> bytes | None:
-    if data is None or Image is None:
-        return data
+def _thumbnails(data: bytes | None, sizes: list[tuple[int, int]]) -> list[bytes | None]:
+    """JPEG thumbnails of `data` at each size, decoded once (at the largest size a JPEG draft allows)."""
+    if data is None or Image is None or not sizes:
+        return [data] * len(sizes)
     try:
         with Image.open(io.BytesIO(data)) as image:
-            small = image.convert("RGB").resize(size)
-            out = io.BytesIO()
-            small.save(out, format="JPEG", quality=80)
-            return out.getvalue()
-    except Exception:  # noqa: BLE001
-        return data
+            image.draft("RGB", max(sizes))  # a JPEG decodes straight at a fraction of its size
+            rgb = image.convert("RGB")
+        out = []
+        for size in sizes:
+            buf = io.BytesIO()
+            rgb.resize(size, reducing_gap=2.0).save(buf, format="JPEG", quality=80)
+            out.append(buf.getvalue())
+        return out
+    except Exception:  # noqa: BLE001 - unreadable bytes stand for their own thumbnails
+        return [data] * len(sizes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from PIL import Image
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
@@ -195,6 +196,10 @@ async def test_photos_documents_and_captions(emu: BotApiEmulator, bot: Bot, png:
 
     assert (photo.photo[-1].width, photo.photo[-1].height) == (640, 480)
     assert [p.width for p in photo.photo] == sorted(p.width for p in photo.photo)
+    for size in photo.photo[:-1]:  # each thumbnail is a picture of the size it claims
+        got = await bot.download(size.file_id)
+        with Image.open(got) as thumb:
+            assert (thumb.format, thumb.size) == ("JPEG", (size.width, size.height))
     assert photo.caption == "Grid A-7" and photo.caption_entities[0].type == "italic"
     assert again.photo[-1].file_unique_id == photo.photo[-1].file_unique_id
     assert (document.document.file_name, document.document.mime_type) == ("cases.csv", "text/csv")
