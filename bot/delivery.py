@@ -7,7 +7,7 @@ What callers may rely on:
   replies, resident updates, housekeeping). A chat ranks by its most urgent waiting row, so a
   work order queued behind a menu update in the same chat takes that menu update along.
 - Telegram's limits are respected before Telegram has to say so: evenly spaced sends under
-  `global_per_second` per bot (aiolimiter), and at least `chat_interval_s` (groups:
+  `global_per_second` per bot (bot/pace.py, shared with handlers' replies), and at least `chat_interval_s` (groups:
   `group_interval_s`) between two messages posted to one chat (edits are not paced per chat).
   A 429 is waited out for its `retry_after`.
 - Network errors and 5xx are retried a few times at once (tenacity), then rescheduled in the
@@ -40,13 +40,12 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import FSInputFile, Message
-from aiolimiter import AsyncLimiter
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from bot.delivery_limits import DeliveryLimits, DeliveryStats, UrgencyGate, backoff_seconds
-from bot.pace import already_paced, posts_message
+from bot.pace import already_paced, make_gate, posts_message
 from bot.delivery_queue import by_chat, due_rows, limit_per_chat
 from models.tables import Notification, NotificationStatus, Person, Priority
 from onegrid.clock import Clock
@@ -93,7 +92,7 @@ class NotificationSender:
         self.stats = DeliveryStats()
         # The bot-wide pace, shared with the handlers' replies (bot/pace.py); evenly spaced (capacity 1)
         # so no sliding one-second window ever sees a burst.
-        self._global = gate or UrgencyGate(AsyncLimiter(1, 1.0 / self.limits.global_per_second))
+        self._global = gate or make_gate("", self.limits.global_per_second, None)
         self._chat_last_sent: OrderedDict[int, float] = OrderedDict()  # loop time of each chat's last send
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Future[str]] = set()

@@ -6,8 +6,7 @@ import asyncio
 import heapq
 import itertools
 from dataclasses import dataclass, field
-
-from aiolimiter import AsyncLimiter
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,12 @@ def backoff_seconds(attempts: int) -> float:
 class UrgencyGate:
     """The bot-wide pace, taken most urgent first.
 
-    aiolimiter spaces the slots evenly (capacity 1); this gate decides who waits on it next: one caller
+    The slots are evenly spaced (bot/pace.py); this gate decides who waits for the next one: one caller
     at a time, the most urgent (lowest priority number), first come first served within a priority.
     So an urgent message waits for at most one slot behind the housekeeping already in flight.
     """
 
-    def __init__(self, limiter: AsyncLimiter) -> None:
+    def __init__(self, limiter: Any) -> None:  # anything with `async acquire()`: bot/pace.py's slots
         self._limiter = limiter
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()

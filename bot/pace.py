@@ -34,7 +34,6 @@ from typing import Any
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
-from aiolimiter import AsyncLimiter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -57,6 +56,27 @@ return tostring(slot - now)
 """
 
 
+class LocalSlots:
+    """Evenly spaced slots in one process: the same GCRA as `RedisSlots`, on the event loop's clock.
+
+    Each slot is one interval after the previous slot (or now, if that has passed), whenever the caller
+    woke up, so late wake-ups do not add up. aiolimiter's leaky bucket, used before, measures from each
+    wake-up and lost about 2.5 % of the pace (29.1 of 29.8 a second alone, 28.6–28.9 in the sender).
+    The callers come one at a time, through `UrgencyGate`.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self._next = float("-inf")
+
+    async def acquire(self) -> None:
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 class RedisSlots:
     """Evenly spaced slots shared through Redis by every process sending for one bot (see the module)."""
 
@@ -64,7 +84,7 @@ class RedisSlots:
         self.redis = redis
         self.key = "onegrid:pace:" + hashlib.sha256(token.encode()).hexdigest()[:24]
         self.interval_ms = 1000.0 / per_second
-        self.local = AsyncLimiter(1, 1.0 / per_second)
+        self.local = LocalSlots(per_second)
         self._reserve = redis.register_script(_RESERVE)
         self._warned_at = float("-inf")
 
@@ -90,8 +110,7 @@ def make_gate(token: str, per_second: float, redis_url: str | None) -> UrgencyGa
     if redis_url:
         return UrgencyGate(RedisSlots(Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2),
                                       token, per_second))
-    # Evenly spaced (capacity 1) so no sliding one-second window ever sees a burst.
-    return UrgencyGate(AsyncLimiter(1, 1.0 / per_second))
+    return UrgencyGate(LocalSlots(per_second))
 
 
 @contextmanager

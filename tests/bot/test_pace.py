@@ -65,3 +65,12 @@ async def test_without_redis_the_gate_paces_in_process_and_says_so(caplog) -> No
             "the shared send pace in Redis is unreachable (ConnectionError): pacing in this process only"]
     finally:
         await gate.aclose()
+
+
+async def test_in_process_slots_do_not_catch_up_in_a_burst_after_a_quiet_spell() -> None:
+    gate = make_gate(f"321:{uuid.uuid4().hex}", 20.0, None)  # one slot every 50 ms
+    await gate.slot(Priority.REPLY)
+    await asyncio.sleep(0.3)  # six slots' worth of quiet: none of them may be spent at once now
+    started = time.monotonic()
+    await _take([gate], 4)
+    assert time.monotonic() - started >= 0.9 * 3 / 20.0
