@@ -61,7 +61,9 @@ async def accepted_order(world, emulator, db, clock, *, resident_photo: bool = F
 
 
 async def next_reply(worker, emulator, before: int) -> dict:  # noqa: ANN001
-    await emulator.wait_for(lambda: len(worker.inbox) > before, chat_id=worker.id)
+    # A reply goes out at the chat's pace (about one a second) after the ones before it; on a machine busy
+    # with the whole suite that took more than the default 5 s once.
+    await emulator.wait_for(lambda: len(worker.inbox) > before, timeout=15, chat_id=worker.id)
     return worker.inbox[before]
 
 
