@@ -90,8 +90,8 @@ class NotificationSender:
         self._stopping = False
         self.lease = lease
         self.stats = DeliveryStats()
-        # The bot-wide pace, shared with the handlers' replies (bot/pace.py); evenly spaced (capacity 1)
-        # so no sliding one-second window ever sees a burst.
+        # The bot-wide pace, shared with the handlers' replies (bot/pace.py): slots evenly spaced, so no
+        # sliding one-second window ever sees a burst.
         self._global = gate or make_gate("", self.limits.global_per_second, None)
         self._chat_last_sent: OrderedDict[int, float] = OrderedDict()  # loop time of each chat's last send
         self._wake = asyncio.Event()
