@@ -43,6 +43,11 @@ RECEIPT_1 = ("Photo 1 of 3 received.\nSend another photo, or share your location
              "Location → Share My Live Location (preferred), or press the button below.")
 
 
+# A reply goes out at the chat's pace (about one a second) after the ones before it; on a machine busy
+# with the whole suite, a step here took more than the default 5 s now and then.
+REPLY_WAIT = 15.0
+
+
 async def accepted_order(world, emulator, db, clock, *, resident_photo: bool = False):  # noqa: ANN001, ANN201
     """A worker who has accepted a case and pressed Complete; their supervisor."""
     add_worker(db.sessions, clock.now(), WORKER)
@@ -54,16 +59,15 @@ async def accepted_order(world, emulator, db, clock, *, resident_photo: bool = F
     await worker.press(order, button(order, "wo:a:"))
     await answer_to(emulator, WORKER)
     key = "caption" if resident_photo else "text"
-    await emulator.wait_for(lambda: worker.inbox[0][key].startswith("✅ You accepted"))
+    await emulator.wait_for(lambda: worker.inbox[0][key].startswith("✅ You accepted"), timeout=REPLY_WAIT)
     await worker.press(worker.inbox[0], button(worker.inbox[0], "wt:c:"))
-    await emulator.wait_for(lambda: worker.inbox[-1].get("text", "").startswith(f"Case {case.number}: send"))
+    await emulator.wait_for(lambda: worker.inbox[-1].get("text", "").startswith(f"Case {case.number}: send"),
+                            timeout=REPLY_WAIT)
     return worker, boss, case
 
 
 async def next_reply(worker, emulator, before: int) -> dict:  # noqa: ANN001
-    # A reply goes out at the chat's pace (about one a second) after the ones before it; on a machine busy
-    # with the whole suite that took more than the default 5 s once.
-    await emulator.wait_for(lambda: len(worker.inbox) > before, timeout=15, chat_id=worker.id)
+    await emulator.wait_for(lambda: len(worker.inbox) > before, timeout=REPLY_WAIT, chat_id=worker.id)
     return worker.inbox[before]
 
 
@@ -137,9 +141,10 @@ async def test_from_order_to_submitted_proof_takes_at_most_four_interactions(loc
     [order] = await worker.wait_inbox(1)
     since = taps.mark(emulator)
     await worker.press(order, button(order, "wo:a:"))
-    await emulator.wait_for(lambda: button_or_none(worker.inbox[0], "wt:c:"))
+    await emulator.wait_for(lambda: button_or_none(worker.inbox[0], "wt:c:"), timeout=REPLY_WAIT)
     await worker.press(worker.inbox[0], button(worker.inbox[0], "wt:c:"))
-    await emulator.wait_for(lambda: case.number in worker.inbox[-1].get("text", "") and len(worker.inbox) >= 2)
+    await emulator.wait_for(lambda: case.number in worker.inbox[-1].get("text", "") and len(worker.inbox) >= 2,
+                            timeout=REPLY_WAIT)
     before = len(worker.inbox)
     await worker.send_photo(picture(151))
     receipt = await next_reply(worker, emulator, before)
