@@ -221,9 +221,10 @@ class BotApiEmulator:
         return list(self.queue.history)
 
     async def wait_for(
-        self, predicate: Callable[[], Any], timeout: float = 5.0, *, chat_id: int | None = None
+        self, predicate: Callable[[], Any], timeout: float = 15.0, *, chat_id: int | None = None
     ) -> Any:
-        """Wait until `predicate()` is truthy and return its value.
+        """Wait until `predicate()` is truthy and return its value (15 s by default: on a machine busy with a
+        whole test suite a bot's reply has taken more than 5 s; the wait ends as soon as it comes).
 
         Re-checked whenever a request is recorded or an update queued, and at least every
         50 ms for conditions on state outside the emulator. On timeout raises TimeoutError
