@@ -7,7 +7,6 @@ they are read in full; every request's latency goes to the /metrics histogram.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -18,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console, open311, ops, v1, webhook
 from api.deps import REFUSALS, ApiError, error_response, refusal
-from api.metrics import make_registry, observe_request
+from api.metrics import ObserveLatency, make_registry
 from api.routes import open311 as open311_routes
 from services.api_keys import RateLimiter
 from onegrid.logs import is_sane_request_id
@@ -123,14 +122,7 @@ def create_api(app: OneGrid) -> FastAPI:
     registry, latency = make_registry(app)
     api.state.metrics_registry = registry
 
-    @api.middleware("http")
-    async def observe_latency(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        observe_request(latency, request.method, request.scope.get("route"), response.status_code,
-                        time.perf_counter() - started)
-        return response
-
+    api.add_middleware(ObserveLatency, latency=latency)
     body_limits = {"/api/v1/areas/import": settings.api_max_import_bytes,
                    "/api/v1/sync/events/batch": settings.api_max_sync_batch_bytes}
     if app.sandbox is not None:  # photo uploads of the sandbox console
