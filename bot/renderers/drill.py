@@ -38,6 +38,16 @@ def _label_row(session: Session, ctx: ServiceContext, row: Notification) -> None
     row.payload = payload  # a new dict: the JSON column sees the change
 
 
+def _drill_cases(session: Session, ids: set[int]) -> set[int]:
+    """Which of `ids` are drills: from the cases the session holds (the renderer loaded them), else one query."""
+    known = {i: session.identity_map.get(session.identity_key(Case, i)) for i in ids}
+    drills = {i for i, case in known.items() if case is not None and case.drill}
+    missing = [i for i, case in known.items() if case is None]
+    if missing:
+        drills |= set(session.exec(select(Case.id).where(Case.id.in_(missing), Case.drill.is_(True))).all())
+    return drills
+
+
 def labelled(render: Renderer) -> Renderer:
     """`render`, with the drill label added to what it queued about a drill case."""
     def run(session: Session, ctx: ServiceContext, event: Any) -> None:
@@ -49,7 +59,7 @@ def labelled(render: Renderer) -> Renderer:
         ids = {row.case_id or event_case for row in rows} - {None}
         if not ids:
             return
-        drills = set(session.exec(select(Case.id).where(Case.id.in_(ids), Case.drill.is_(True))).all())
+        drills = _drill_cases(session, ids)
         for row in rows:
             if (row.case_id or event_case) in drills:
                 _label_row(session, ctx, row)
