@@ -46,18 +46,10 @@ async def run_idempotent(request: Request, ctx: ServiceContext, principal: Princ
     fp = idempotency.fingerprint(request.method, request.url.path, body)
     try:
         started = await asyncio.to_thread(idempotency.begin, ctx, api_key_id=principal.id, key=key, fingerprint=fp)
-    except idempotency.BadKey:
-        raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters") from None
-    except idempotency.KeyReused:
-        raise ApiError(422, "idempotency_key_reused",
-                       "this Idempotency-Key was used with a different request") from None
-    except idempotency.KeyInFlight:
-        raise ApiError(409, "idempotency_key_in_flight", "a request with this Idempotency-Key is in flight",
-                       {"Retry-After": "1"}) from None
-    expires = f"{ctx.settings.idempotency_ttl_hours * 3600}"
+    except idempotency.IdempotencyError as exc:
+        raise key_refusal(exc) from None
     if isinstance(started, idempotency.Replay):
-        return Response(content=started.body, status_code=started.status_code, media_type=started.content_type,
-                        headers={"Idempotent-Replayed": "true", "Idempotency-Expires": expires})
+        return replayed(ctx, started)
     try:
         try:
             response = await produce()
@@ -74,5 +66,25 @@ async def run_idempotent(request: Request, ctx: ServiceContext, principal: Princ
         await asyncio.to_thread(idempotency.finish, ctx, record_id=started.record_id,
                                 status_code=response.status_code, body=bytes(response.body).decode(),
                                 content_type=response.media_type or "application/json")
-    response.headers["Idempotency-Expires"] = expires
+    return with_expiry(ctx, response)
+
+
+def key_refusal(exc: idempotency.IdempotencyError) -> ApiError:
+    """The answer to a key that cannot be used (400, 422 or 409)."""
+    if isinstance(exc, idempotency.BadKey):
+        return ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    if isinstance(exc, idempotency.KeyReused):
+        return ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+    return ApiError(409, "idempotency_key_in_flight", "a request with this Idempotency-Key is in flight",
+                    {"Retry-After": "1"})
+
+
+def with_expiry(ctx: ServiceContext, response: Response) -> Response:
+    response.headers["Idempotency-Expires"] = f"{ctx.settings.idempotency_ttl_hours * 3600}"
     return response
+
+
+def replayed(ctx: ServiceContext, replay: idempotency.Replay) -> Response:
+    """The stored first answer, marked as a replay."""
+    return with_expiry(ctx, Response(content=replay.body, status_code=replay.status_code,
+                                     media_type=replay.content_type, headers={"Idempotent-Replayed": "true"}))

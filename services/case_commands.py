@@ -9,15 +9,22 @@ is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from models.lifecycle import Action, Actor
-from services import intake, office_actions
+from services import cases, idempotency, intake, office_actions
 from services.api_keys import Principal
 from services.api_views import NotVisible
 from services.case_ending import MergeTargetInvalid
-from services.case_queries import CaseView, case_view, ensure_case_visible
+from services.case_queries import CaseView, case_view, ensure_case_visible, views_of
+from services.cases import CaseError
 from services.context import ServiceContext
+from services.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,72 @@ def intake_event(ctx: ServiceContext, *, principal: Principal, report: intake.Ma
     result = intake.intake_event(ctx, principal=principal, report=report)
     log.info("machine event from %s: %s", getattr(report.source, "value", report.source), result.outcome, extra={"case": result.case.number})
     return CaseOutcome(result.outcome, case_view(ctx, case=result.case))
+
+
+class StorableAnswer(Protocol):
+    """What a route renders and the Idempotency-Key record stores (a Starlette Response is one)."""
+
+    status_code: int
+    body: bytes | memoryview
+    media_type: str | None
+
+
+A = TypeVar("A", bound=StorableAnswer)
+
+
+def intake_event_once(ctx: ServiceContext, *, principal: Principal, report: intake.MachineReport, key: str,
+                      fingerprint: str, answer: Callable[[CaseOutcome | CaseError], A]) -> A | idempotency.Replay:
+    """`intake_event` under an Idempotency-Key, in ONE transaction with the key's record and its stored answer.
+
+    `answer` renders the outcome, or a refusal (a CaseError: UnknownCategory, OutsideGrid, OutsideArea,
+    IntakeInProgress), inside the transaction; what it returns is stored for replays and returned. A key
+    answered before returns its `idempotency.Replay`. Raises BadKey, KeyReused or KeyInFlight (nothing is
+    stored then). Any other error rolls everything back, the key's record too, so a retry runs afresh.
+    """
+    idempotency.check_key(key)
+    now = ctx.clock.now()
+    for attempt in (1, 2, 3):
+        try:
+            with transaction(ctx.sessions) as session:
+                started = idempotency.begin_in(session, ctx, api_key_id=principal.id, key=key, fingerprint=fingerprint)
+                if isinstance(started, idempotency.Replay):
+                    return started
+                grid_code = intake.locate(ctx, report)
+                result = intake.intake_in(session, ctx, principal=principal, report=report, grid_code=grid_code,
+                                          now=now)
+                response = answer(CaseOutcome(result.outcome, views_of(session, [result.case])[0]))
+                _store(session, started, response)
+        except CaseError as exc:  # a refusal: nothing of the event is stored; the refusal is the key's answer
+            return _refused(ctx, principal, key, fingerprint, answer(exc))
+        except IntegrityError:  # a concurrent first use of the key, or delivery of the event, committed first
+            if attempt == 3:
+                raise intake.IntakeInProgress(report.source_ref) from None
+            continue
+        log.info("machine event from %s: %s", report.source.value, result.outcome, extra={"case": result.case.number})
+        if result.outcome == "created":
+            cases.registered(ctx, result.case)  # wakes the dispatcher and the sender
+        return response
+    raise AssertionError("unreachable")
+
+
+def _store(session: Session, started: idempotency.Started, response: StorableAnswer) -> None:
+    idempotency.finish_in(session, record_id=started.record_id, status_code=response.status_code,
+                          body=bytes(response.body).decode(), content_type=response.media_type or "application/json")
+
+
+def _refused(ctx: ServiceContext, principal: Principal, key: str, fingerprint: str, response: A) -> A | idempotency.Replay:
+    """Store a refusal as the key's answer, in a transaction of its own (the refused one rolled back)."""
+    for _ in range(3):
+        try:
+            with transaction(ctx.sessions) as session:
+                started = idempotency.begin_in(session, ctx, api_key_id=principal.id, key=key, fingerprint=fingerprint)
+                if isinstance(started, idempotency.Replay):
+                    return started
+                _store(session, started, response)
+                return response
+        except IntegrityError:
+            continue
+    raise idempotency.KeyInFlight(key)
 
 
 def correct_case(ctx: ServiceContext, *, principal: Principal, case_id: int, description: str | None,

@@ -18,12 +18,14 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from models.api import IdempotencyRecord
 from services.context import ServiceContext
 from services.db import transaction
 
 MAX_KEY_LENGTH = 255
+_TABLE = IdempotencyRecord.__table__
 
 
 class IdempotencyError(Exception):
@@ -61,7 +63,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     # The draft makes the value a structured-field string: printable ASCII.
     if not key or len(key) > MAX_KEY_LENGTH or not all(0x20 <= ord(c) < 0x7F for c in key):
         raise BadKey(key[:40])
@@ -73,49 +75,57 @@ def begin(ctx: ServiceContext, *, api_key_id: int, key: str, fingerprint: str) -
 
     Raises KeyInFlight, KeyReused or BadKey (nothing changes then).
     """
-    _check_key(key)
-    now = ctx.clock.now()
-    settings = ctx.settings
-    expires = now + timedelta(hours=settings.idempotency_ttl_hours)
-    locked = now + timedelta(seconds=settings.idempotency_lock_s)
-    table = IdempotencyRecord.__table__
-    where = (table.c.api_key_id == api_key_id, table.c.idem_key == key)
+    check_key(key)
     for _ in range(3):  # a concurrent first use may win the insert; then read what it wrote
         try:
-            with transaction(ctx.sessions) as session:  # Core throughout: this runs on every unsafe request
-                row = session.execute(sa.select(table).where(*where)).mappings().first()
-                if row is not None and row["expires_at"] <= now:
-                    session.execute(sa.delete(table).where(table.c.id == row["id"]))
-                    row = None
-                if row is None:
-                    record_id = session.execute(sa.insert(table).values(
-                        api_key_id=api_key_id, idem_key=key, fingerprint=fingerprint, state="in_flight",
-                        created_at=now, expires_at=expires, locked_until=locked,
-                    ).returning(table.c.id)).scalar_one()
-                    return Started(record_id)
-                if row["fingerprint"] != fingerprint:
-                    raise KeyReused(key)
-                if row["state"] == "done":
-                    return Replay(row["status_code"], row["response_body"] or "",
-                                  row["content_type"] or "application/json")
-                if row["locked_until"] is not None and row["locked_until"] > now:
-                    raise KeyInFlight(key)
-                # The first request died without an answer: this one takes over.
-                session.execute(sa.update(table).where(table.c.id == row["id"]).values(locked_until=locked))
-                return Started(row["id"])
+            with transaction(ctx.sessions) as session:
+                return begin_in(session, ctx, api_key_id=api_key_id, key=key, fingerprint=fingerprint)
         except IntegrityError:
             continue
     raise KeyInFlight(key)
 
 
+def begin_in(session: Session, ctx: ServiceContext, *, api_key_id: int, key: str, fingerprint: str) -> Started | Replay:
+    """`begin` within the caller's transaction. An IntegrityError means a concurrent first use of the key
+    committed first: roll back and call again (it then replays, or answers KeyInFlight)."""
+    check_key(key)
+    now = ctx.clock.now()
+    settings = ctx.settings
+    expires = now + timedelta(hours=settings.idempotency_ttl_hours)
+    locked = now + timedelta(seconds=settings.idempotency_lock_s)
+    where = (_TABLE.c.api_key_id == api_key_id, _TABLE.c.idem_key == key)
+    # Core throughout: this runs on every unsafe request
+    row = session.execute(sa.select(_TABLE).where(*where)).mappings().first()
+    if row is not None and row["expires_at"] <= now:
+        session.execute(sa.delete(_TABLE).where(_TABLE.c.id == row["id"]))
+        row = None
+    if row is None:
+        record_id = session.execute(sa.insert(_TABLE).values(
+            api_key_id=api_key_id, idem_key=key, fingerprint=fingerprint, state="in_flight",
+            created_at=now, expires_at=expires, locked_until=locked,
+        ).returning(_TABLE.c.id)).scalar_one()
+        return Started(record_id)
+    if row["fingerprint"] != fingerprint:
+        raise KeyReused(key)
+    if row["state"] == "done":
+        return Replay(row["status_code"], row["response_body"] or "", row["content_type"] or "application/json")
+    if row["locked_until"] is not None and row["locked_until"] > now:
+        raise KeyInFlight(key)
+    # The first request died without an answer: this one takes over.
+    session.execute(sa.update(_TABLE).where(_TABLE.c.id == row["id"]).values(locked_until=locked))
+    return Started(row["id"])
+
+
 def finish(ctx: ServiceContext, *, record_id: int, status_code: int, body: str, content_type: str) -> None:
     """Store the response of a started request for replay."""
     with transaction(ctx.sessions) as session:
-        session.execute(
-            sa.update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(
-                state="done", status_code=status_code, response_body=body, content_type=content_type,
-                locked_until=None)
-        )
+        finish_in(session, record_id=record_id, status_code=status_code, body=body, content_type=content_type)
+
+
+def finish_in(session: Session, *, record_id: int, status_code: int, body: str, content_type: str) -> None:
+    """`finish` within the caller's transaction (the answer commits with what it answers)."""
+    session.execute(sa.update(_TABLE).where(_TABLE.c.id == record_id).values(
+        state="done", status_code=status_code, response_body=body, content_type=content_type, locked_until=None))
 
 
 def abandon(ctx: ServiceContext, *, record_id: int) -> None:
@@ -140,7 +150,10 @@ __all__ = [
     "Started",
     "abandon",
     "begin",
+    "begin_in",
+    "check_key",
     "finish",
+    "finish_in",
     "fingerprint",
     "purge_expired",
 ]

@@ -20,6 +20,8 @@ from services.intake_machine import (
     MachineReport,
     OutsideArea,
     intake_event,
+    intake_in,
+    locate,
 )
 from services.intake_open311 import (
     BadAttributes,
@@ -44,6 +46,8 @@ __all__ = [
     "apply_pending_clears",
     "clear_case",
     "intake_event",
+    "intake_in",
+    "locate",
     "intake_rule",
     "ServiceRequest",
     "service_questions",

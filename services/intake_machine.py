@@ -112,6 +112,28 @@ def _record_created(session: Session, claim: IntakeClaim, case: Case, report: Ma
     session.add(claim)
 
 
+def locate(ctx: ServiceContext, report: MachineReport) -> str | None:
+    """The grid of the event's point (None without a grid map). Raises CaseError for a source that is no
+    machine's, OutsideGrid for a point outside every grid; nothing is read from the store."""
+    if report.source not in MACHINE_SOURCES:
+        raise CaseError(f"source must be one of {', '.join(s.value for s in MACHINE_SOURCES)}")
+    grid_code = ctx.grid_map.lookup(report.lon, report.lat) if ctx.grid_map is not None else None
+    if ctx.grid_map is not None and grid_code is None:
+        raise OutsideGrid(f"{report.lat:.6f},{report.lon:.6f}")
+    return grid_code
+
+
+def intake_in(session: Session, ctx: ServiceContext, *, principal: Principal, report: MachineReport,
+              grid_code: str | None, now: datetime) -> IntakeResult:
+    """Open, fold or recognise one machine event within `session` (the caller commits, then calls
+    `cases.registered` for a created case). Raises what `intake_event` raises; an IntegrityError means
+    a concurrent delivery of the same event committed its claim first: roll back and try once more."""
+    result = _claim_or_fold(ctx, session, principal, report, grid_code, now)
+    if result is None:
+        result = IntakeResult(_create(ctx, session, principal, report, grid_code, now), "created")
+    return result
+
+
 def intake_event(ctx: ServiceContext, *, principal: Principal, report: MachineReport) -> IntakeResult:
     """Open, fold or recognise one machine event, in one transaction. See the module docstring.
 
@@ -121,18 +143,12 @@ def intake_event(ctx: ServiceContext, *, principal: Principal, report: MachineRe
     Raises UnknownCategory, OutsideGrid, OutsideArea (the point is outside the key's area) or
     IntakeInProgress; nothing is stored then.
     """
-    if report.source not in MACHINE_SOURCES:
-        raise CaseError(f"source must be one of {', '.join(s.value for s in MACHINE_SOURCES)}")
+    grid_code = locate(ctx, report)
     now = ctx.clock.now()
-    grid_code = ctx.grid_map.lookup(report.lon, report.lat) if ctx.grid_map is not None else None
-    if ctx.grid_map is not None and grid_code is None:
-        raise OutsideGrid(f"{report.lat:.6f},{report.lon:.6f}")
     for attempt in (1, 2):
         try:
             with transaction(ctx.sessions) as session:
-                result = _claim_or_fold(ctx, session, principal, report, grid_code, now)
-                if result is None:
-                    result = IntakeResult(_create(ctx, session, principal, report, grid_code, now), "created")
+                result = intake_in(session, ctx, principal=principal, report=report, grid_code=grid_code, now=now)
         except IntegrityError:  # a concurrent delivery of the same event committed its claim first
             if attempt == 2:
                 raise IntakeInProgress(report.source_ref) from None

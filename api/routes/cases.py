@@ -12,8 +12,16 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import V1_PREFIX, ApiError, CtxDep, IntakeKey, ReadKey, WriteKey, not_found
-from api.idempotent import IDEMPOTENT_RESPONSES, IdempotencyKey, json_answer, run_idempotent
+from api.deps import V1_PREFIX, ApiError, CtxDep, IntakeKey, ReadKey, WriteKey, error_response, not_found
+from api.idempotent import (
+    IDEMPOTENT_RESPONSES,
+    IdempotencyKey,
+    json_answer,
+    key_refusal,
+    replayed,
+    run_idempotent,
+    with_expiry,
+)
 from api.params import AreaQ, CaseId, CategoryQ, Cursor, PageLimit, PhotoId, SourceQ, StatusQ, TimeQ, case_filter
 from api.schemas import (
     CaseActionRequest,
@@ -30,10 +38,10 @@ from api.schemas import (
 from api.views import case_public, case_with_timeline, photo_public
 from models.lifecycle import Action, IllegalTransition, LifecycleError, NoteRequired, RoleNotAllowed
 from models.tables import CaseSource
-from services import case_commands, case_queries, intake
+from services import case_commands, case_queries, idempotency, intake
 from services.case_ending import MergeTargetInvalid
 from services.office_actions import NobodyAvailable
-from services.cases import CaseNotFound, OutsideGrid, StaleCase, UnknownCategory
+from services.cases import CaseError, CaseNotFound, OutsideGrid, StaleCase, UnknownCategory
 
 router = APIRouter(prefix=V1_PREFIX)
 NOT_IN_AREA: dict[int | str, dict[str, str]] = {404: {"description": "No such case in the key's area"}}
@@ -81,21 +89,39 @@ async def intake_case(request: Request, ctx: CtxDep, principal: IntakeKey, body:
         category_code=body.category_code, lat=body.lat, lon=body.lon, description=body.description,
         address=body.address, media_urls=list(body.media_urls), drill=body.drill)
 
-    async def produce() -> Response:
-        try:
-            result = await asyncio.to_thread(case_commands.intake_event, ctx, principal=principal, report=report)
-        except UnknownCategory:
-            raise ApiError(422, "unknown_category", f"unknown or inactive category {body.category_code!r}") from None
-        except OutsideGrid:
-            raise ApiError(422, "outside_grid", "the point lies outside every grid of the map") from None
-        except intake.OutsideArea:
-            raise ApiError(422, "outside_area", "the point lies outside this key's area") from None
-        except intake.IntakeInProgress:
-            raise ApiError(409, "in_flight", "this event is being processed", {"Retry-After": "1"}) from None
-        answer = IntakeAnswer(outcome=result.outcome, case=case_public(result.view, principal))
-        return json_answer(answer, 201 if result.outcome == "created" else 200)
+    def answer(result: case_commands.CaseOutcome | CaseError) -> Response:
+        if isinstance(result, CaseError):
+            return error_response(intake_refusal(result))
+        return json_answer(IntakeAnswer(outcome=result.outcome, case=case_public(result.view, principal)),
+                           201 if result.outcome == "created" else 200)
 
-    return await run_idempotent(request, ctx, principal, idempotency_key, produce)
+    if idempotency_key is None:
+        try:
+            return answer(await asyncio.to_thread(case_commands.intake_event, ctx, principal=principal, report=report))
+        except CaseError as exc:
+            raise intake_refusal(exc) from None
+    # The key's record, the case and the stored answer: one transaction, one thread hop.
+    fp = idempotency.fingerprint(request.method, request.url.path, await request.body())
+    try:
+        answered = await asyncio.to_thread(case_commands.intake_event_once, ctx, principal=principal, report=report,
+                                           key=idempotency_key, fingerprint=fp, answer=answer)
+    except idempotency.IdempotencyError as exc:
+        raise key_refusal(exc) from None
+    if isinstance(answered, idempotency.Replay):
+        return replayed(ctx, answered)
+    return with_expiry(ctx, answered)
+
+
+def intake_refusal(exc: CaseError) -> ApiError:
+    if isinstance(exc, UnknownCategory):
+        return ApiError(422, "unknown_category", f"unknown or inactive category {str(exc)!r}")
+    if isinstance(exc, OutsideGrid):
+        return ApiError(422, "outside_grid", "the point lies outside every grid of the map")
+    if isinstance(exc, intake.OutsideArea):
+        return ApiError(422, "outside_area", "the point lies outside this key's area")
+    if isinstance(exc, intake.IntakeInProgress):
+        return ApiError(409, "in_flight", "this event is being processed", {"Retry-After": "1"})
+    return ApiError(422, "refused", str(exc))
 
 
 @router.get("/cases/{case_id}", tags=["cases"], summary="One case with its timeline", responses=NOT_IN_AREA)

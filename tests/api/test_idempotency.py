@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import func, select
 
 from models.api import IdempotencyRecord
@@ -119,3 +121,38 @@ async def test_an_action_with_a_key_is_applied_once(api) -> None:
                                                                      CaseEvent.action == "dispatch")).one()
         records = s.exec(select(func.count()).select_from(IdempotencyRecord)).one()
     assert n == 1 and records == 1
+
+
+def _break_dispatch_queue(api, broken: bool) -> None:
+    """A store fault in the registering transaction, after the case row: queuing it for dispatch fails."""
+    with api.app.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS queue_fault")
+            if broken:
+                conn.exec_driver_sql("CREATE TRIGGER queue_fault AFTER INSERT ON pending_dispatch "
+                                     "BEGIN INSERT INTO no_such_table VALUES (1); END")
+            return
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS queue_fault ON pending_dispatch")
+        if broken:
+            conn.exec_driver_sql("CREATE OR REPLACE FUNCTION queue_fault() RETURNS trigger LANGUAGE plpgsql AS "
+                                 "$$ BEGIN RAISE EXCEPTION 'store fault'; END $$")
+            conn.exec_driver_sql("CREATE TRIGGER queue_fault AFTER INSERT ON pending_dispatch "
+                                 "FOR EACH ROW EXECUTE FUNCTION queue_fault()")
+
+
+async def test_a_store_fault_mid_intake_leaves_neither_case_nor_key_and_the_retry_opens_it_once(api) -> None:
+    """The key's record, the case and the stored answer commit together: a fault in between keeps none of them,
+    so the client's retry with the same key runs afresh instead of waiting out a lock or replaying nothing."""
+    key = {"Idempotency-Key": "req-fault"}
+    _break_dispatch_queue(api, True)
+    with pytest.raises(DBAPIError):
+        await api.intake("street_a", event="fault-1", headers=key)
+    with api.ctx.sessions() as s:
+        assert s.exec(select(func.count()).select_from(IdempotencyRecord)).one() == 0
+    assert cases_stored(api) == 0
+    _break_dispatch_queue(api, False)
+    retry = await api.intake("street_a", event="fault-1", headers=key)
+    replay = await api.intake("street_a", event="fault-1", headers=key)
+    assert retry.status_code == 201 and "Idempotent-Replayed" not in retry.headers
+    assert replay.json() == retry.json() and replay.headers["Idempotent-Replayed"] == "true"
+    assert cases_stored(api) == 1
