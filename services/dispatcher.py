@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from models.lifecycle import Status
 from models.tables import Case
 from models.work import CaseTask, PendingDispatch
-from services import dispatch, snapshots
+from services import dispatch, snapshots, welfare_calls
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -62,11 +62,19 @@ def _claim(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]
     return sorted((row[0], row[1]) for row in rows)
 
 
-def _dispatch_one(session: Session, ctx: ServiceContext, case_id: int) -> None:
-    case = session.get(Case, case_id)
+def _read_batch(session: Session, case_ids: list[int]) -> tuple[dict[int, Case], set[int]]:
+    """The claimed cases, and which of them have tasks already, in two queries for the whole batch
+    (their welfare checks too: `welfare_calls.check_of` answers from what this reads)."""
+    found = {case.id: case for case in session.exec(select(Case).where(Case.id.in_(case_ids)))}
+    with_tasks = set(session.exec(select(CaseTask.case_id).where(CaseTask.case_id.in_(case_ids)).distinct()))
+    welfare_calls.read_checks(session, case_ids)
+    return found, with_tasks
+
+
+def _dispatch_one(session: Session, ctx: ServiceContext, case: Case | None, has_tasks: bool) -> None:
     if case is None or Status(case.status) is not Status.REGISTERED:
         return  # withdrawn, cancelled or dispatched by hand meanwhile: nothing to offer
-    if session.exec(select(CaseTask.id).where(CaseTask.case_id == case_id).limit(1)).first() is not None:
+    if has_tasks:
         return  # its tasks exist already (dispatched by another path)
     dispatch.dispatch_new_case(session, ctx, case)
 
@@ -80,10 +88,11 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
         claimed = _claim(session, now, limit)
+        found, with_tasks = _read_batch(session, [case_id for case_id, _ in claimed]) if claimed else ({}, set())
         for case_id, attempts in claimed:
             try:
                 with session.begin_nested():
-                    _dispatch_one(session, ctx, case_id)
+                    _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
             except Exception:
                 if attempts + 1 >= MAX_ATTEMPTS:
                     log.exception("case id %s: dispatch failed %s times; left registered for the sweep",

@@ -5,9 +5,10 @@ Data, not wording: the store holds both names; the channel renders the sentence 
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from models.tables import Area, Category, Department
+from services import reference
 
 
 def localized(row: Area | Category | Department | None, locale: str, fallback: str = "") -> str:
@@ -20,4 +21,4 @@ def localized(row: Area | Category | Department | None, locale: str, fallback: s
 
 
 def department_name(session: Session, code: str, locale: str) -> str:
-    return localized(session.exec(select(Department).where(Department.code == code)).first(), locale, code)
+    return localized(reference.department(session, code), locale, code)

@@ -1,4 +1,4 @@
-"""Reference data read once per store revision: categories, intake rules and area chains.
+"""Reference data read once per store revision: categories, departments, intake rules and area chains.
 
 Registering a case reads its category, its intake rule and its grid's chain of areas. These change
 rarely (a map import, a catalogue load, a category edit, a supervisor group bound), so each process
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from models.api import IntakeRule
-from models.tables import Area, Category, MapRevision
+from models.tables import Area, Category, Department, MapRevision
 
 REFERENCE_ROW = 2  # map_revision row 1 is the grid map's own revision (services/area_import.py)
 _REVISION = sa.select(MapRevision.revision).where(MapRevision.id == REFERENCE_ROW)
@@ -36,11 +36,12 @@ class ReferenceCache:
         self.categories: dict[str, Category | None] = {}
         self.rules: dict[str, IntakeRule | None] = {}
         self.areas: dict[str, Area | None] = {}
+        self.departments: dict[str, Department | None] = {}
 
     def sync(self, revision: int) -> None:
         with self.lock:
             if revision != self.revision:
-                self.categories, self.rules, self.areas = {}, {}, {}
+                self.categories, self.rules, self.areas, self.departments = {}, {}, {}, {}
                 self.revision = revision
 
 
@@ -83,6 +84,11 @@ def _lookup(session: Session, kind: str, model: type, column: sa.Column, code: s
 def category(session: Session, code: str) -> Category | None:
     """The category with this code (active or not), or None."""
     return _lookup(session, "categories", Category, Category.__table__.c.code, code)  # type: ignore[return-value]
+
+
+def department(session: Session, code: str) -> Department | None:
+    """The department with this code, or None (a work order names it on every offer)."""
+    return _lookup(session, "departments", Department, Department.__table__.c.code, code)  # type: ignore[return-value]
 
 
 def intake_rule(session: Session, code: str) -> IntakeRule | None:

@@ -20,8 +20,23 @@ ELDER_KIND = "elderly_care"  # the category kind whose alarms a listed device tu
 COMMITTEE = "committee"  # AreaContact.role of the 居委会
 
 
+_KNOWN = "welfare_checks"  # session.info: case id -> its check or None, as read in this session
+
+
 def check_of(session: Session, case_id: int) -> WelfareCheck | None:
-    return session.exec(select(WelfareCheck).where(WelfareCheck.case_id == case_id)).first()
+    """The case's welfare check, or None. Dispatch and the work order's renderers ask several times per case:
+    the answer is remembered for the session (a check is only ever added by `open_for_alarm`, which updates it)."""
+    known = session.info.setdefault(_KNOWN, {})
+    if case_id not in known:
+        known[case_id] = session.exec(select(WelfareCheck).where(WelfareCheck.case_id == case_id)).first()
+    return known[case_id]
+
+
+def read_checks(session: Session, case_ids: list[int]) -> None:
+    """Read the checks of many cases in one query (the dispatcher's batch), for `check_of` to answer from."""
+    known = session.info.setdefault(_KNOWN, {})
+    found = {c.case_id: c for c in session.exec(select(WelfareCheck).where(WelfareCheck.case_id.in_(case_ids)))}
+    known.update({case_id: found.get(case_id) for case_id in case_ids})
 
 
 def open_for_alarm(session: Session, case: Case, category: Category, device_id: str) -> WelfareCheck | None:
@@ -35,6 +50,7 @@ def open_for_alarm(session: Session, case: Case, category: Category, device_id: 
     check = WelfareCheck(case_id=case.id, elder_id=elder.id, device_id=device.device_id, created_at=case.created_at)
     session.add(check)
     session.flush()
+    session.info.setdefault(_KNOWN, {})[case.id] = check
     return check
 
 
