@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from models.api import Scope
-from services.api_keys import Principal, authenticate
+from services.api_keys import Principal, authenticate, recently_authenticated
 from services.api_views import BadCursor, BadFilter, NotVisible
 from services.context import ServiceContext
 
@@ -59,7 +59,7 @@ bearer = HTTPBearer(
 async def principal_for(request: Request, ctx: ServiceContext, token: str | None) -> Principal:
     if not token:
         raise ApiError(401, "unauthenticated", "an API key is required", {"WWW-Authenticate": "Bearer"})
-    principal = await asyncio.to_thread(authenticate, ctx, token=token)
+    principal = recently_authenticated(ctx, token=token) or await asyncio.to_thread(authenticate, ctx, token=token)
     if principal is None:
         raise ApiError(401, "unauthenticated", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
     retry_after = request.app.state.rate_limiter.check(principal.id, principal.rate_per_minute, ctx.clock.now())

@@ -349,8 +349,8 @@ def serve() -> None:
 
 
 def _loop_factory():  # noqa: ANN202
-    """uvloop's event loop where it is installed (it is a dependency on Linux and macOS): about a third
-    less CPU per API request than asyncio's own loop; asyncio's loop elsewhere."""
+    """uvloop's event loop where it is installed (a dependency except on Windows): less CPU per API request
+    than asyncio's own loop (docs/BENCHMARKS.md); asyncio's loop elsewhere."""
     try:
         import uvloop
     except ImportError:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -31,6 +32,9 @@ TOKEN_PREFIX = "og"
 ACTING_ROLES = (Role.DISPATCHER.value, Role.SUPERVISOR.value)
 # Writing last_used_at on every request would turn each read into a write; once a minute is enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+# How long a checked token is taken on trust without reading its key again: a revocation in this process
+# takes effect at once (`revoke_key` forgets them all), one made by another process within this time.
+RECHECK_AFTER = timedelta(seconds=5)
 
 
 class ApiKeyError(ValueError):
@@ -108,8 +112,43 @@ def create_key(
     return row, f"{TOKEN_PREFIX}_{key_id}_{secret}"
 
 
+class _Checked:
+    """Tokens checked lately, per store (keyed by the session factory), by their SHA-256: never the token."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_store: WeakKeyDictionary[object, dict[str, tuple[Principal, datetime]]] = WeakKeyDictionary()
+
+    def get(self, ctx: ServiceContext, digest: str) -> Principal | None:
+        with self.lock:
+            hit = self.by_store.get(ctx.sessions, {}).get(digest)
+        return hit[0] if hit is not None and ctx.clock.now() - hit[1] < RECHECK_AFTER else None
+
+    def put(self, ctx: ServiceContext, digest: str, principal: Principal) -> None:
+        with self.lock:
+            self.by_store.setdefault(ctx.sessions, {})[digest] = (principal, ctx.clock.now())
+
+    def forget(self, ctx: ServiceContext) -> None:
+        with self.lock:
+            self.by_store.pop(ctx.sessions, None)
+
+
+_CHECKED = _Checked()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def recently_authenticated(ctx: ServiceContext, *, token: str) -> Principal | None:
+    """The principal of a token `authenticate` accepted less than RECHECK_AFTER ago, without reading the
+    store (so a request needs no thread or transaction for it); None: call `authenticate`."""
+    return _CHECKED.get(ctx, _digest(token))
+
+
 def revoke_key(ctx: ServiceContext, *, key_id: str) -> ApiKey:
     """Revoke a key from now on (requests with it get 401). Raises ApiKeyError for an unknown key."""
+    _CHECKED.forget(ctx)
     with transaction(ctx.sessions) as session:
         row = session.exec(select(ApiKey).where(ApiKey.key_id == key_id)).first()
         if row is None:
@@ -117,6 +156,7 @@ def revoke_key(ctx: ServiceContext, *, key_id: str) -> ApiKey:
         if row.revoked_at is None:
             row.revoked_at = ctx.clock.now()
             session.add(row)
+    _CHECKED.forget(ctx)  # again: a request between the first forget and the commit may have remembered it
     return row
 
 
@@ -143,6 +183,7 @@ def authenticate(ctx: ServiceContext, *, token: str) -> Principal | None:
         if row.last_used_at is None or now - row.last_used_at >= _LAST_USED_RESOLUTION:
             session.execute(sa.update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
             session.commit()
+    _CHECKED.put(ctx, _digest(token), principal)
     return principal
 
 

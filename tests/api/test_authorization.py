@@ -195,6 +195,23 @@ async def test_a_revoked_key_is_refused(api) -> None:
     assert forged.status_code == 401
 
 
+async def test_a_key_revoked_by_another_process_is_refused_within_the_recheck_time(api) -> None:
+    """A checked token is trusted for RECHECK_AFTER without a read of its key; a revocation made elsewhere
+    (another process: its own sessions on the same store) holds once that time has passed."""
+    from dataclasses import replace
+
+    from services.api_keys import RECHECK_AFTER, revoke_key
+    from services.db import make_session_factory
+
+    key_id = api.tokens["street_a"].split("_")[1]
+    assert (await api.client.get("/api/v1/me", headers=api.auth("street_a"))).status_code == 200
+    revoke_key(replace(api.ctx, sessions=make_session_factory(api.app.engine)), key_id=key_id)
+    assert (await api.client.get("/api/v1/me", headers=api.auth("street_a"))).status_code == 200
+    api.clock.advance(seconds=RECHECK_AFTER.total_seconds())
+    r = await api.client.get("/api/v1/me", headers=api.auth("street_a"))
+    assert r.status_code == 401 and r.json()["code"] == "unauthenticated"
+
+
 async def test_personal_data_is_masked_without_the_pii_scope(api) -> None:
     from models.lifecycle import Actor, Role
     from models.tables import CaseSource, Person
