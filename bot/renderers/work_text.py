@@ -90,7 +90,8 @@ def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
         masked = mask_text(case.description)
         shown = masked[:DESCRIPTION_MAX] if description_max is None else shorten(masked, description_max)
         lines.append(_("Description: {description}").format(description=html.escape(shown)))
-    for question, answer in case_answers(session, case.id):  # answers to the category's questions (Open311)
+    # Answers to the category's questions: only a resident's report through an Open311 client has them.
+    for question, answer in case_answers(session, case.id) if case.source == CaseSource.RESIDENT else ():
         lines.append(f"{html.escape(question)}: {html.escape(mask_text(answer))}")
     lines.append(_("Accept by: {accept} · Handle by: {handle}").format(
         accept=local_time(case.accept_due_at, ctx.timezone), handle=local_time(case.handle_due_at, ctx.timezone)))
