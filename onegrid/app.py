@@ -323,9 +323,10 @@ async def stop_background(app: OneGrid) -> None:
 
 async def serve(app: OneGrid) -> None:
     """Run the API, the scheduler and (when a token is set) the bot and its sender until stopped."""
-    # log_config=None: uvicorn's loggers go through the one formatter of onegrid/logs.py.
+    # log_config=None: uvicorn's loggers go through the one formatter of onegrid/logs.py. Their level is the
+    # setting's too: uvicorn sets its own loggers' level, so "info" here logged every request at WARNING.
     server = uvicorn.Server(uvicorn.Config(app.api, host=app.settings.api_host, port=app.settings.api_port,
-                                           log_level="info", log_config=None))
+                                           log_level=app.settings.log_level.lower(), log_config=None))
     metrics_server = start_metrics_server(app)
     if app.sandbox is not None:
         app.sandbox.shutting_down = lambda: server.should_exit  # so live console streams let a stop through

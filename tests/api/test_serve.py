@@ -68,3 +68,29 @@ def test_setup_then_serve_answers_health(env, tmp_path) -> None:
     assert proc.returncode == 0, output
     assert "ONEGRID_BOT_TOKEN" in output  # the log says how to turn the bot on
     assert (tmp_path / "var" / "onegrid.sqlite3").exists()
+
+
+@pytest.mark.slow
+def test_serve_at_log_level_warning_logs_no_request_lines(env, tmp_path) -> None:
+    """An operator who sets ONEGRID_LOG_LEVEL=WARNING gets no access line per request (uvicorn's own
+    loggers follow the setting), while INFO, the default, logs each request."""
+    migrate = subprocess.run([*CMD, "migrate"], env=env, capture_output=True, text=True, timeout=120)
+    assert migrate.returncode == 0, migrate.stderr
+    outputs = {}
+    for level in ("WARNING", "INFO"):
+        proc = subprocess.Popen([*CMD, "serve"], env={**env, "ONEGRID_LOG_LEVEL": level},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{env['ONEGRID_API_PORT']}/health"
+        try:
+            deadline, answered = time.monotonic() + 60, 0
+            while time.monotonic() < deadline and proc.poll() is None and answered < 3:
+                try:
+                    answered += httpx.get(url, timeout=2).status_code in (200, 503)
+                except httpx.TransportError:
+                    time.sleep(0.2)  # polling a starting process, not waiting for time to pass
+            assert answered == 3
+        finally:
+            proc.send_signal(signal.SIGINT)
+            outputs[level], _ = proc.communicate(timeout=30)
+    assert "GET /health" not in outputs["WARNING"], outputs["WARNING"][-2000:]
+    assert "GET /health" in outputs["INFO"], outputs["INFO"][-2000:]
