@@ -107,6 +107,8 @@ async def intake_case(request: Request, ctx: CtxDep, principal: IntakeKey, body:
                                            key=idempotency_key, fingerprint=fp, answer=answer)
     except idempotency.IdempotencyError as exc:
         raise key_refusal(exc) from None
+    except CaseError as exc:  # IntakeInProgress: the event kept losing a race; nothing stored, so retry
+        raise intake_refusal(exc) from None
     if isinstance(answered, idempotency.Replay):
         return replayed(ctx, answered)
     return with_expiry(ctx, answered)
