@@ -9,9 +9,9 @@ What callers may rely on:
   dispatcher runs next (after a restart, or another process) takes it.
 - No case is dispatched twice: the claim is a DELETE ... RETURNING, with `FOR UPDATE SKIP LOCKED`
   on PostgreSQL, so two processes on one store take disjoint batches; SQLite serialises writers.
-- One bad case never blocks the rest: its dispatch runs in a savepoint; on an error the row goes
-  back with a growing `not_before`, and after `MAX_ATTEMPTS` it is left registered for the
-  supervisors' sweep (logged).
+- One bad case never blocks the rest: a batch runs under one savepoint; when any case fails, the
+  batch runs again case by case, each in a savepoint of its own; the failing row goes back with a
+  growing `not_before`, and after `MAX_ATTEMPTS` it is left registered for the supervisors' sweep (logged).
 - `CaseDispatcher` is the loop `onegrid serve` runs: woken right after each registering commit,
   polling only as a fallback. Until it is started (the CLI, tests, a script), `wake` dispatches
   inline, right after the commit, so a case registered anywhere is offered at once.
@@ -89,22 +89,35 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
     with transaction(ctx.sessions) as session:
         claimed = _claim(session, now, limit)
         found, with_tasks = _read_batch(session, [case_id for case_id, _ in claimed]) if claimed else ({}, set())
-        for case_id, attempts in claimed:
-            try:
-                with session.begin_nested():
+        try:
+            with session.begin_nested():  # the whole batch under one savepoint, not one per case
+                for case_id, _ in claimed:
                     _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
-            except Exception:
-                if attempts + 1 >= MAX_ATTEMPTS:
-                    log.exception("case id %s: dispatch failed %s times; left registered for the sweep",
-                                  case_id, attempts + 1)
-                    continue
-                log.exception("case id %s: dispatch failed; will retry", case_id)
-                session.execute(sa.insert(TABLE).values(
-                    case_id=case_id, queued_at=now, attempts=attempts + 1,
-                    not_before=now + timedelta(seconds=2 ** attempts)))
+        except Exception:  # noqa: BLE001 - some case failed: the batch again, case by case, each on its own
+            log.debug("dispatcher: a batch of %s failed; dispatching its cases one by one", len(claimed))
+            _one_by_one(session, ctx, claimed, found, with_tasks, now)
     if claimed:
         ctx.on_notifications()  # after the commit: the work orders it queued go out at once
     return len(claimed)
+
+
+def _one_by_one(session: Session, ctx: ServiceContext, claimed: list[tuple[int, int]], found: dict[int, Case],
+                with_tasks: set[int], now: datetime) -> None:
+    """Each case in a savepoint of its own: a failing one goes back to the queue with a growing
+    `not_before` (or, after MAX_ATTEMPTS, is left registered for the sweep); the others are offered."""
+    for case_id, attempts in claimed:
+        try:
+            with session.begin_nested():
+                _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
+        except Exception:
+            if attempts + 1 >= MAX_ATTEMPTS:
+                log.exception("case id %s: dispatch failed %s times; left registered for the sweep",
+                              case_id, attempts + 1)
+                continue
+            log.exception("case id %s: dispatch failed; will retry", case_id)
+            session.execute(sa.insert(TABLE).values(
+                case_id=case_id, queued_at=now, attempts=attempts + 1,
+                not_before=now + timedelta(seconds=2 ** attempts)))
 
 
 def queued(ctx: ServiceContext) -> int:
