@@ -68,6 +68,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         def _sqlite_checkin(dbapi_conn, _record):  # noqa: ANN001
             turn.give_back(dbapi_conn)  # a connection returned without commit or rollback never keeps the turn
 
+        @sa.event.listens_for(engine.pool, "invalidate")
+        def _sqlite_invalidated(dbapi_conn, _record, _exc):  # noqa: ANN001
+            turn.give_back(dbapi_conn)  # nor does one thrown away after an error
+
         return engine
     return sa.create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10,
                             max_overflow=10)
