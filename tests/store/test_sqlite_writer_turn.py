@@ -10,18 +10,22 @@ import sqlalchemy as sa
 from services.db import make_engine
 
 
+def _start(engine: sa.Engine, query: str, into: list[int]) -> threading.Thread:
+    """A thread running `query` in a transaction of its own, its result appended to `into`."""
+    def work() -> None:
+        with engine.begin() as conn:
+            into.append(conn.execute(sa.text(query)).scalar_one())
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
 def _in_another_thread(engine: sa.Engine) -> list[int]:
     """A transaction in another thread; its result, or nothing if it could not start within 10 s (its wait
     for the turn is 30 s, so an empty list means the turn was never given back)."""
     result: list[int] = []
-
-    def work() -> None:
-        with engine.begin() as conn:
-            result.append(conn.execute(sa.text("SELECT 1")).scalar_one())
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    thread.join(timeout=10)
+    _start(engine, "SELECT 1", result).join(timeout=10)
     return result
 
 
@@ -57,13 +61,7 @@ def test_a_second_writer_waits_for_the_first_and_sees_its_commit(tmp_path) -> No
     first = engine.connect()
     tx = first.begin()
     first.execute(sa.text("INSERT INTO t VALUES (1)"))
-
-    def second() -> None:
-        with engine.begin() as conn:
-            seen.append(conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one())
-
-    thread = threading.Thread(target=second, daemon=True)
-    thread.start()
+    thread = _start(engine, "SELECT count(*) FROM t", seen)
     thread.join(timeout=0.2)
     assert thread.is_alive() and seen == []  # it waits for its turn while the first is open
     tx.commit()
