@@ -127,7 +127,7 @@ def intake_in(session: Session, ctx: ServiceContext, *, principal: Principal, re
               grid_code: str | None, now: datetime) -> IntakeResult:
     """Open, fold or recognise one machine event within `session` (the caller commits, then calls
     `cases.registered` for a created case). Raises what `intake_event` raises; an IntegrityError means
-    a concurrent delivery of the same event committed its claim first: roll back and try once more."""
+    a concurrent delivery of the same event committed its claim first: roll back and try again."""
     result = _claim_or_fold(ctx, session, principal, report, grid_code, now)
     if result is None:
         result = IntakeResult(_create(ctx, session, principal, report, grid_code, now), "created")

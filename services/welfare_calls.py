@@ -20,13 +20,23 @@ ELDER_KIND = "elderly_care"  # the category kind whose alarms a listed device tu
 COMMITTEE = "committee"  # AreaContact.role of the 居委会
 
 
-_KNOWN = "welfare_checks"  # session.info: case id -> its check or None, as read in this session
+_KNOWN = "welfare_checks"  # session.info: (transaction, {case id: its check or None}) as read in it
+
+
+def _known(session: Session) -> dict[int, WelfareCheck | None]:
+    """What this transaction of `session` has read of welfare checks (a new transaction starts empty)."""
+    tx = session.get_transaction()
+    held = session.info.get(_KNOWN)
+    if held is None or held[0] is not tx:
+        held = session.info[_KNOWN] = (tx, {})
+    return held[1]
 
 
 def check_of(session: Session, case_id: int) -> WelfareCheck | None:
     """The case's welfare check, or None. Dispatch and the work order's renderers ask several times per case:
-    the answer is remembered for the session (a check is only ever added by `open_for_alarm`, which updates it)."""
-    known = session.info.setdefault(_KNOWN, {})
+    the answer is remembered for the transaction (a check is only ever added by `open_for_alarm`, which
+    updates it)."""
+    known = _known(session)
     if case_id not in known:
         known[case_id] = session.exec(select(WelfareCheck).where(WelfareCheck.case_id == case_id)).first()
     return known[case_id]
@@ -34,7 +44,7 @@ def check_of(session: Session, case_id: int) -> WelfareCheck | None:
 
 def read_checks(session: Session, case_ids: list[int]) -> None:
     """Read the checks of many cases in one query (the dispatcher's batch), for `check_of` to answer from."""
-    known = session.info.setdefault(_KNOWN, {})
+    known = _known(session)
     found = {c.case_id: c for c in session.exec(select(WelfareCheck).where(WelfareCheck.case_id.in_(case_ids)))}
     known.update({case_id: found.get(case_id) for case_id in case_ids})
 
@@ -50,7 +60,7 @@ def open_for_alarm(session: Session, case: Case, category: Category, device_id: 
     check = WelfareCheck(case_id=case.id, elder_id=elder.id, device_id=device.device_id, created_at=case.created_at)
     session.add(check)
     session.flush()
-    session.info.setdefault(_KNOWN, {})[case.id] = check
+    _known(session)[case.id] = check
     return check
 
 
