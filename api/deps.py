@@ -38,11 +38,12 @@ def not_found(what: str = "not found") -> ApiError:
     return ApiError(404, "not_found", what)
 
 
-def get_onegrid(request: Request) -> OneGrid:
+# Async though they never wait: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
+async def get_onegrid(request: Request) -> OneGrid:
     return request.app.state.onegrid
 
 
-def get_ctx(request: Request) -> ServiceContext:
+async def get_ctx(request: Request) -> ServiceContext:
     return request.app.state.onegrid.ctx
 
 

@@ -36,7 +36,7 @@ from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
-from services import reference, welfare_calls
+from services import batch_reads, reference, welfare_calls
 from services.areas import supervisor_group
 from services.context import ServiceContext
 from services.dispatch_pool import find_workers, handed_back_by, parent_code, supervises, supervisors_of
@@ -63,6 +63,7 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
     ]
     session.add_all(tasks)
     session.flush()
+    batch_reads.note_tasks(session, case.id, tasks)
     remaining, finder = tasks, None
     if case.source == CaseSource.PATROL:
         patrol = session.get(PatrolReport, case.id)
@@ -83,6 +84,7 @@ def _offer_welfare_check(session: Session, ctx: ServiceContext, case: Case, cate
                     status=initial(TASKS, TaskStatus.WAITING), created_at=now, updated_at=now)
     session.add(task)
     session.flush()
+    batch_reads.note_tasks(session, case.id, [task])
     if offer_task(session, ctx, case, task, new_task=True):
         ensure_dispatched(session, ctx, case, offered=True)
 
@@ -109,12 +111,8 @@ def offer_task(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     limit = max(1, ctx.settings.dispatch_offer_limit)
     on_call = welfare_calls.on_call_for(session, ctx, case, exclude=exclude)  # None: not a welfare check
     workers = on_call if on_call is not None else find_workers(
-        session, area_code=case.grid_code, department_code=task.department_code, exclude=exclude, limit=limit)
-    if not workers and on_call is None:
-        parent = parent_code(session, case.grid_code)
-        if parent is not None:
-            workers = find_workers(session, area_code=parent, department_code=task.department_code,
-                                   exclude=exclude, limit=limit)
+        session, area_code=case.grid_code, department_code=task.department_code, exclude=exclude, limit=limit,
+        then=parent_code(session, case.grid_code))
     now = ctx.clock.now()
     task.updated_at = now
     task.version += 1

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from sqlmodel import Session, func, select
 
 from models.lifecycle import OPEN, Role
-from models.tables import Area, Case, Person, reachable
+from models.tables import Case, Person, reachable
 from models.patrol import PatrolReport
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from services import reference
@@ -19,15 +19,17 @@ from services.areas import area_chain
 
 
 def find_workers(session: Session, *, area_code: str, department_code: str, exclude: Iterable[int] = (),
-                 limit: int | None = None) -> list[Person]:
+                 limit: int | None = None, then: str | None = None) -> list[Person]:
     """On-duty, active, reachable workers of `department_code` in `area_code`, least loaded first.
 
-    Load is open orders held, then open offers; ties go to the longest-serving (lowest id).
+    `then`: the area whose workers are taken when `area_code` has none (a grid's street pool), read
+    in the same query. Load is open orders held, then open offers; ties go to the longest-serving (lowest id).
     """
     excluded = set(exclude)
+    areas = [area_code] if then is None or then == area_code else [area_code, then]
     rows = session.exec(
         select(Person).where(
-            Person.area_code == area_code,
+            Person.area_code.in_(areas),
             Person.department_code == department_code,
             Person.on_duty.is_(True),
             Person.active.is_(True),
@@ -36,7 +38,8 @@ def find_workers(session: Session, *, area_code: str, department_code: str, excl
             Person.blocked_bot_at.is_(None),
         )
     ).all()
-    workers = [p for p in rows if p.has_role(Role.WORKER) and p.id not in excluded]
+    eligible = [p for p in rows if p.has_role(Role.WORKER) and p.id not in excluded]
+    workers = [p for p in eligible if p.area_code == areas[0]] or [p for p in eligible if p.area_code != areas[0]]
     if len(workers) <= 1:
         return workers  # nothing to rank: the load counts below would not change the answer
     ids = [w.id for w in workers]

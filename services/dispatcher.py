@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from models.lifecycle import Status
 from models.tables import Case
 from models.work import CaseTask, PendingDispatch
-from services import dispatch, snapshots, welfare_calls
+from services import batch_reads, dispatch, snapshots, welfare_calls
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -64,10 +64,12 @@ def _claim(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]
 
 def _read_batch(session: Session, case_ids: list[int]) -> tuple[dict[int, Case], set[int]]:
     """The claimed cases, and which of them have tasks already, in two queries for the whole batch
-    (their welfare checks too: `welfare_calls.check_of` answers from what this reads)."""
+    (their welfare checks and report photos too: `welfare_calls.check_of` and the work orders'
+    `batch_reads` answer from what this reads)."""
     found = {case.id: case for case in session.exec(select(Case).where(Case.id.in_(case_ids)))}
     with_tasks = set(session.exec(select(CaseTask.case_id).where(CaseTask.case_id.in_(case_ids)).distinct()))
     welfare_calls.read_checks(session, case_ids)
+    batch_reads.read_batch(session, case_ids, without_tasks=set(case_ids) - with_tasks)
     return found, with_tasks
 
 

@@ -154,12 +154,9 @@ def _offer(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, *,
     returned = handed_back_by(session, task.id)
     workers: list[Person] = []
     for skip in (exclude | returned, returned):
-        for area in (case.grid_code, parent_code(session, case.grid_code)):
-            if area is not None and not workers:
-                workers = find_workers(session, area_code=area, department_code=task.department_code,
-                                       exclude=skip, limit=limit)
-        if workers:
-            break
+        if case.grid_code is not None and not workers:
+            workers = find_workers(session, area_code=case.grid_code, department_code=task.department_code,
+                                   exclude=skip, limit=limit, then=parent_code(session, case.grid_code))
     if not workers:
         return False
     task.status = TASKS.step(TaskStatus(task.status), TaskAction.OFFER)

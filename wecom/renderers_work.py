@@ -6,7 +6,7 @@ them (services/notify.py). Wording: the Telegram msgids, plain text; buttons: we
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from models.events.work import (
     CompletionStarted,
@@ -23,9 +23,10 @@ from models.events.work import (
     ProofSubmitted,
     RetractReason,
 )
-from models.tables import Case, Person, Photo
+from models.tables import Case, Person
 from models.work import CaseTask
 from onegrid.i18n import N_, gettext_for
+from services import batch_reads
 from services.bus import EventTable
 from services.context import ServiceContext
 from services.names import department_name
@@ -52,9 +53,7 @@ def _person(session: Session, person_id: int | None) -> Person | None:
 
 def report_photo_path(session: Session, ctx: ServiceContext, case: Case) -> str | None:
     """The reporter's first photo whose cleaned copy is on disk (only that copy is ever sent on)."""
-    photos = session.exec(select(Photo).where(Photo.case_id == case.id, Photo.purpose == "report")
-                          .order_by(Photo.id)).all()
-    return next((p.path for p in photos if (ctx.settings.data_dir / p.path).is_file()), None)
+    return next((p.path for p in batch_reads.report_photos(session, case.id) if (ctx.settings.data_dir / p.path).is_file()), None)
 
 
 def tell(session: Session, ctx: ServiceContext, person: Person, text: str, *, case_id: int | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.renderers.work_text import (
     NO_PREVIEW,
@@ -23,7 +23,7 @@ from models.events.work import DispatchEscalated, DutyChanged, OfferMade, OrderA
 from models.tables import Case, Notification, Person, Photo
 from models.work import CaseTask, EscalationReason, WorkOffer
 from onegrid.i18n import gettext_for
-from services import welfare_calls
+from services import batch_reads, welfare_calls
 from services.areas import supervisor_group
 from services.bus import EventTable
 from services.context import ServiceContext
@@ -63,10 +63,7 @@ def offer_made(session: Session, ctx: ServiceContext, event: OfferMade) -> None:
 
 def report_photo(session: Session, ctx: ServiceContext, case: Case) -> Photo | None:
     """The reporter's first photo whose cleaned copy is on disk (only that copy is ever sent on)."""
-    photos = session.exec(
-        select(Photo).where(Photo.case_id == case.id, Photo.purpose == "report").order_by(Photo.id)
-    ).all()
-    for photo in photos:
+    for photo in batch_reads.report_photos(session, case.id):
         if (ctx.settings.data_dir / photo.path).is_file():
             return photo
     return None

@@ -8,7 +8,7 @@ from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.renderers.field_text import snapshot_link_line
 from bot.renderers.alarms_text import welfare_lines
@@ -17,7 +17,7 @@ from bot.worker_ui import Gettext
 from models.tables import Case, CaseSource, Person
 from models.work import CaseTask
 from onegrid.i18n import gettext_for
-from services import reference
+from services import batch_reads, reference
 from services.context import ServiceContext
 from services.notify import enqueue_text
 from services.names import department_name, localized
@@ -69,10 +69,7 @@ def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask
     characters.
     """
     _ = gettext_for(locale)
-    others = session.exec(
-        select(CaseTask.department_code).where(CaseTask.case_id == case.id, CaseTask.id != task.id)
-        .order_by(CaseTask.id)
-    ).all()
+    others = batch_reads.other_departments(session, case.id, task.id)
     lines = [
         header,
         _("Category: {category}").format(category=html.escape(category_name(session, case.category_code, locale))),
