@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -102,6 +103,17 @@ class _WriterTurn:
         if self.holder == id(dbapi_conn):
             self.holder = None
             self.lock.release()
+
+
+def insert_unless_exists(session: Session, table: sa.Table, values: dict, *, unique: list[str],
+                         returning: sa.Column) -> object | None:
+    """INSERT `values` into `table` unless a row with the same `unique` columns exists (ON CONFLICT DO
+    NOTHING, on SQLite and PostgreSQL alike); the new row's `returning` value, or None when it existed."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=unique).returning(returning)
+    # RETURNING yields the row only when it was inserted; rowcount is not reliable here on psycopg.
+    row = session.execute(stmt).first()
+    return row[0] if row is not None else None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from models.api import IdempotencyRecord
 from services.context import ServiceContext
-from services.db import transaction
+from services.db import insert_unless_exists, transaction
 
 MAX_KEY_LENGTH = 255
 _TABLE = IdempotencyRecord.__table__
@@ -94,17 +94,19 @@ def begin_in(session: Session, ctx: ServiceContext, *, api_key_id: int, key: str
     expires = now + timedelta(hours=settings.idempotency_ttl_hours)
     locked = now + timedelta(seconds=settings.idempotency_lock_s)
     where = (_TABLE.c.api_key_id == api_key_id, _TABLE.c.idem_key == key)
-    # Core throughout: this runs on every unsafe request
-    row = session.execute(sa.select(_TABLE).where(*where)).mappings().first()
-    if row is not None and row["expires_at"] <= now:
-        session.execute(sa.delete(_TABLE).where(_TABLE.c.id == row["id"]))
-        row = None
-    if row is None:
-        record_id = session.execute(sa.insert(_TABLE).values(
-            api_key_id=api_key_id, idem_key=key, fingerprint=fingerprint, state="in_flight",
-            created_at=now, expires_at=expires, locked_until=locked,
-        ).returning(_TABLE.c.id)).scalar_one()
+    # Core throughout: this runs on every unsafe request. A new key (the usual case) is one INSERT.
+    values = dict(api_key_id=api_key_id, idem_key=key, fingerprint=fingerprint, state="in_flight",
+                  created_at=now, expires_at=expires, locked_until=locked)
+    record_id = insert_unless_exists(session, _TABLE, values, unique=["api_key_id", "idem_key"],
+                                     returning=_TABLE.c.id)
+    if record_id is not None:
         return Started(record_id)
+    row = session.execute(sa.select(_TABLE).where(*where)).mappings().first()
+    if row is None:  # removed between the two statements (an expiry sweep): ours to start
+        return begin_in(session, ctx, api_key_id=api_key_id, key=key, fingerprint=fingerprint)
+    if row["expires_at"] <= now:
+        session.execute(sa.delete(_TABLE).where(_TABLE.c.id == row["id"]))
+        return Started(session.execute(sa.insert(_TABLE).values(**values).returning(_TABLE.c.id)).scalar_one())
     if row["fingerprint"] != fingerprint:
         raise KeyReused(key)
     if row["state"] == "done":

@@ -34,14 +34,13 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, func, select
 
 from models.api import InboxMessage
 from models.tables import Notification
 from models.wecom import WecomMessage
 from services.context import ServiceContext
-from services.db import commit_hook, transaction
+from services.db import commit_hook, insert_unless_exists, transaction
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +75,13 @@ def store_messages(ctx: ServiceContext, *, channel: str, messages: list[tuple[st
     now = ctx.clock.now()
     fresh = 0
     with transaction(ctx.sessions) as session:
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         for key, payload in messages:
             chat = chat_of(payload) if chat_of is not None else None
-            stmt = insert(table).values(
+            fresh += insert_unless_exists(session, table, dict(
                 channel=channel, dedup_key=key, seq=int(key) if channel in ORDERED_BY_KEY else None,
                 payload=payload, state="pending", attempts=0, received_at=now,
                 chat_key=chat[:64] if chat else None,
-            ).on_conflict_do_nothing(index_elements=["channel", "dedup_key"]).returning(table.c.id)
-            # RETURNING yields the row only when it was inserted; rowcount is not reliable here on psycopg.
-            fresh += session.execute(stmt).first() is not None
+            ), unique=["channel", "dedup_key"], returning=table.c.id) is not None
     return fresh
 
 

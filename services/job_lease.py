@@ -25,11 +25,10 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from models.scale import JobLease
 from services.context import ServiceContext
-from services.db import transaction
+from services.db import insert_unless_exists, transaction
 
 T = TypeVar("T")
 
@@ -49,11 +48,9 @@ def take(ctx: ServiceContext, name: str, holder: str, *, hold: timedelta) -> dat
     """Take the lease of job `name` for `hold` if it is free; returns the start time, or None."""
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        created = session.execute(
-            insert(TABLE).values(name=name, holder=holder, lease_until=now + hold, started_at=now, runs=0)
-            .on_conflict_do_nothing(index_elements=["name"]).returning(TABLE.c.name)
-        ).first()
+        created = insert_unless_exists(session, TABLE, dict(name=name, holder=holder, lease_until=now + hold,
+                                                            started_at=now, runs=0),
+                                       unique=["name"], returning=TABLE.c.name)
         if created is not None:
             return now
         won = session.execute(
