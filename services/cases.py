@@ -64,6 +64,16 @@ def next_case_number(session: Session, *, prefix: str, now: datetime, timezone: 
     return f"{prefix}-{day}-{value:06d}"
 
 
+# The hot statements, built once: SQLAlchemy then reuses their compiled form and cache key. Built per call,
+# `.values(**row)` and `.where(col == value)` coerce every value and hash the whole statement each time.
+_CASES = Case.__table__
+_INSERT_CASE = sa.insert(_CASES).returning(_CASES.c.id)
+_CHANGE_STATUS = sa.update(_CASES).where(_CASES.c.id == sa.bindparam("case_id"),
+                                         _CASES.c.version == sa.bindparam("seen_version"))
+_INSERT_EVENTS = sa.insert(CaseEvent.__table__)
+_INSERT_OUTBOX = sa.insert(OutboxItem.__table__)
+
+
 def record(session: Session, case: Case, tr: Transition) -> None:
     """Write the audit event and the upstream outbox row of `tr` (no status change by itself)."""
     record_all(session, case, [tr])
@@ -72,10 +82,10 @@ def record(session: Session, case: Case, tr: Transition) -> None:
 def record_all(session: Session, case: Case, transitions: list[Transition]) -> None:
     """`record` for several transitions of one case: one INSERT of events and one of outbox rows."""
     rows = [audit_rows(case.id, case.number, tr) for tr in transitions]
-    session.execute(sa.insert(CaseEvent.__table__), [event for event, _ in rows])
+    session.execute(_INSERT_EVENTS, [event for event, _ in rows])
     if case.drill:
         return  # a drill is never relayed upstream: the platform of record has no drill flag
-    session.execute(sa.insert(OutboxItem.__table__), [outbox for _, outbox in rows])
+    session.execute(_INSERT_OUTBOX, [outbox for _, outbox in rows])
 
 
 def audit_rows(case_id: int, number: str, tr: Transition) -> tuple[dict, dict]:
@@ -117,10 +127,7 @@ def change_status(session: Session, ctx: ServiceContext, case: Case, tr: Transit
         values["closed_at"] = tr.at
     elif tr.to_status is Status.REWORK:
         values["closed_at"] = None
-    result = session.execute(
-        sa.update(Case).where(Case.id == case.id, Case.version == case.version).values(**values),
-        execution_options={"synchronize_session": False},
-    )
+    result = session.execute(_CHANGE_STATUS, {"case_id": case.id, "seen_version": case.version, **values})
     if result.rowcount != 1:
         raise StaleCase(case.number)
     # The row now holds exactly `values`: the object learns them without reading the row back.
@@ -220,7 +227,7 @@ def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: 
         escalation_round=0, drill=drill, **deadlines,
     )
     # Core, not the unit of work: this is the hot path of every report (bench/profile_intake.py).
-    case_id = session.execute(sa.insert(Case.__table__).values(**values).returning(Case.__table__.c.id)).scalar_one()
+    case_id = session.execute(_INSERT_CASE, values).scalar_one()
     case = Case(id=case_id, **values)
     make_transient_to_detached(case)  # the row as inserted, with its identity: no SELECT to read it back
     session.add(case)  # persistent in this session from here, as if it had been loaded

@@ -26,6 +26,7 @@ from services.db import insert_unless_exists, transaction
 
 MAX_KEY_LENGTH = 255
 _TABLE = IdempotencyRecord.__table__
+_FINISH = sa.update(_TABLE).where(_TABLE.c.id == sa.bindparam("record_id"))  # built once: compiled once
 
 
 class IdempotencyError(Exception):
@@ -126,8 +127,8 @@ def finish(ctx: ServiceContext, *, record_id: int, status_code: int, body: str, 
 
 def finish_in(session: Session, *, record_id: int, status_code: int, body: str, content_type: str) -> None:
     """`finish` within the caller's transaction (the answer commits with what it answers)."""
-    session.execute(sa.update(_TABLE).where(_TABLE.c.id == record_id).values(
-        state="done", status_code=status_code, response_body=body, content_type=content_type, locked_until=None))
+    session.execute(_FINISH, {"record_id": record_id, "state": "done", "status_code": status_code,
+                              "response_body": body, "content_type": content_type, "locked_until": None})
 
 
 def abandon(ctx: ServiceContext, *, record_id: int) -> None:

@@ -159,6 +159,10 @@ def intake_event(ctx: ServiceContext, *, principal: Principal, report: MachineRe
     raise AssertionError("unreachable")
 
 
+_INSERT_CLAIM = sa.insert(IntakeClaim.__table__)  # built once: their compiled form is reused (services/cases.py)
+_INSERT_MACHINE = sa.insert(MachineCase.__table__)
+
+
 def _create(ctx: ServiceContext, session: Session, principal: Principal, report: MachineReport,
             grid_code: str | None, now: datetime) -> Case:
     category = reference.category(session, report.category_code)
@@ -167,10 +171,10 @@ def _create(ctx: ServiceContext, session: Session, principal: Principal, report:
                              address=report.address, source_event_id=report.source_ref, now=now,
                              media_urls=_merge_media([], report.media_urls), drill=report.drill)
     # The claim's unique key decides a race with a concurrent delivery of this event (IntegrityError).
-    session.execute(sa.insert(IntakeClaim.__table__).values(
+    session.execute(_INSERT_CLAIM, dict(
         source=report.source.value, source_ref=report.source_ref, kind="report", api_key_id=principal.id,
         case_id=case.id, outcome="created", created_at=now))
-    session.execute(sa.insert(MachineCase.__table__).values(
+    session.execute(_INSERT_MACHINE, dict(
         case_id=case.id, api_key_id=principal.id, source=report.source.value, device_id=report.device_id,
         category_code=report.category_code, lat=report.lat, lon=report.lon, events=1, first_seen_at=now,
         last_seen_at=now, clear_pending=False))
