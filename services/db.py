@@ -19,9 +19,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import make_transient_to_detached, sessionmaker
 from sqlmodel import Session
 
 VERSION_TABLE = "alembic_version"
@@ -109,11 +108,57 @@ def insert_unless_exists(session: Session, table: sa.Table, values: dict, *, uni
                          returning: sa.Column) -> object | None:
     """INSERT `values` into `table` unless a row with the same `unique` columns exists (ON CONFLICT DO
     NOTHING, on SQLite and PostgreSQL alike); the new row's `returning` value, or None when it existed."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=unique).returning(returning)
+    stmt = _insert_or_nothing(table, tuple(values), tuple(unique), returning.name)
     # RETURNING yields the row only when it was inserted; rowcount is not reliable here on psycopg.
-    row = session.execute(stmt).first()
+    row = session.execute(stmt, values).first()
     return row[0] if row is not None else None
+
+
+@cache
+def _insert_or_nothing(table: sa.Table, keys: tuple[str, ...], unique: tuple[str, ...], returning: str) -> sa.TextClause:
+    """The statement, written once per shape: SQLAlchemy's ON CONFLICT constructs are compiled afresh on
+    every execution (they have no cache key), a text() with typed parameters is compiled once."""
+    columns, conflict = (", ".join(f'"{key}"' for key in names) for names in (keys, unique))
+    binds = ", ".join(f":{key}" for key in keys)
+    sql = (f'INSERT INTO "{table.name}" ({columns}) VALUES ({binds}) '
+           f'ON CONFLICT ({conflict}) DO NOTHING RETURNING "{returning}"')
+    return sa.text(sql).bindparams(*(sa.bindparam(key, type_=table.c[key].type) for key in keys)) \
+        .columns(table.c[returning])
+
+
+def insert_now(session: Session, row: object) -> None:
+    """Write the new `row` (a table model's object, new or added) with one INSERT now, and keep it in
+    `session` as if it had been loaded: its id is set, and no flush of the unit of work is needed.
+
+    For the hot paths (the dispatcher makes a task, an offer and a work order per case): the unit of
+    work's flush costs more than the statement. A column left None that has a default gets the
+    default, and the attribute is read back when next used.
+    """
+    if row in session:
+        session.expunge(row)  # added, not flushed: written here instead
+    mapper = sa.inspect(type(row))
+    table = mapper.local_table
+    values, defaulted = {}, []
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        value = getattr(row, prop.key)
+        if value is None and (column.primary_key or column.default is not None or column.server_default is not None):
+            defaulted.append(prop.key)
+            continue
+        values[column.key] = value
+    (pk,) = mapper.primary_key
+    new_id = session.execute(_insert_returning(table, pk.key), values).scalar_one()
+    setattr(row, mapper.get_property_by_column(pk).key, new_id)
+    make_transient_to_detached(row)
+    session.add(row)
+    others = [key for key in defaulted if key != mapper.get_property_by_column(pk).key]
+    if others:
+        session.expire(row, others)
+
+
+@cache
+def _insert_returning(table: sa.Table, returning: str) -> sa.Insert:
+    return sa.insert(table).returning(table.c[returning])  # the columns come from the parameters' keys
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
