@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, func, select
 
 from models.events.work import DispatchEscalated, OfferMade, OfferRetracted, PatrolOrderAssigned, RetractReason
@@ -39,6 +40,7 @@ from services import cases  # cases dispatches through this module: attribute ac
 from services import batch_reads, reference, welfare_calls
 from services.areas import supervisor_group
 from services.context import ServiceContext
+from services.db import insert_now
 from services.dispatch_pool import find_workers, handed_back_by, parent_code, supervises, supervisors_of
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,8 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
                  created_at=now, updated_at=now)
         for index, code in enumerate(departments_for(category))
     ]
-    session.add_all(tasks)
-    session.flush()
+    for task in tasks:
+        insert_now(session, task)
     batch_reads.note_tasks(session, case.id, tasks)
     remaining, finder = tasks, None
     if case.source == CaseSource.PATROL:
@@ -131,12 +133,23 @@ def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: Cas
     """Open an offer of `task` to `worker` and publish `OfferMade` (its renderer sends the work order)."""
     offer = WorkOffer(case_id=case.id, task_id=task.id, worker_id=worker.id, status=initial(OFFERS, OfferStatus.OPEN),
                       created_at=ctx.clock.now())
-    session.add(offer)
-    session.flush()
+    insert_now(session, offer)
     ctx.publish(session, OfferMade(offer_id=offer.id, case_id=case.id, task_id=task.id, worker_id=worker.id))
     return offer
 
 
+
+
+_ORDER_MESSAGE = sa.update(WorkOffer.__table__).where(WorkOffer.__table__.c.id == sa.bindparam("offer_id"))
+
+
+def remember_order_message(session: Session, offer: WorkOffer, notification_id: int | None) -> None:
+    """The offer's work order is the queued notification `notification_id` (a retraction edits or unqueues
+    it); one prebuilt UPDATE, the offer in the session learns it without a flush."""
+    session.execute(_ORDER_MESSAGE, {"offer_id": offer.id, "message_notification_id": notification_id,
+                                     "follow_up_notification_ids": []})
+    set_committed_value(offer, "message_notification_id", notification_id)
+    set_committed_value(offer, "follow_up_notification_ids", [])
 
 
 def ensure_dispatched(session: Session, ctx: ServiceContext, case: Case, *, offered: bool = False) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from models.lifecycle import OPEN, Role
@@ -16,6 +17,18 @@ from models.patrol import PatrolReport
 from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from services import reference
 from services.areas import area_chain
+
+
+# Built once (asked for every task dispatched): SQLAlchemy reuses its compiled form and cache key.
+_ON_DUTY = select(Person).where(
+    Person.area_code.in_(sa.bindparam("areas", expanding=True)),
+    Person.department_code == sa.bindparam("department"),
+    Person.on_duty.is_(True),
+    Person.active.is_(True),
+    reachable(),
+    Person.deleted_at.is_(None),
+    Person.blocked_bot_at.is_(None),
+)
 
 
 def find_workers(session: Session, *, area_code: str, department_code: str, exclude: Iterable[int] = (),
@@ -27,17 +40,7 @@ def find_workers(session: Session, *, area_code: str, department_code: str, excl
     """
     excluded = set(exclude)
     areas = [area_code] if then is None or then == area_code else [area_code, then]
-    rows = session.exec(
-        select(Person).where(
-            Person.area_code.in_(areas),
-            Person.department_code == department_code,
-            Person.on_duty.is_(True),
-            Person.active.is_(True),
-            reachable(),
-            Person.deleted_at.is_(None),
-            Person.blocked_bot_at.is_(None),
-        )
-    ).all()
+    rows = session.exec(_ON_DUTY, params={"areas": areas, "department": department_code}).all()
     eligible = [p for p in rows if p.has_role(Role.WORKER) and p.id not in excluded]
     workers = [p for p in eligible if p.area_code == areas[0]] or [p for p in eligible if p.area_code != areas[0]]
     if len(workers) <= 1:

@@ -11,6 +11,7 @@ The stage messages themselves are the channel's rendering of `CaseStatusChanged`
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from models.events.resident import FeedbackRequested
@@ -20,15 +21,19 @@ from models.tables import Case, Person
 from services.context import ServiceContext
 
 
+# Built once (asked on every status change): SQLAlchemy reuses its compiled form and cache key.
+_FOLLOWERS = (
+    select(Person)
+    .join(CaseFollower, CaseFollower.person_id == Person.id)
+    .where(CaseFollower.case_id == sa.bindparam("case_id"), Person.telegram_user_id.is_not(None),
+           Person.deleted_at.is_(None))
+    .order_by(CaseFollower.id)
+)
+
+
 def recipients(session: Session, case_id: int, *, exclude_person_id: int | None = None) -> list[Person]:
     """Followers of the case we can still reach, reporter first."""
-    rows = session.exec(
-        select(Person)
-        .join(CaseFollower, CaseFollower.person_id == Person.id)
-        .where(CaseFollower.case_id == case_id, Person.telegram_user_id.is_not(None),
-               Person.deleted_at.is_(None))
-        .order_by(CaseFollower.id)
-    ).all()
+    rows = session.exec(_FOLLOWERS, params={"case_id": case_id}).all()
     return [p for p in rows if p.id != exclude_person_id]
 
 

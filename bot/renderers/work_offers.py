@@ -23,10 +23,11 @@ from models.events.work import DispatchEscalated, DutyChanged, OfferMade, OrderA
 from models.tables import Case, Notification, Person, Photo
 from models.work import CaseTask, EscalationReason, WorkOffer
 from onegrid.i18n import gettext_for
-from services import batch_reads, welfare_calls
+from services import batch_reads, dispatch, welfare_calls
 from services.areas import supervisor_group
 from services.bus import EventTable
 from services.context import ServiceContext
+from services.db import insert_now
 from services.notify import enqueue
 
 # -- the work order -------------------------------------------------------------------------------------
@@ -55,10 +56,10 @@ def offer_made(session: Session, ctx: ServiceContext, event: OfferMade) -> None:
             "link_preview_options": NO_PREVIEW, "reply_markup": keyboard}
     message = enqueue(session, chat_id=worker.telegram_user_id, method=method, now=ctx.clock.now(),
                       person_id=worker.id, case_id=case.id, payload=payload)
-    session.flush()
-    offer.message_notification_id = message.id
-    offer.follow_up_notification_ids = []  # the photo and the place are in the order itself now
-    session.add(offer)
+    if message in session:  # else not a Telegram user: no row
+        insert_now(session, message)  # its id now, without flushing the whole session
+    # The photo and the place are in the order itself: no follow-up messages.
+    dispatch.remember_order_message(session, offer, message.id)
 
 
 def report_photo(session: Session, ctx: ServiceContext, case: Case) -> Photo | None:
