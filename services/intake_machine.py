@@ -78,21 +78,29 @@ def _merge_media(existing: list[str], new: list[str]) -> list[str]:
     return merged[-MAX_MEDIA_URLS:]
 
 
+# Built once (asked for every machine event): SQLAlchemy reuses their compiled form and cache key.
+_OPEN_OF_DEVICE = (
+    select(MachineCase, Case)
+    .join(Case, Case.id == MachineCase.case_id)
+    .where(
+        MachineCase.api_key_id == sa.bindparam("key_id"),
+        MachineCase.source == sa.bindparam("source"),
+        MachineCase.device_id == sa.bindparam("device_id"),
+        MachineCase.category_code == sa.bindparam("category_code"),
+        MachineCase.last_seen_at >= sa.bindparam("since"),
+        Case.status.not_in([s.value for s in TERMINAL]),
+    )
+    .order_by(MachineCase.last_seen_at.desc())
+)
+_CLAIM = select(IntakeClaim).where(IntakeClaim.source == sa.bindparam("source"),
+                                   IntakeClaim.source_ref == sa.bindparam("ref"), IntakeClaim.kind == "report")
+
+
 def _fold_target(session: Session, key_id: int | None, report: MachineReport, category: Category,
                  window_s: int, now: datetime) -> tuple[MachineCase, Case] | None:
-    rows = session.exec(
-        select(MachineCase, Case)
-        .join(Case, Case.id == MachineCase.case_id)
-        .where(
-            MachineCase.api_key_id == key_id,
-            MachineCase.source == report.source.value,
-            MachineCase.device_id == report.device_id,
-            MachineCase.category_code == report.category_code,
-            MachineCase.last_seen_at >= now - timedelta(seconds=window_s),
-            Case.status.not_in([s.value for s in TERMINAL]),
-        )
-        .order_by(MachineCase.last_seen_at.desc())
-    ).all()
+    rows = session.exec(_OPEN_OF_DEVICE, params={
+        "key_id": key_id, "source": report.source.value, "device_id": report.device_id,
+        "category_code": report.category_code, "since": now - timedelta(seconds=window_s)}).all()
     for machine, case in rows:
         if geodesic((machine.lat, machine.lon), (report.lat, report.lon)).meters <= category.duplicate_radius_m:
             return machine, case
@@ -192,9 +200,7 @@ def _claim_or_fold(ctx: ServiceContext, session: Session, principal: Principal, 
     category = reference.category(session, report.category_code)
     if category is None or not category.active:
         raise UnknownCategory(report.category_code)
-    claim = session.exec(select(IntakeClaim).where(
-        IntakeClaim.source == report.source.value, IntakeClaim.source_ref == ref,
-        IntakeClaim.kind == "report")).first()
+    claim = session.exec(_CLAIM, params={"source": report.source.value, "ref": ref}).first()
     if claim is not None:
         if claim.case_id is not None:
             return IntakeResult(session.get(Case, claim.case_id), "duplicate")
