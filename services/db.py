@@ -136,29 +136,37 @@ def insert_now(session: Session, row: object) -> None:
     """
     if row in session:
         session.expunge(row)  # added, not flushed: written here instead
-    mapper = sa.inspect(type(row))
-    table = mapper.local_table
+    plan = _insert_plan(type(row))
     values, defaulted = {}, []
-    for prop in mapper.column_attrs:
-        column = prop.columns[0]
-        value = getattr(row, prop.key)
-        if value is None and (column.primary_key or column.default is not None or column.server_default is not None):
-            defaulted.append(prop.key)
-            continue
-        values[column.key] = value
-    (pk,) = mapper.primary_key
-    new_id = session.execute(_insert_returning(table, pk.key), values).scalar_one()
-    setattr(row, mapper.get_property_by_column(pk).key, new_id)
+    for key, column_key, has_default in plan.columns:
+        value = getattr(row, key)
+        if value is None and has_default:
+            if key != plan.pk:  # the key comes back from RETURNING
+                defaulted.append(key)
+        else:
+            values[column_key] = value
+    setattr(row, plan.pk, session.execute(plan.statement, values).scalar_one())
     make_transient_to_detached(row)
     session.add(row)
-    others = [key for key in defaulted if key != mapper.get_property_by_column(pk).key]
-    if others:
-        session.expire(row, others)
+    if defaulted:
+        session.expire(row, defaulted)
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    statement: sa.Insert  # INSERT ... RETURNING the key; the columns come from the parameters' keys
+    pk: str
+    columns: tuple[tuple[str, str, bool], ...]  # (attribute, column, filled by the store when None)
 
 
 @cache
-def _insert_returning(table: sa.Table, returning: str) -> sa.Insert:
-    return sa.insert(table).returning(table.c[returning])  # the columns come from the parameters' keys
+def _insert_plan(model: type) -> _InsertPlan:
+    mapper = sa.inspect(model)
+    (pk,) = mapper.primary_key
+    columns = tuple((prop.key, prop.columns[0].key, prop.columns[0] is pk or (
+        prop.columns[0].default is not None or prop.columns[0].server_default is not None))
+        for prop in mapper.column_attrs)
+    return _InsertPlan(sa.insert(mapper.local_table).returning(pk), mapper.get_property_by_column(pk).key, columns)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
