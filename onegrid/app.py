@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -328,6 +329,8 @@ async def serve(app: OneGrid) -> None:
     server = uvicorn.Server(uvicorn.Config(app.api, host=app.settings.api_host, port=app.settings.api_port,
                                            log_level=app.settings.log_level.lower(), log_config=None))
     metrics_server = start_metrics_server(app)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(
+        max_workers=store_threads(app.settings, app.engine), thread_name_prefix="store"))
     if app.sandbox is not None:
         app.sandbox.shutting_down = lambda: server.should_exit  # so live console streams let a stop through
         try:
@@ -348,6 +351,13 @@ async def serve(app: OneGrid) -> None:
             metrics_server.shutdown()
         await stop_background(app)
         app.engine.dispose()
+
+
+def store_threads(settings: Settings, engine: Engine) -> int:
+    """How many threads run store work (asyncio.to_thread): the setting, else by the store's kind."""
+    if settings.store_threads:
+        return settings.store_threads
+    return 2 if engine.dialect.name == "sqlite" else 4
 
 
 def start_metrics_server(app: OneGrid) -> Any:

@@ -11,8 +11,12 @@ import time
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from onegrid.app import store_threads
 from onegrid.cli import cli
+from onegrid.settings import Settings
+from services.db import make_engine
 
 CMD = [sys.executable, "-m", "onegrid.cli"]
 
@@ -94,3 +98,12 @@ def test_serve_at_log_level_warning_logs_no_request_lines(env, tmp_path) -> None
             outputs[level], _ = proc.communicate(timeout=30)
     assert "GET /health" not in outputs["WARNING"], outputs["WARNING"][-2000:]
     assert "GET /health" in outputs["INFO"], outputs["INFO"][-2000:]
+
+
+def test_store_work_runs_in_few_threads_unless_the_setting_says_otherwise(tmp_path) -> None:
+    """SQLite's writers take turns, so more threads only contend; PostgreSQL's waits on the network use a few."""
+    sqlite = make_engine(f"sqlite:///{tmp_path / 'threads.sqlite3'}")
+    postgres = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connected
+    assert store_threads(Settings(_env_file=None), sqlite) == 2
+    assert store_threads(Settings(_env_file=None), postgres) == 4
+    assert store_threads(Settings(_env_file=None, store_threads=6), sqlite) == 6
