@@ -13,6 +13,7 @@ What callers may rely on:
 from __future__ import annotations
 
 import threading
+from functools import cache
 from datetime import UTC, datetime
 from weakref import WeakKeyDictionary
 
@@ -66,10 +67,19 @@ def _cache(session: Session) -> ReferenceCache:
     return cache
 
 
-def _copy(session: Session, model: type, where: sa.ColumnElement[bool]) -> object | None:
+def _copy(session: Session, model: type, column: sa.Column, code: str) -> object | None:
     """A transient copy of the row, read with Core so the session's own objects are never touched."""
-    row = session.execute(sa.select(model.__table__).where(where)).mappings().first()
+    row = session.execute(_read_one(model, column.key), {"code": code}).mappings().first()
     return model(**row) if row is not None else None
+
+
+@cache
+def _read_one(model: type, column: str) -> sa.Select:
+    """The row by `column`, built once per table. An area's geometry is left out: nothing asks the cache
+    for it (the grid index holds the shapes), and a polygon per grid would be most of the cache's memory."""
+    table = model.__table__
+    columns = [c for c in table.columns if not (model is Area and c.key == "geometry")]
+    return sa.select(*columns).where(table.c[column] == sa.bindparam("code"))
 
 
 def _lookup(session: Session, kind: str, model: type, column: sa.Column, code: str) -> object | None:
@@ -77,7 +87,7 @@ def _lookup(session: Session, kind: str, model: type, column: sa.Column, code: s
     found_in: dict[str, object | None] = getattr(_cache(session), kind)
     found = found_in.get(code, _MISSING)
     if found is _MISSING:
-        found = found_in[code] = _copy(session, model, column == code)
+        found = found_in[code] = _copy(session, model, column, code)
     return found
 
 
@@ -97,7 +107,7 @@ def intake_rule(session: Session, code: str) -> IntakeRule | None:
 
 
 def area(session: Session, code: str) -> Area | None:
-    """The area with this code, or None."""
+    """The area with this code, or None; its `geometry` is not held (None): read the row for it."""
     return _lookup(session, "areas", Area, Area.__table__.c.code, code)  # type: ignore[return-value]
 
 
