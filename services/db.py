@@ -126,6 +126,9 @@ def _insert_or_nothing(table: sa.Table, keys: tuple[str, ...], unique: tuple[str
         .columns(table.c[returning])
 
 
+INSERTED_NOW = "inserted_now"  # session.info: the models `insert_now` wrote rows of in this session
+
+
 def insert_now(session: Session, row: object) -> None:
     """Write the new `row` (a table model's object, new or added) with one INSERT now, and keep it in
     `session` as if it had been loaded: its id is set, and no flush of the unit of work is needed.
@@ -148,6 +151,7 @@ def insert_now(session: Session, row: object) -> None:
     setattr(row, plan.pk, session.execute(plan.statement, values).scalar_one())
     make_transient_to_detached(row)
     session.add(row)
+    session.info.setdefault(INSERTED_NOW, set()).add(type(row))  # never in `session.new`: say what was written
     if defaulted:
         session.expire(row, defaulted)
 

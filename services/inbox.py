@@ -40,7 +40,7 @@ from models.api import InboxMessage
 from models.tables import Notification
 from models.wecom import WecomMessage
 from services.context import ServiceContext
-from services.db import commit_hook, insert_unless_exists, transaction
+from services.db import INSERTED_NOW, commit_hook, insert_unless_exists, transaction
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ class InboxTicket:
             return True  # the handler marked it itself
         if self.committed:
             return False
-        if not (session.info.get("inbox_outgoing") or any(isinstance(obj, OUTGOING) for obj in session.new)):
+        if not (session.info.get("inbox_outgoing") or any(isinstance(obj, OUTGOING) for obj in session.new)
+                or any(issubclass(model, OUTGOING) for model in session.info.get(INSERTED_NOW, ()))):
             return False
         self.mark_done(session)
         return True

@@ -13,7 +13,7 @@ from sqlmodel import select
 from models.api import InboxMessage
 from models.tables import Notification
 from services.context import ServiceContext
-from services.db import downgrade, make_engine, transaction, upgrade
+from services.db import downgrade, insert_now, make_engine, transaction, upgrade
 from services.inbox import InboxProcessor, InboxTicket, LeaseLost, store_message
 from services.notify import enqueue_text
 from tests.store.test_migrations import empty_url  # noqa: F401  (fixture)
@@ -89,6 +89,27 @@ async def test_done_is_committed_with_the_handlers_reply(db, clock) -> None:
     [row] = rows(db, "wecom")
     assert marked_with_reply == ["done"] and notes(db) == ["hello"]
     assert row.state == "done" and row.attempts == 1 and "rendering failed" in row.last_error
+
+
+async def test_a_reply_written_at_once_also_carries_the_done_mark(db, clock) -> None:
+    """A work order the dispatcher writes with insert_now (never pending in the session) counts as a reply."""
+    ctx = make_ctx(db, clock)
+    store_message(ctx, channel="wecom", key="b", payload={})
+    marked_with_reply: list[str] = []
+
+    def order(text: str) -> None:
+        with transaction(ctx.sessions) as session:
+            insert_now(session, enqueue_text(session, chat_id=1, text=text, now=ctx.clock.now()))
+
+    async def handle(payload: dict[str, Any], ticket: InboxTicket) -> None:
+        await asyncio.to_thread(order, "🆕 work order")
+        marked_with_reply.append(rows(db, "wecom")[0].state)
+        raise RuntimeError("rendering failed after the commit")
+
+    await InboxProcessor(ctx, {"wecom": handle}).run_once()
+    clock.advance(hours=1)
+    await InboxProcessor(ctx, {"wecom": handle}).run_once()  # nothing is due again: no second order
+    assert marked_with_reply == ["done"] and notes(db) == ["🆕 work order"]
 
 
 async def test_a_handler_that_fails_before_committing_is_retried_then_kept(db, clock) -> None:
