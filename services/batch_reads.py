@@ -1,7 +1,7 @@
 """Reads the dispatcher makes once for its whole batch, for the work order's renderers to answer from.
 
-A work order shows the reporter's photo and the case's other departments (联勤联动). Asked per offer,
-each is one query; the dispatcher reads them for all the cases of its batch in one query each, and
+A work order shows the reporter's photo and the case's other departments (联勤联动), and its status
+change tells the case's followers. Asked per case, each is one query; the dispatcher reads them for all the cases of its batch in one query each, and
 the renderers answer from that for the rest of the transaction. Outside such a batch (a button press,
 a reassignment) every call reads the store.
 
@@ -24,8 +24,13 @@ def _memo(session: Session) -> dict[str, dict[int, list]]:
     tx = session.get_transaction()
     held = session.info.get(_KEY)
     if held is None or held[0] is not tx:
-        held = session.info[_KEY] = (tx, {"photos": {}, "tasks": {}})
+        held = session.info[_KEY] = (tx, {"photos": {}, "tasks": {}, "followers": {}})
     return held[1]
+
+
+def memo(session: Session, kind: str) -> dict[int, list]:
+    """The batch's reads of one `kind` ("followers": services/followers.py fills and reads it), by case id."""
+    return _memo(session)[kind]
 
 
 def read_batch(session: Session, case_ids: list[int], *, without_tasks: set[int]) -> None:

@@ -18,6 +18,7 @@ from models.events.resident import FeedbackRequested
 from models.lifecycle import Transition
 from models.resident import CaseFeedback, CaseFollower
 from models.tables import Case, Person
+from services import batch_reads
 from services.context import ServiceContext
 
 
@@ -29,12 +30,30 @@ _FOLLOWERS = (
            Person.deleted_at.is_(None))
     .order_by(CaseFollower.id)
 )
+_FOLLOWERS_OF_MANY = (
+    select(CaseFollower.case_id, Person)
+    .join(CaseFollower, CaseFollower.person_id == Person.id)
+    .where(CaseFollower.case_id.in_(sa.bindparam("case_ids", expanding=True)), Person.telegram_user_id.is_not(None),
+           Person.deleted_at.is_(None))
+    .order_by(CaseFollower.id)
+)
 
 
 def recipients(session: Session, case_id: int, *, exclude_person_id: int | None = None) -> list[Person]:
     """Followers of the case we can still reach, reporter first."""
-    rows = session.exec(_FOLLOWERS, params={"case_id": case_id}).all()
+    rows = batch_reads.memo(session, "followers").get(case_id)
+    if rows is None:
+        rows = session.exec(_FOLLOWERS, params={"case_id": case_id}).all()
     return [p for p in rows if p.id != exclude_person_id]
+
+
+def read_for(session: Session, case_ids: list[int]) -> None:
+    """The reachable followers of many cases in one query (the dispatcher's batch), for `recipients` to
+    answer from for the rest of the transaction (the dispatcher adds no followers)."""
+    found: dict[int, list[Person]] = {case_id: [] for case_id in case_ids}
+    for case_id, person in session.exec(_FOLLOWERS_OF_MANY, params={"case_ids": case_ids}):
+        found[case_id].append(person)
+    batch_reads.memo(session, "followers").update(found)
 
 
 def request_feedback(session: Session, ctx: ServiceContext, case: Case, tr: Transition) -> None:
