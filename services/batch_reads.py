@@ -1,8 +1,9 @@
 """Reads the dispatcher makes once for its whole batch, for the work order's renderers to answer from.
 
 A work order shows the reporter's photo and the case's other departments (联勤联动), and its status
-change tells the case's followers. Asked per case, each is one query; the dispatcher reads them for all the cases of its batch in one query each, and
-the renderers answer from that for the rest of the transaction. Outside such a batch (a button press,
+change tells the case's followers. Asked per case, each is one query; the dispatcher reads them for
+all the cases of its batch in one query each, and the renderers answer from that for the rest of the
+transaction. Outside such a batch (a button press,
 a reassignment) every call reads the store.
 
 What callers may rely on: the answers are those of the store at the read, and nothing the dispatcher's
@@ -36,13 +37,13 @@ def memo(session: Session, kind: str) -> dict[int, list]:
 def read_batch(session: Session, case_ids: list[int], *, without_tasks: set[int]) -> None:
     """The report photos of `case_ids` in one query; `without_tasks` have no tasks yet (their tasks are
     noted by `note_tasks` as dispatch creates them)."""
-    memo = _memo(session)
+    held = _memo(session)
     photos: dict[int, list] = {case_id: [] for case_id in case_ids}
     for photo in session.exec(select(Photo).where(Photo.case_id.in_(case_ids), Photo.purpose == "report")
                               .order_by(Photo.id)):
         photos[photo.case_id].append(photo)
-    memo["photos"].update(photos)
-    memo["tasks"].update({case_id: [] for case_id in without_tasks})
+    held["photos"].update(photos)
+    held["tasks"].update({case_id: [] for case_id in without_tasks})
 
 
 def note_tasks(session: Session, case_id: int, tasks: list[CaseTask]) -> None:

@@ -146,8 +146,6 @@ def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: Cas
     return offer
 
 
-
-
 _ORDER_MESSAGE = sa.update(WorkOffer.__table__).where(WorkOffer.__table__.c.id == sa.bindparam("offer_id"))
 
 

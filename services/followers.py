@@ -24,13 +24,6 @@ from services.context import ServiceContext
 
 # Built once (asked on every status change): SQLAlchemy reuses its compiled form and cache key.
 _FOLLOWERS = (
-    select(Person)
-    .join(CaseFollower, CaseFollower.person_id == Person.id)
-    .where(CaseFollower.case_id == sa.bindparam("case_id"), Person.telegram_user_id.is_not(None),
-           Person.deleted_at.is_(None))
-    .order_by(CaseFollower.id)
-)
-_FOLLOWERS_OF_MANY = (
     select(CaseFollower.case_id, Person)
     .join(CaseFollower, CaseFollower.person_id == Person.id)
     .where(CaseFollower.case_id.in_(sa.bindparam("case_ids", expanding=True)), Person.telegram_user_id.is_not(None),
@@ -43,7 +36,7 @@ def recipients(session: Session, case_id: int, *, exclude_person_id: int | None 
     """Followers of the case we can still reach, reporter first."""
     rows = batch_reads.memo(session, "followers").get(case_id)
     if rows is None:
-        rows = session.exec(_FOLLOWERS, params={"case_id": case_id}).all()
+        rows = [person for _, person in session.exec(_FOLLOWERS, params={"case_ids": [case_id]})]
     return [p for p in rows if p.id != exclude_person_id]
 
 
@@ -51,7 +44,7 @@ def read_for(session: Session, case_ids: list[int]) -> None:
     """The reachable followers of many cases in one query (the dispatcher's batch), for `recipients` to
     answer from for the rest of the transaction (the dispatcher adds no followers)."""
     found: dict[int, list[Person]] = {case_id: [] for case_id in case_ids}
-    for case_id, person in session.exec(_FOLLOWERS_OF_MANY, params={"case_ids": case_ids}):
+    for case_id, person in session.exec(_FOLLOWERS, params={"case_ids": case_ids}):
         found[case_id].append(person)
     batch_reads.memo(session, "followers").update(found)
 
