@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -56,6 +57,9 @@ class Leadership:
         self._engine = sa.create_engine(engine.url, poolclass=NullPool) if self.postgres else None
         self.leader = False
         self.terms = 0  # how many times this process became the leader
+        # The lock connection is used from worker threads: a check still running when the leader is
+        # cancelled must not overlap the unlock and close.
+        self._conn_lock = threading.Lock()
 
     async def run(self, stop: asyncio.Event, work: Work) -> None:
         """Until `stop`: wait for the lock, run `work` while holding it; `work` gets its own stop event."""
@@ -68,7 +72,7 @@ class Leadership:
             return
         try:
             while not stop.is_set():
-                conn = await asyncio.to_thread(self._try_lock)
+                conn = await self._acquire()
                 if conn is None:
                     await _wait(stop, self.retry_s)
                     continue
@@ -108,8 +112,23 @@ class Leadership:
             except Exception:  # noqa: BLE001 - the work failed; we compete for the lock again
                 log.exception("%s stopped with an error", self.name.split(":")[0])
 
+    async def _acquire(self) -> Connection | None:
+        """The lock's connection if the lock was free, else None. Cancelled while the worker thread asks
+        (a process stopped just after it started), the thread still finishes: a lock it got is given
+        back at once rather than held by a connection nobody owns until the garbage collector finds it."""
+        attempt = _Attempt()
+        try:
+            return await asyncio.to_thread(self._try_lock, attempt)
+        except BaseException:
+            with attempt.lock:
+                attempt.abandoned = True
+                conn, attempt.conn = attempt.conn, None
+            if conn is not None:  # got it, but the answer came too late: give it back here
+                self._unlock(conn)
+            raise
+
     # -- the lock connection (sync, in a worker thread) --
-    def _try_lock(self) -> Connection | None:
+    def _try_lock(self, attempt: _Attempt) -> Connection | None:
         try:
             conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except Exception as exc:  # noqa: BLE001 - the database may be restarting: stand by
@@ -117,29 +136,46 @@ class Leadership:
             return None
         try:
             if conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar():
-                return conn
+                with attempt.lock:
+                    if not attempt.abandoned:
+                        attempt.conn = conn
+                        return conn
+                self._unlock(conn)  # nobody waits for the answer any more
+                return None
         except Exception:  # noqa: BLE001
             log.warning("asking for the %s lock failed", self.name.split(":")[0], exc_info=True)
         conn.close()
         return None
 
-    @staticmethod
-    def _alive(conn: Connection) -> bool:
-        try:
-            conn.execute(sa.text("SELECT 1"))
-            return True
-        except Exception:  # noqa: BLE001 - any failure: the session (and the lock with it) may be gone
-            return False
+    def _alive(self, conn: Connection) -> bool:
+        with self._conn_lock:
+            if conn.closed:
+                return False
+            try:
+                conn.execute(sa.text("SELECT 1"))
+                return True
+            except Exception:  # noqa: BLE001 - any failure: the session (and the lock with it) may be gone
+                return False
 
     def _unlock(self, conn: Connection) -> None:
-        try:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-        except Exception:  # noqa: BLE001 - closing the connection releases it anyway
-            pass
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001
-            pass
+        with self._conn_lock:
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            except Exception:  # noqa: BLE001 - closing the connection releases it anyway
+                pass
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class _Attempt:
+    """One ask for the lock, shared by the asking thread and the task waiting for its answer."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.abandoned = False  # the waiting task was cancelled
+        self.conn: Connection | None = None  # the lock's connection, once handed over
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -123,6 +123,25 @@ async def test_a_leader_that_loses_its_connection_stops_and_the_standby_takes_ov
 
 
 @pytest.mark.postgres
+async def test_a_process_stopped_while_it_asks_for_the_lock_does_not_keep_it(db) -> None:
+    """A process stopped right after it started (its leadership task cancelled while a worker thread
+    still asks PostgreSQL for the lock) gives a lock it got back at once: the next process takes over."""
+    if db.kind != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    name = f"test-sender:{uuid.uuid4().hex}"
+    for delay in (0, 0.001, 0.003, 0.01):  # before, during and after the connect and the ask
+        quitter = Leadership(db.engine, name, retry_s=0.1)
+        task = asyncio.create_task(quitter.run(asyncio.Event(), Loop()))
+        await asyncio.sleep(delay)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        with db.engine.connect() as conn:  # at once: no retry, no waiting for a garbage collector
+            assert conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(name)}).scalar(), delay
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(name)})
+            conn.commit()
+
+
+@pytest.mark.postgres
 @pytest.mark.slow
 async def test_failover_after_the_leader_process_is_killed(db, tmp_path: Path) -> None:
     if db.kind != "postgresql":
@@ -152,7 +171,7 @@ async def test_failover_after_the_leader_process_is_killed(db, tmp_path: Path) -
             await task
 
 
-def test_a_new_sender_takes_over_what_the_dead_one_had_in_hand_at_once(db, clock, tmp_path: Path) -> None:
+async def test_a_new_sender_takes_over_what_the_dead_one_had_in_hand_at_once(db, clock, tmp_path: Path) -> None:
     from bot.delivery import NotificationSender
     from models.tables import Notification, NotificationStatus
     from services.db import transaction
@@ -165,7 +184,7 @@ def test_a_new_sender_takes_over_what_the_dead_one_had_in_hand_at_once(db, clock
     assert len(dead._claim()) == 2  # claimed under a 120 s lease, then its process died
     new = NotificationSender(bot=None, sessions=db.sessions, clock=clock, data_dir=tmp_path)
     assert new._claim() == []  # without the take-over the rows would wait out the lease
-    assert new.take_over() == 2
+    assert await new.take_over() == 2
     assert sorted(r["chat_id"] for r in new._claim()) == [1, 2]
     with db.sessions() as s:
         assert {n.status for n in s.exec(select(Notification)).all()} == {NotificationStatus.SENDING}
