@@ -46,7 +46,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from bot.delivery_limits import DeliveryLimits, DeliveryStats, UrgencyGate, backoff_seconds
 from bot.pace import already_paced, make_gate, posts_message
-from bot.delivery_queue import by_chat, due_rows, limit_per_chat
+from bot.delivery_queue import by_chat, due_rows, limit_per_chat, take_over
 from models.tables import Notification, NotificationStatus, Person, Priority
 from onegrid.clock import Clock
 from services.db import transaction
@@ -184,14 +184,19 @@ class NotificationSender:
         return len(rows)
 
     # -- store side (sync, run in a worker thread) -----------------------------------------
-    def take_over(self) -> int:
+    async def take_over(self) -> int:
         """This process just became the bot's one sender (services/leadership.py): rows the previous
-        sender left SENDING (it died) are due again at once, not after their lease; returns how many."""
-        with transaction(self.sessions) as session:
-            return session.execute(
-                sa.update(Notification).where(Notification.status == NotificationStatus.SENDING)
-                .values(status=NotificationStatus.PENDING, lease_until=None)
-            ).rowcount
+        sender left SENDING (it died) are due again at once, not after their lease; returns how many.
+        A chat it wrote to within a group interval waits out its pace from now, as Telegram still counts it."""
+        since = self.clock.now() - timedelta(seconds=self.limits.group_interval_s)
+
+        def reset() -> tuple[int, set[int]]:
+            with transaction(self.sessions) as session:
+                return take_over(session, since)
+        given_back, recent = await asyncio.to_thread(reset)
+        for chat_id in recent:
+            self._mark_chat_sent(chat_id)
+        return given_back
 
     def _claim(self, *, max_chats: int | None = None, rows_per_chat: int | None = None,
                busy_chats: frozenset[int] = frozenset()) -> list[dict[str, Any]]:

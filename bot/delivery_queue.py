@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 from sqlmodel import select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -46,6 +46,21 @@ def due_rows(now: datetime, *, limit: int, lock: bool) -> SelectOfScalar[Notific
     if lock:
         query = query.with_for_update(skip_locked=True, of=Notification)
     return query
+
+
+def take_over(session: Session, since: datetime) -> tuple[int, set[int]]:
+    """A new sender starts (the previous one died): rows it left SENDING are due again now, not after
+    their lease. Returns how many, and the chats the previous sender may have written to since `since`
+    (those rows, and what it sent since): the new sender keeps their pace as if it had sent just now."""
+    recent = set(session.execute(
+        sa.select(Notification.chat_id).distinct()
+        .where(sa.or_(Notification.status == NotificationStatus.SENDING, Notification.sent_at >= since))
+    ).scalars())
+    given_back = session.execute(
+        sa.update(Notification).where(Notification.status == NotificationStatus.SENDING)
+        .values(status=NotificationStatus.PENDING, lease_until=None)
+    ).rowcount
+    return given_back, recent
 
 
 def by_chat(rows: list[dict[str, Any]]) -> OrderedDict[int, list[dict[str, Any]]]:

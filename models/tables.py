@@ -326,6 +326,8 @@ class Notification(SQLModel, table=True):
         sa.Index("ix_notification_due", "status", "next_attempt_at"),
         # The sender ranks each chat by its most urgent waiting row.
         sa.Index("ix_notification_chat_queue", "chat_id", "status", "priority"),
+        # A sender taking over keeps the pace of the chats its predecessor just wrote to (bot/delivery_queue.py).
+        sa.Index("ix_notification_sent_at", "sent_at"),
     )
 
 

@@ -269,11 +269,7 @@ async def start_background(app: OneGrid, *, polling_timeout: int = 10) -> None:
         # One sender per bot token in the whole deployment (services/leadership.py), the others stand by.
         async def send_here(stop: asyncio.Event) -> None:
             # What a dead sender had in hand goes out now, but not within a chat's pace of its last sends.
-            if await asyncio.to_thread(app.sender.take_over):
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=DeliveryLimits().group_interval_s)
-                except TimeoutError:
-                    pass
+            await app.sender.take_over()
             await app.sender.run(stop, poll_interval=app.settings.delivery_poll_interval_s)
 
         send = app.lead("telegram-sender", app.bot.token, send_here)

@@ -109,6 +109,22 @@ async def test_killed_mid_batch_loses_nothing_and_sends_nothing_twice(db, clock,
     assert statuses(db) == {NotificationStatus.SENT: 90}
 
 
+async def test_a_sender_taking_over_keeps_the_pace_of_a_chat_the_dead_one_just_wrote_to(
+        db, clock, emulator, make_sender) -> None:
+    queue(db, clock, [(701, "first")])
+    dead = make_sender()
+    await drain(dead, emulator, expect=1)  # it wrote to chat 701, then its process died
+    queue(db, clock, [(701, "second"), (702, "to another chat")])
+    new = make_sender()
+    assert await new.take_over() == 0  # nothing was on the wire
+    await drain(new, emulator, expect=2)
+    # Telegram still counts the dead sender's message: the next one waits out the chat's interval
+    # instead of drawing a 429, and another chat is not held back by it.
+    assert emulator.stats["429"] == 0 and new.stats.waited_429 == 0
+    assert [m["text"] for m in emulator.sent(701)] == ["first", "second"]
+    assert [r.params["chat_id"] for r in emulator.calls("sendMessage")] == [701, 702, 701]
+
+
 async def test_rows_claimed_by_a_crashed_process_are_sent_after_the_lease(db, clock, emulator, make_sender) -> None:
     queue(db, clock, [(601, "claimed then crashed"), (602, "also claimed")])
     crashed = make_sender()
