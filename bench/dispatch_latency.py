@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,8 @@ from sqlmodel import func, select  # noqa: E402
 
 from bot.emulator import BotApiEmulator  # noqa: E402
 from models.lifecycle import Actor, Role  # noqa: E402
-from models.tables import CaseSource, Notification, NotificationStatus, Person, Photo  # noqa: E402
+from models.tables import Case, CaseSource, Notification, NotificationStatus, Person, Photo  # noqa: E402
+from onegrid import heap  # noqa: E402
 from onegrid.app import build, start_background, stop_background  # noqa: E402
 from onegrid.settings import Settings  # noqa: E402
 from services.areas import import_geojson  # noqa: E402
@@ -82,6 +84,18 @@ def queued(ctx) -> int:  # noqa: ANN001
     with ctx.sessions() as s:
         return s.exec(select(func.count()).select_from(Notification).where(
             Notification.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))).one()
+
+
+def order_rows(ctx, numbers: list[str]) -> dict[str, float]:  # noqa: ANN001
+    """When each case's work order was queued (its notification row written), as a Unix time."""
+    with ctx.sessions() as s:
+        rows = s.exec(select(Case.number, Notification.created_at).join(Notification, Notification.case_id == Case.id)
+                      .where(Case.number.in_(numbers), Notification.method.in_(["sendMessage", "sendPhoto"]))).all()
+    found: dict[str, float] = {}
+    for number, created in rows:
+        at = (created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
+        found[number] = min(at, found.get(number, at))
+    return found
 
 
 async def run_rate(app, emulator: BotApiEmulator, grids, workers: dict[str, int], rate: float, seconds: float,  # noqa: ANN001
@@ -137,6 +151,10 @@ async def run_rate(app, emulator: BotApiEmulator, grids, workers: dict[str, int]
         await asyncio.sleep(0.2)
     got = arrivals()
     latencies = [got[n] - t0 for n, (t0, _) in started.items() if n in got]
+    # Where the time goes: registration → the order's row queued (the dispatcher) → its request (the sender).
+    queued_at = order_rows(ctx, list(started))
+    to_row = [queued_at[n] - t0 for n, (t0, _) in started.items() if n in queued_at]
+    to_send = [got[n] - queued_at[n] for n in started if n in got and n in queued_at]
     flood = sum(1 for r in emulator.requests[first_request:] if r.fault == "flood")
     # Drain the rest (orders still queued) so the next rate starts from an empty queue.
     while time.time() < deadline + 600 and queued(ctx):
@@ -149,6 +167,9 @@ async def run_rate(app, emulator: BotApiEmulator, grids, workers: dict[str, int]
         "p99": pct(latencies, 0.99) if latencies else float("nan"),
         "max": max(latencies) if latencies else float("nan"),
         "register_p50_ms": statistics.median(register_ms), "register_p99_ms": pct(register_ms, 0.99),
+        "row_p50": statistics.median(to_row) if to_row else float("nan"), "row_p99": pct(to_row, 0.99) if to_row else float("nan"),
+        "send_p50": statistics.median(to_send) if to_send else float("nan"),
+        "send_p99": pct(to_send, 0.99) if to_send else float("nan"),
         "flood_429": flood, "messages": sent, "msgs_per_s": sent / window if window > 0 else 0.0,
     }
 
@@ -161,6 +182,8 @@ async def main() -> None:
     parser.add_argument("--map", type=Path, default=DEMO_MAP,
                         help="GeoJSON grid map (more grids than the demo's 1,980: bench/make_grids.py --grids N)")
     parser.add_argument("--no-photo", action="store_true", help="work orders without the resident's photo")
+    parser.add_argument("--no-settle", action="store_true",
+                        help="leave the start-up heap to the garbage collector (onegrid serve freezes it)")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--poll-interval", type=float, default=None,
@@ -197,6 +220,8 @@ async def main() -> None:
         while await asyncio.to_thread(queued, app.ctx) and time.time() - settle_start < 300:
             await asyncio.sleep(0.5)
         print(f"first start: workers' command menus sent in {time.time() - settle_start:.0f} s before measuring")
+        if not args.no_settle:
+            heap.settle()  # as `onegrid serve` does once it is up (onegrid/heap.py)
         per_order = 1  # a work order is one message, with or without the resident's photo
         db_kind = url.split(":", 1)[0]
         print(f"dispatch latency: {db_kind}, {len(grids)} grids with one worker each, one message per "
@@ -221,6 +246,8 @@ async def main() -> None:
                 print(f"{rate:>7.0f} {r['cases']:>6} {r['delivered']:>6} {r['p50']:>7.2f} {r['p99']:>7.2f} "
                       f"{r['max']:>7.2f} {r['register_p50_ms']:>11.1f} {r['register_p99_ms']:>11.1f} "
                       f"{r['msgs_per_s']:>6.1f} {r['flood_429']:>5}  {verdict}")
+                print(f"{'':>7} registration → order queued: p50 {r['row_p50']:.3f} s, p99 {r['row_p99']:.3f} s; "
+                      f"queued → at the Bot API: p50 {r['send_p50']:.3f} s, p99 {r['send_p99']:.3f} s")
         finally:
             await stop_background(app)
             app.engine.dispose()

@@ -28,6 +28,7 @@ from bot.factory import create_bot, create_dispatcher
 from bot.pace import make_gate
 from bot.polling import InboxPolling
 from bot.sandbox import Sandbox, SandboxRefused
+from onegrid import heap
 from onegrid.clock import Clock, SystemClock
 from onegrid.jobs import add_jobs
 from onegrid.sandbox_wecom import WecomPanes, with_sandbox_wecom
@@ -340,6 +341,7 @@ async def serve(app: OneGrid) -> None:
     else:
         await start_background(app)
     log.info("API on http://%s:%s (docs at /docs, health at /health)", app.settings.api_host, app.settings.api_port)
+    log.debug("%s objects built at start-up are out of the garbage collector's way", heap.settle())
     try:
         await server.serve()
     finally:
