@@ -39,11 +39,12 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import FSInputFile, Message
+from aiogram.types import Message
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from bot.delivery_build import build_method
 from bot.delivery_limits import DeliveryLimits, DeliveryStats, UrgencyGate, backoff_seconds
 from bot.pace import already_paced, make_gate, posts_message
 from bot.delivery_queue import by_chat, due_rows, limit_per_chat, take_over
@@ -312,11 +313,15 @@ class NotificationSender:
 
     async def _deliver_one(self, row: dict[str, Any]) -> str:
         try:
-            method = self._build_method(row)
+            method = await build_method(row, self.data_dir)
         except ValueError as exc:  # includes pydantic's ValidationError: a malformed row, never sendable
             self.stats.failed += 1
             await asyncio.to_thread(self._finish, row, _Outcome.FAILED, error=f"malformed notification: {exc}")
             return _Outcome.FAILED
+        except OSError as exc:  # its photo: a shared volume may be slow to show it; retried with backoff
+            self.stats.rescheduled += 1
+            await asyncio.to_thread(self._finish, row, _Outcome.RETRY_LATER, error=f"photo unreadable: {exc}")
+            return _Outcome.RETRY_LATER
         waits = 0
         while True:
             try:
@@ -381,16 +386,3 @@ class NotificationSender:
                     self.stats.count_error(exc)
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _build_method(self, row: dict[str, Any]) -> aiogram.methods.TelegramMethod:
-        name = row["method"]
-        cls = getattr(aiogram.methods, name[:1].upper() + name[1:], None)
-        if cls is None:
-            raise ValueError(f"unknown Bot API method in the queue: {name}")
-        params = dict(row["payload"])
-        photo_path = params.pop("photo_path", None)
-        if photo_path is not None:
-            params["photo"] = FSInputFile(self.data_dir / photo_path)
-        if "chat_id" in cls.model_fields:
-            params["chat_id"] = row["chat_id"]
-        return cls(**params)

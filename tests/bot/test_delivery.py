@@ -170,6 +170,34 @@ async def test_server_errors_are_retried_then_rescheduled_with_backoff(db, clock
     assert [m["text"] for m in emulator.sent(801)] == ["eventually"]
 
 
+async def test_a_photo_not_readable_yet_is_retried_later_then_sent_with_its_caption(
+        db, clock, emulator, make_sender, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from services.notify import enqueue
+
+    with transaction(db.sessions) as s:  # a shared photo volume that does not show the file yet
+        enqueue(s, chat_id=1001, method="sendPhoto", now=clock.now(),
+                payload={"photo_path": "orders/site.jpg", "caption": "Work order SH-1"})
+    sender = make_sender()
+    assert await sender.run_once() == 1
+    with db.sessions() as s:
+        row = s.exec(select(Notification)).one()
+    assert (row.status, row.attempts) == (NotificationStatus.PENDING, 1)
+    assert row.last_error.startswith("photo unreadable") and emulator.sent(1001) == []
+
+    (tmp_path / "orders").mkdir()
+    Image.new("RGB", (320, 240), (90, 120, 60)).save(buf := io.BytesIO(), format="JPEG")
+    (tmp_path / "orders" / "site.jpg").write_bytes(buf.getvalue())
+    clock.advance(seconds=backoff_seconds(1))
+    assert await sender.run_once() == 1
+    [message] = emulator.sent(1001)
+    assert message["caption"] == "Work order SH-1" and message["photo"][-1]["width"] == 320
+    assert statuses(db) == {NotificationStatus.SENT: 1}
+
+
 async def test_timeout_is_retried_and_delivered_once(db, clock, emulator, make_sender) -> None:
     queue(db, clock, [(901, "slow network")])
     emulator.inject(method="sendMessage", kind="timeout", times=1, delay=3)
