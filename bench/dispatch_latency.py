@@ -1,7 +1,9 @@
 """Dispatch latency: from registering a case to the worker's work-order sendMessage reaching the Bot API.
 
 The whole OneGrid app (its own factory, the real aiogram Bot, the delivery queue and sender) runs
-against the loopback Bot API server with Telegram's flood limits on. On the demo map, one on-duty
+on one core against the loopback Bot API server with Telegram's flood limits on; the server runs in
+a process of its own on the other core (bench/emulator_proc.py), as Telegram's servers are not on
+OneGrid's CPU (`--emulator inline` puts it in this process, as before 2026-12-06). On the demo map, one on-duty
 worker of the category's department sits in each of `--grids` grids; cases are registered at a
 fixed rate (5, 25 and 60 per second by default) round-robin over those grids, each with the
 resident's photo, so every work order is one sendPhoto (the order as its caption, with its buttons).
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from shapely.geometry import shape  # noqa: E402
 from sqlmodel import func, select  # noqa: E402
 
+from bench.emulator_proc import EmulatorProcess, Request  # noqa: E402
 from bot.emulator import BotApiEmulator  # noqa: E402
 from models.lifecycle import Actor, Role  # noqa: E402
 from models.tables import Case, CaseSource, Notification, NotificationStatus, Person, Photo  # noqa: E402
@@ -74,6 +78,22 @@ def resident_photo(data_dir: Path) -> tuple[str, str]:
     return path, clean.phash
 
 
+class InlineEmulator:
+    """The emulator in this process (`--emulator inline`), read like `EmulatorProcess`."""
+
+    async def __aenter__(self) -> InlineEmulator:
+        self.emulator = await BotApiEmulator(limits=True).__aenter__()
+        self.base_url, self.token = self.emulator.base_url, self.emulator.token
+        return self
+
+    async def requests(self, since: int = 0) -> list[Request]:
+        return [Request(r.method, r.status, r.fault, r.at, r.params.get("text") or r.params.get("caption") or "")
+                for r in self.emulator.requests[since:]]
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.emulator.__aexit__(*exc)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -98,14 +118,14 @@ def order_rows(ctx, numbers: list[str]) -> dict[str, float]:  # noqa: ANN001
     return found
 
 
-async def run_rate(app, emulator: BotApiEmulator, grids, workers: dict[str, int], rate: float, seconds: float,  # noqa: ANN001
+async def run_rate(app, emulator, grids, workers: dict[str, int], rate: float, seconds: float,  # noqa: ANN001
                    photo: tuple[str, str] | None, drain_timeout: float) -> dict:
     ctx = app.ctx
     total = max(1, round(rate * seconds))
     interval = 1.0 / rate
     started: dict[str, tuple[float, int]] = {}  # case number → (registered at, worker chat)
     register_ms: list[float] = []
-    first_request = len(emulator.requests)
+    first_request = len(await emulator.requests())
 
     def register(index: int) -> None:
         code, lat, lon = grids[index % len(grids)]
@@ -136,31 +156,31 @@ async def run_rate(app, emulator: BotApiEmulator, grids, workers: dict[str, int]
             pending.append(loop.run_in_executor(pool, register, index))
         await asyncio.gather(*pending)
 
-    def arrivals() -> dict[str, float]:
+    async def arrivals() -> dict[str, float]:
         found: dict[str, float] = {}
-        for request in emulator.requests[first_request:]:
+        for request in await emulator.requests(first_request):
             if request.method not in ("sendMessage", "sendPhoto") or request.status != 200:
                 continue
-            text = request.params.get("text") or request.params.get("caption") or ""
-            if text.startswith("🆕"):  # "🆕 Work order SH-…" (the workers read English here)
-                found.setdefault(text.split("\n", 1)[0].rsplit(" ", 1)[-1], request.at)
+            if request.text.startswith("🆕"):  # "🆕 Work order SH-…" (the workers read English here)
+                found.setdefault(request.text.split("\n", 1)[0].rsplit(" ", 1)[-1], request.at)
         return found
 
     deadline = time.time() + drain_timeout
-    while time.time() < deadline and len(arrivals()) < len(started):
+    while time.time() < deadline and len(await arrivals()) < len(started):
         await asyncio.sleep(0.2)
-    got = arrivals()
+    got = await arrivals()
     latencies = [got[n] - t0 for n, (t0, _) in started.items() if n in got]
     # Where the time goes: registration → the order's row queued (the dispatcher) → its request (the sender).
     queued_at = order_rows(ctx, list(started))
     to_row = [queued_at[n] - t0 for n, (t0, _) in started.items() if n in queued_at]
     to_send = [got[n] - queued_at[n] for n in started if n in got and n in queued_at]
-    flood = sum(1 for r in emulator.requests[first_request:] if r.fault == "flood")
+    flood = sum(1 for r in await emulator.requests(first_request) if r.fault == "flood")
     # Drain the rest (orders still queued) so the next rate starts from an empty queue.
     while time.time() < deadline + 600 and queued(ctx):
         await asyncio.sleep(0.5)
-    sent = sum(1 for r in emulator.requests[first_request:] if r.status == 200 and r.method.startswith("send"))
-    window = max(r.at for r in emulator.requests[first_request:]) - min(t0 for t0, _ in started.values())
+    log = await emulator.requests(first_request)
+    sent = sum(1 for r in log if r.status == 200 and r.method.startswith("send"))
+    window = max(r.at for r in log) - min(t0 for t0, _ in started.values())
     return {
         "rate": rate, "cases": total, "delivered": len(latencies),
         "p50": statistics.median(latencies) if latencies else float("nan"),
@@ -184,6 +204,10 @@ async def main() -> None:
     parser.add_argument("--no-photo", action="store_true", help="work orders without the resident's photo")
     parser.add_argument("--no-settle", action="store_true",
                         help="leave the start-up heap to the garbage collector (onegrid serve freezes it)")
+    parser.add_argument("--emulator", choices=["process", "inline"], default="process",
+                        help="the Bot API emulator in its own process on --emulator-core (default), or in this one")
+    parser.add_argument("--core", type=int, default=0, help="the core OneGrid runs on (with --emulator process)")
+    parser.add_argument("--emulator-core", type=int, default=1)
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--poll-interval", type=float, default=None,
@@ -196,7 +220,12 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="onegrid-dispatch-bench-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
     upgrade(url)
-    async with BotApiEmulator(limits=True) as emulator:
+    if args.emulator == "process":  # as Telegram's servers: not on OneGrid's CPU (bench/emulator_proc.py)
+        os.sched_setaffinity(0, {args.core})
+        emulator_cm = EmulatorProcess(core=args.emulator_core)
+    else:
+        emulator_cm = InlineEmulator()
+    async with emulator_cm as emulator:
         extra = {} if args.poll_interval is None else {"delivery_poll_interval_s": args.poll_interval}
         settings = Settings(_env_file=None, database_url=url, bot_token=emulator.token,
                             telegram_api_url=emulator.base_url, data_dir=tmp, **extra)
