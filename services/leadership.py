@@ -19,6 +19,7 @@ What callers may rely on:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
@@ -32,6 +33,7 @@ from sqlalchemy.pool import NullPool
 log = logging.getLogger(__name__)
 
 Work = Callable[[asyncio.Event], Awaitable[Any]]
+ASK_WAIT = 5.0  # seconds a cancelled process waits for its ask for the lock to end (see Leadership._acquire)
 
 
 def lock_key(name: str) -> int:
@@ -113,18 +115,25 @@ class Leadership:
                 log.exception("%s stopped with an error", self.name.split(":")[0])
 
     async def _acquire(self) -> Connection | None:
-        """The lock's connection if the lock was free, else None. Cancelled while the worker thread asks
-        (a process stopped just after it started), the thread still finishes: a lock it got is given
-        back at once rather than held by a connection nobody owns until the garbage collector finds it."""
+        """The lock's connection if the lock was free, else None.
+
+        Cancelled while the worker thread asks (a process stopped just after it started), it lets the ask
+        end (a connect and one statement; at most `ASK_WAIT` s) and gives back a lock it got before the
+        task ends, rather than leave it held by a connection nobody owns until the garbage collector
+        finds it. An ask still going after that gives the lock back itself when it ends.
+        """
         attempt = _Attempt()
+        asking = asyncio.ensure_future(asyncio.to_thread(self._try_lock, attempt))
         try:
-            return await asyncio.to_thread(self._try_lock, attempt)
+            return await asyncio.shield(asking)
         except BaseException:
+            with contextlib.suppress(BaseException):  # cancelled again: the flag below still holds
+                await asyncio.wait({asking}, timeout=ASK_WAIT)
             with attempt.lock:
                 attempt.abandoned = True
                 conn, attempt.conn = attempt.conn, None
-            if conn is not None:  # got it, but the answer came too late: give it back here
-                self._unlock(conn)
+            if conn is not None:  # got it, but nobody will use it
+                await asyncio.shield(asyncio.to_thread(self._unlock, conn))
             raise
 
     # -- the lock connection (sync, in a worker thread) --
