@@ -22,7 +22,7 @@ from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition,
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem, OutboxStatus
 from services import dispatcher, followers, reference
 from services.context import ServiceContext
-from services.db import new_row, transaction
+from services.db import transaction
 from services.working_time import registration_deadlines
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: 
     )
     # Core, not the unit of work: this is the hot path of every report (bench/profile_intake.py).
     case_id = session.execute(_INSERT_CASE, values).scalar_one()
-    case = new_row(Case, id=case_id, **values)  # its constructor would cost more than the INSERT
+    case = Case(id=case_id, **values)
     make_transient_to_detached(case)  # the row as inserted, with its identity: no SELECT to read it back
     session.add(case)  # persistent in this session from here, as if it had been loaded
     record_all(session, case, [opened, registered])

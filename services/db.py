@@ -6,26 +6,23 @@ payloads, descriptions and device ids, which must not reach a log line.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from pydantic_core import PydanticUndefined
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import make_transient_to_detached, sessionmaker
 from sqlmodel import Session
 
-T = TypeVar("T")
 VERSION_TABLE = "alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -157,44 +154,6 @@ def insert_now(session: Session, row: object) -> None:
     session.info.setdefault(INSERTED_NOW, set()).add(type(row))  # never in `session.new`: say what was written
     if defaulted:
         session.expire(row, defaulted)
-
-
-def new_row(model: type[T], **values: Any) -> T:
-    """`model(**values)` for a table model, built the way SQLAlchemy builds a row it loads: about 2 µs
-    instead of 40–50 µs. SQLModel's constructor has pydantic resolve every field's default and sets each
-    attribute through the instrumentation; no validation runs in either (table models never validate).
-    The fields left out get the model's defaults, each mutable one a fresh copy."""
-    plan = _new_plan(model)
-    row = plan.new_instance()
-    fields = row.__dict__
-    fields.update(plan.static)
-    for key, default in plan.factories:
-        if key not in values:
-            fields[key] = default()
-    fields.update(values)
-    return row
-
-
-@dataclass(frozen=True)
-class _NewPlan:
-    new_instance: Any  # the class manager's: the object with its instance state, no __init__
-    static: dict[str, Any]  # immutable defaults
-    factories: tuple[tuple[str, Any], ...]  # (field, callable making its default)
-
-
-@cache
-def _new_plan(model: type) -> _NewPlan:
-    static, factories = {}, []
-    for name, info in model.model_fields.items():
-        if info.default_factory is not None:
-            factories.append((name, info.default_factory))
-        elif info.default is PydanticUndefined:
-            continue  # required: the caller gives it
-        elif isinstance(info.default, (list, dict, set)):
-            factories.append((name, partial(copy.deepcopy, info.default)))
-        else:
-            static[name] = info.default
-    return _NewPlan(sa.inspect(model).class_manager.new_instance, static, tuple(factories))
 
 
 @dataclass(frozen=True)

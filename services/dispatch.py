@@ -40,7 +40,7 @@ from services import cases  # cases dispatches through this module: attribute ac
 from services import batch_reads, reference, welfare_calls
 from services.areas import supervisor_group
 from services.context import ServiceContext
-from services.db import insert_now, new_row
+from services.db import insert_now
 from services.dispatch_pool import find_workers, handed_back_by, parent_code, supervises, supervisors_of
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
         return
     now = ctx.clock.now()
     tasks = [
-        new_row(CaseTask, case_id=case.id, department_code=code, lead=index == 0,
-                status=initial(TASKS, TaskStatus.WAITING), created_at=now, updated_at=now)
+        CaseTask(case_id=case.id, department_code=code, lead=index == 0, status=initial(TASKS, TaskStatus.WAITING),
+                 created_at=now, updated_at=now)
         for index, code in enumerate(departments_for(category))
     ]
     for task in tasks:
@@ -139,8 +139,8 @@ def _step_task(session: Session, ctx: ServiceContext, task: CaseTask, action: Ta
 
 def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, worker: Person) -> WorkOffer:
     """Open an offer of `task` to `worker` and publish `OfferMade` (its renderer sends the work order)."""
-    offer = new_row(WorkOffer, case_id=case.id, task_id=task.id, worker_id=worker.id,
-                    status=initial(OFFERS, OfferStatus.OPEN), created_at=ctx.clock.now())
+    offer = WorkOffer(case_id=case.id, task_id=task.id, worker_id=worker.id, status=initial(OFFERS, OfferStatus.OPEN),
+                      created_at=ctx.clock.now(), follow_up_notification_ids=[])  # given: pydantic's factory is slow
     insert_now(session, offer)
     ctx.publish(session, OfferMade(offer_id=offer.id, case_id=case.id, task_id=task.id, worker_id=worker.id))
     return offer

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from models.tables import Notification, NotificationStatus, Person, Priority
-from services.db import new_row, transaction
+from services.db import transaction
 
 if TYPE_CHECKING:  # the context holds the event bus, which queues through this module
     from services.context import ServiceContext
@@ -67,8 +67,7 @@ def enqueue(
     A person who uses another channel (`Person.channel`, e.g. WeCom) gets no Telegram rows: the row is
     returned unsaved (id None), and that channel's renderers queue the message instead.
     """
-    row = new_row(  # Notification(...) without its constructor's cost (services/db.py)
-        Notification,
+    row = Notification(
         chat_id=chat_id,
         method=method,
         payload=payload,

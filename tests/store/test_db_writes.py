@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from models.api import InboxMessage
 from models.tables import Notification, NotificationStatus, Priority
-from services.db import insert_now, insert_unless_exists, new_row, transaction
+from services.db import insert_now, insert_unless_exists, transaction
 
 AT = datetime(2026, 12, 6, 1, 2, 3, tzinfo=UTC)
 
@@ -59,27 +59,3 @@ def test_insert_unless_exists_keeps_the_first_row_and_answers_none_for_a_repeat(
     with db.sessions() as session:
         rows = session.exec(select(InboxMessage)).all()
     assert [(r.id, r.payload, r.received_at) for r in rows] == [(first, {"update_id": 1001, "text": "第一"}, AT)]
-
-
-def test_a_row_built_without_its_constructor_is_stored_like_one_built_with_it(db) -> None:
-    from models.work import WorkOffer
-
-    with transaction(db.sessions) as session:
-        built = [new_row(Notification, chat_id=42, method="sendMessage", payload={"text": "甲"},
-                         next_attempt_at=AT, created_at=AT) for _ in range(2)]
-        session.add(built[0])  # written by the unit of work's flush
-        insert_now(session, built[1])  # and by the hot path's INSERT
-        plain = Notification(chat_id=42, method="sendMessage", payload={"text": "甲"}, next_attempt_at=AT,
-                             created_at=AT)
-        session.add(plain)
-        session.flush()
-        offers = [new_row(WorkOffer, case_id=None, task_id=None, worker_id=None, status="open", created_at=AT)
-                  for _ in range(2)]
-        offers[0].follow_up_notification_ids.append(7)  # each row has a list of its own
-    assert offers[1].follow_up_notification_ids == []
-    columns = ("chat_id", "method", "payload", "status", "priority", "attempts", "next_attempt_at", "created_at",
-               "sent_at", "lease_until", "last_error", "telegram_message_id", "person_id", "case_id")
-    with db.sessions() as session:
-        stored = [session.get(Notification, row.id) for row in (*built, plain)]
-    assert [tuple(getattr(row, c) for c in columns) for row in stored] == \
-        [tuple(getattr(plain, c) for c in columns)] * 3
