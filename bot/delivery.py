@@ -184,7 +184,7 @@ class NotificationSender:
             raise
         return len(rows)
 
-    # -- store side (sync, run in a worker thread) -----------------------------------------
+    # -- store side (sync, run in a worker thread; take_over hands its part to one) ------------
     async def take_over(self) -> int:
         """This process just became the bot's one sender (services/leadership.py): rows the previous
         sender left SENDING (it died) are due again at once, not after their lease; returns how many.
