@@ -234,8 +234,9 @@ def button_texts(message: dict) -> list[str]:
     return [key["text"] for row in (message.get("reply_markup") or {}).get("inline_keyboard", []) for key in row]
 
 
-async def answer_to(emulator, user_id: int, count: int = 1, timeout: float = 5.0) -> list[dict]:  # noqa: ANN001
-    """The callback-query answers the bot gave `user_id`, once there are `count` of them."""
+async def answer_to(emulator, user_id: int, count: int = 1, timeout: float = 15.0) -> list[dict]:  # noqa: ANN001
+    """The callback-query answers the bot gave `user_id`, once there are `count` of them (15 s at most, as
+    `wait_for`: under a whole suite on a busy machine a handler has taken more than 5 s)."""
     def answers() -> list[dict]:
         return [a for a in emulator.callback_answers if a["user_id"] == user_id]
 
