@@ -216,3 +216,28 @@ async def test_bot_text_is_shown_not_run(page, live_sandbox: Running) -> None:  
     assert await bubble.locator("img").count() == 0  # ...not made into an element
     assert await text.locator("a[href^=javascript]").count() == 0  # a javascript: link is not a link
     assert await text.locator("code").inner_text() == "SH-20261121-000001"
+
+
+async def test_a_tap_and_the_text_typed_right_after_it_reach_the_bot_in_that_order(  # noqa: ANN001
+        page, live_sandbox: Running) -> None:
+    """A Telegram app sends a user's actions in order; the console does too, however slow a request is.
+
+    The "I agree" tap is held up on its way to the server; the /report typed right after it must still
+    arrive second, or the bot would ask for consent again instead of showing the report's categories.
+    """
+    import asyncio
+
+    async def slow(route) -> None:  # noqa: ANN001
+        await asyncio.sleep(1.0)
+        await route.continue_()
+
+    resident = page.locator(".pane[data-key=resident]")
+    await resident.locator(".start").click()
+    agree = resident.locator('[data-callback^="cs:yes"]')
+    await agree.wait_for()
+    await page.route("**/api/personas/*/press", slow)
+    await agree.click()
+    await resident.locator("textarea").fill("/report")
+    await resident.locator("textarea").press("Enter")
+    await resident.locator('[data-callback*=":kind:environment"]').wait_for()
+    assert await resident.locator('[data-callback^="cs:yes"]').count() == 0  # consent was not asked again

@@ -67,6 +67,9 @@ class Pane {
     this.keyboardHiddenAt = null;
     this.chat = null;
     this.attachment = null;
+    // One persona's actions reach the bot in the order they were taken, as a Telegram app sends them:
+    // a tap and the text typed right after it are two requests, and the second waits for the first.
+    this.outbox = Promise.resolve();
     this.wire();
     this.update(person);
   }
@@ -137,10 +140,16 @@ class Pane {
     if (this.chat) this.render(this.chat, true);
   }
 
+  inOrder(task) {
+    const run = this.outbox.then(task, task);
+    this.outbox = run.catch(() => {});
+    return run;
+  }
+
   async act(path, body) {
     this.showError(null);
     try {
-      await post(path, body);
+      await this.inOrder(() => post(path, body));
     } catch (error) {
       this.showError(error);
     }
@@ -176,7 +185,7 @@ class Pane {
       form.append("caption", text.trim());
       this.showError(null);
       try {
-        await request("/photo", { method: "POST", headers: HEADERS, body: form });
+        await this.inOrder(() => request("/photo", { method: "POST", headers: HEADERS, body: form }));
         this.text.value = "";
         this.attach(null);
         this.text.placeholder = this.placeholder || this.t("message");
