@@ -84,7 +84,7 @@ class FakeUser:
         """What the bot sent to this user's private chat, as it looks now (see `sent`)."""
         return self._emu.sent(self.id)
 
-    async def wait_inbox(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def wait_inbox(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
         """Wait until the private chat holds at least `count` bot messages; returns them."""
         await self._emu.wait_for(lambda: len(self.inbox) >= count, timeout=timeout, chat_id=self.id)
         return self.inbox

@@ -79,7 +79,7 @@ async def test_updates_arrive_by_webhook_and_are_answered(db, clock, emulator, t
     try:
         ann = emulator.user(4301, first_name="Ann", language_code="en")
         update = await ann.send_command("/start")
-        [greeting] = await ann.wait_inbox(1, timeout=10)
+        [greeting] = await ann.wait_inbox(1, timeout=15)
         assert greeting["text"].startswith("Hello, Ann!")
         # The greeting can leave before the processor marks the update done (its own commit): wait for it.
         await emulator.wait_for(lambda: [r.state for r in stored(db)] == ["done"])
@@ -139,7 +139,7 @@ async def test_a_crash_between_storing_and_handling_is_handled_once_after_restar
     # Second life: the stored update is handled, once.
     second = await run_onegrid(db, clock, emulator, tmp_path, port)
     try:
-        [greeting] = await bob.wait_inbox(1, timeout=10)
+        [greeting] = await bob.wait_inbox(1, timeout=15)
         assert greeting["text"].startswith("Hello, Bob!")
         await second.app.webhook_processor.run_once()
         await asyncio.sleep(0)
@@ -183,7 +183,7 @@ async def test_a_crash_after_the_handler_committed_does_not_greet_twice(db, cloc
     clock.advance(seconds=first.app.settings.inbox_lease_s + 1)
     second = await run_onegrid(db, clock, emulator, tmp_path, port)
     try:
-        [greeting] = await cid.wait_inbox(1, timeout=10)
+        [greeting] = await cid.wait_inbox(1, timeout=15)
         assert greeting["text"].startswith("Hello, Cid!")
         await second.app.webhook_processor.run_once()
         assert [u.state for u in stored(db)] == ["done"] and greetings(db, 4303) == 1

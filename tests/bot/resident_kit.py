@@ -141,7 +141,7 @@ class Resident:
         return [m.get("text") or m.get("caption") or "" for m in self.messages()]
 
     async def expect(self, needle: str | Callable[[dict[str, Any]], bool], *, after: int = 0,
-                     timeout: float = 8.0) -> dict[str, Any]:
+                     timeout: float = 15.0) -> dict[str, Any]:
         """The first bot message (with message_id > `after`) whose text contains `needle`, once it arrives."""
         def match(m: dict[str, Any]) -> bool:
             if m["message_id"] <= after:
@@ -163,7 +163,7 @@ class Resident:
                 return await self.user.press(current, b["callback_data"])
         raise LookupError(f"no button {label!r} in {[b['text'] for b in buttons(current)]}")
 
-    async def wait_buttons_gone(self, message: dict[str, Any], timeout: float = 8.0) -> dict[str, Any]:
+    async def wait_buttons_gone(self, message: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
         def gone() -> dict[str, Any] | None:
             m = next(m for m in self.messages() if m["message_id"] == message["message_id"])
             return m if not buttons(m) else None
@@ -206,7 +206,7 @@ async def consent(resident: Resident) -> None:
                                                    for b in buttons(m)), after=mark)
     await press_data(resident, greeting, "cs:yes")
     await resident.emulator.wait_for(lambda: len(resident.messages()) >= 2 and not buttons(
-        next(m for m in resident.messages() if m["message_id"] == greeting["message_id"])), timeout=8)
+        next(m for m in resident.messages() if m["message_id"] == greeting["message_id"])), timeout=15)
 
 
 async def standard_report(resident: Resident, *, kind_prefix: str = "rp:", kind: str = "environment",
@@ -222,7 +222,7 @@ async def standard_report(resident: Resident, *, kind_prefix: str = "rp:", kind:
     await press_data_contains(resident, menu, f":kind:{kind}")
     taps += 1
     await resident.emulator.wait_for(lambda: any(f":cat:{category}" in b["callback_data"] for b in buttons(
-        next(m for m in resident.messages() if m["message_id"] == menu["message_id"]))), timeout=8)
+        next(m for m in resident.messages() if m["message_id"] == menu["message_id"]))), timeout=15)
     await press_data_contains(resident, menu, f":cat:{category}")
     taps += 1
     await resident.expect(lambda m: "📷" in (m.get("text") or ""), after=menu["message_id"] - 1)

@@ -146,7 +146,7 @@ async def test_blocked_user_is_marked_not_retried(db, clock, emulator, make_send
     emulator.block(701)
     sender = make_sender()
     await drain(sender, emulator, expect=1)
-    await emulator.wait_for(lambda: statuses(db).get(NotificationStatus.BLOCKED) == 2, timeout=5)
+    await emulator.wait_for(lambda: statuses(db).get(NotificationStatus.BLOCKED) == 2, timeout=15)
     assert emulator.sent(701) == []
     assert [m["text"] for m in emulator.sent(702)] == ["fine"]
     with db.sessions() as s:

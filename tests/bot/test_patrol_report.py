@@ -46,7 +46,7 @@ async def patrol_card(worker: Resident, *, command: str, caption: str, kind: str
     first = menu["text"]
     await press_data_contains(worker, menu, f":kind:{kind}")
     await worker.emulator.wait_for(lambda: any(f":cat:{category}" in b["callback_data"] for b in buttons(
-        next(m for m in worker.messages() if m["message_id"] == menu["message_id"]))), timeout=8)
+        next(m for m in worker.messages() if m["message_id"] == menu["message_id"]))), timeout=15)
     await press_data_contains(worker, menu, f":cat:{category}")
     await worker.expect(lambda m: "📷" in (m.get("text") or ""), after=menu["message_id"] - 1)
     mark = worker.last_id()
@@ -117,9 +117,9 @@ async def test_a_worker_files_a_patrol_report_keeps_it_and_closes_it(resident_ap
     await boss.wait_inbox(1)
     settle(clock)
     verify = await emulator.wait_for(lambda: next((m for m in boss.inbox if any(
-        b["callback_data"].startswith("sv:a:") for b in buttons(m))), None), timeout=8)
+        b["callback_data"].startswith("sv:a:") for b in buttons(m))), None), timeout=15)
     await boss.press(verify, button(verify, "sv:a:"))
-    await emulator.wait_for(lambda: case_by_number(db, number).status == Status.CLOSED, timeout=8)
+    await emulator.wait_for(lambda: case_by_number(db, number).status == Status.CLOSED, timeout=15)
     settle(clock)
     await wang.expect(f"✅ Case {number} was verified and closed. Thank you!")
     assert not any(b["callback_data"].startswith("fb:") for m in wang.messages() for b in buttons(m))
@@ -129,7 +129,7 @@ async def test_a_worker_files_a_patrol_report_keeps_it_and_closes_it(resident_ap
     mark = boss.inbox[-1]["message_id"]
     await boss.send_command("stats")
     stats = await emulator.wait_for(lambda: next((m for m in boss.inbox if m["message_id"] > mark
-                                                  and m.get("text", "").startswith("📊")), None), timeout=8)
+                                                  and m.get("text", "").startswith("📊")), None), timeout=15)
     lines = stats["text"].splitlines()
     assert "Found on patrol (主动发现): 100.0% (1/1)" in lines
     assert lines[lines.index("Patrol share by grid (found on patrol ÷ registered):") + 1] == f"· {GRID_1}: 100.0% (1/1)"
@@ -154,7 +154,7 @@ async def test_a_worker_hands_a_patrol_report_to_dispatch_in_chinese(resident_ap
     number = filed["text"].split("案件编号 ")[1].split("，")[0]
     assert filed["text"] == (f"📤 您的巡查上报已立案，案件编号 {number}，已提交派遣，将派给相应部门的网格员处置。谢谢！")
 
-    [offer] = await chen.wait_inbox(1, timeout=8)  # the pool gets it, as any case
+    [offer] = await chen.wait_inbox(1, timeout=15)  # the pool gets it, as any case
     assert f"Work order {number}" in (offer.get("text") or offer.get("caption") or "")
     case = case_by_number(db, number)
     assert (case.source, case.status, case.reporter_id, case.handler_id) == (

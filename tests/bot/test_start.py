@@ -35,6 +35,6 @@ async def test_help_is_delivered_even_when_telegram_first_answers_429(onegrid, e
     emulator.inject(method="sendMessage", chat_id=4203, kind="429", times=1, retry_after=1)
     ann = emulator.user(4203, first_name="Ann", language_code="en")
     await ann.send_command("/help")
-    [reply] = await ann.wait_inbox(1, timeout=10)
+    [reply] = await ann.wait_inbox(1, timeout=15)
     assert reply["text"].splitlines()[0] == "What you can do:"
     assert emulator.stats["429_injected"] == 1

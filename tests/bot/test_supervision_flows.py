@@ -253,7 +253,7 @@ async def test_topic_binds_the_area_and_pings_go_to_that_topic(world, emulator, 
     case = await asyncio.to_thread(report, world.ctx)
     clock.set(row(db, case.id).accept_due_at + timedelta(minutes=16))
     await asyncio.to_thread(escalation.sweep, world.ctx)
-    await emulator.wait_for(lambda: len(group.inbox) == 2, timeout=10)
+    await emulator.wait_for(lambda: len(group.inbox) == 2, timeout=15)
     ping = group.inbox[1]
     assert case.number in ping["text"] and ping["message_thread_id"] == 77
     assert button(ping, "ep:a:").startswith(f"ep:a:{case.id}:")
@@ -261,7 +261,7 @@ async def test_topic_binds_the_area_and_pings_go_to_that_topic(world, emulator, 
     assert [int(c.params.get("message_thread_id", 0)) for c in calls] == [77, 77]
 
     await group.send_command(boss, "topic", "off", message_thread_id=77)
-    await emulator.wait_for(lambda: len(group.inbox) == 3, timeout=10)
+    await emulator.wait_for(lambda: len(group.inbox) == 3, timeout=15)
     assert group.inbox[2]["text"] == "Escalation pings about East Nanjing Road no longer come to this topic."
     with db.sessions() as s:
         assert s.exec(select(SupervisorTopic)).all() == []

@@ -118,7 +118,7 @@ async def test_reject_sends_it_back_for_rework_until_a_new_proof_is_approved(wor
     await emulator.wait_for(lambda: worker.inbox[-1].get("text", "").startswith("✅ Proof submitted"))
 
     await emulator.wait_for(lambda: sum(m.get("text", "").startswith("🔍") for m in boss.inbox) == 1
-                            and boss.inbox[-1].get("text", "").startswith("🔍"), timeout=8)
+                            and boss.inbox[-1].get("text", "").startswith("🔍"), timeout=15)
     new_card = boss.inbox[-1]
     await boss.press(new_card, button(new_card, "sv:a:"))
     await answer_to(emulator, 9202, 2)

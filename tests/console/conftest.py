@@ -145,7 +145,7 @@ class EventStream:
         self.response = response
         self._lines = response.aiter_lines()
 
-    async def next(self, timeout: float = 10.0) -> tuple[str, Any]:
+    async def next(self, timeout: float = 15.0) -> tuple[str, Any]:
         """The next event as (name, data); comments and retry hints are skipped."""
         async def read() -> tuple[str, Any]:
             name, data = "message", []

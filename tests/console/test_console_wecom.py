@@ -49,7 +49,7 @@ async def wecom_sandbox(db, clock: FakeClock, tmp_path: Path) -> AsyncIterator[R
 
 
 async def chat_until(client: httpx.AsyncClient, persona: int, predicate: Callable[[dict], Any],
-                     timeout: float = 10.0) -> dict:
+                     timeout: float = 15.0) -> dict:
     """The persona's chat as the console serves it, once `predicate(chat)` holds (replies come asynchronously)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

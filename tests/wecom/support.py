@@ -29,7 +29,7 @@ def add_wecom_person(sessions: Any, now: Any, userid: str, *, roles: list[str], 
         return person.id
 
 
-async def until(condition: Callable[[], Any], timeout: float = 8.0) -> Any:
+async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
     """Poll `condition` until it is truthy (WeCom messages arrive through the store and the sender)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -42,7 +42,7 @@ async def until(condition: Callable[[], Any], timeout: float = 8.0) -> Any:
         await asyncio.sleep(0.02)
 
 
-async def next_message(member: WecomMember, before: int, timeout: float = 8.0) -> Received:
+async def next_message(member: WecomMember, before: int, timeout: float = 15.0) -> Received:
     """The first message `member` receives after they had `before`."""
     await until(lambda: len(member.inbox) > before, timeout)
     return member.inbox[before]
