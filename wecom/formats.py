@@ -125,9 +125,12 @@ class Button:
     style: int = 1  # 1 blue, 2 red, 3 white, 4 green
 
 
-def button_card(*, title: str, desc: str = "", lines: list[tuple[str, str]] | None = None, sub_title: str = "",
+def button_card(*, title: str, desc: str = "", lines: list[tuple[str, ...]] | None = None, sub_title: str = "",
                 buttons: list[Button]) -> dict[str, Any]:
-    """A 按钮交互型 template card; `task_id` is filled in by the sender (unique per message)."""
+    """A 按钮交互型 template card; `task_id` is filled in by the sender (unique per message).
+
+    `lines` are (name, text) rows, or (name, text, url) rows the member taps to open the link (type 1).
+    """
     card: dict[str, Any] = {
         "card_type": "button_interaction",
         "main_title": {"title": clip(title, 108), "desc": clip(desc, 132)},
@@ -136,9 +139,15 @@ def button_card(*, title: str, desc: str = "", lines: list[tuple[str, str]] | No
     if sub_title:
         card["sub_title_text"] = clip(sub_title, 1000)
     if lines:
-        card["horizontal_content_list"] = [{"keyname": clip(k, 30), "value": clip(v, 90)}
-                                           for k, v in lines[:MAX_HORIZONTAL]]
+        card["horizontal_content_list"] = [_horizontal(*line) for line in lines[:MAX_HORIZONTAL]]
     return {"msgtype": "template_card", "template_card": card}
+
+
+def _horizontal(keyname: str, value: str, url: str | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {"keyname": clip(keyname, 30), "value": clip(value, 90)}
+    if url:
+        row.update(type=1, url=url)
+    return row
 
 
 def send_body(message: dict[str, Any], *, touser: str, agent_id: int) -> dict[str, Any]:

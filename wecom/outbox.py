@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +13,20 @@ from sqlmodel import Session
 from models.tables import NotificationStatus, Person
 from models.wecom import WecomMessage
 from services.notify import current_priority
+
+
+_collector: ContextVar[list[WecomMessage] | None] = ContextVar("onegrid_wecom_collected", default=None)
+
+
+@contextmanager
+def collected() -> Iterator[list[WecomMessage]]:
+    """The rows `queue` and `queue_to` add inside this block (wecom/drill.py labels them)."""
+    rows: list[WecomMessage] = []
+    token = _collector.set(rows)
+    try:
+        yield rows
+    finally:
+        _collector.reset(token)
 
 
 def uses_wecom(person: Person | None) -> bool:
@@ -31,4 +48,7 @@ def queue_to(session: Session, touser: str, message: dict[str, Any], *, now: dat
                        priority=int(priority) if priority is not None else current_priority(),
                        next_attempt_at=now, created_at=now)
     session.add(row)
+    rows = _collector.get()
+    if rows is not None:
+        rows.append(row)
     return row

@@ -66,7 +66,8 @@ def order_card(session: Session, ctx: ServiceContext, person: Person, case: Case
     lines = texts.order_lines(session, case, task, person.locale, _, ctx.timezone)
     if footer:
         lines.append(footer)
-    queue(session, person, button_card(title=header, sub_title="\n".join(lines), buttons=buttons),
+    queue(session, person, button_card(title=header, sub_title="\n".join(lines), buttons=buttons,
+                                       lines=texts.order_links(session, case, _)),
           now=ctx.clock.now(), case_id=case.id)
 
 

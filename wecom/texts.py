@@ -11,10 +11,16 @@ from sqlmodel import Session, select
 from models.lifecycle import Status
 from models.tables import Area, Case, CaseSource, Category, Person
 from models.work import CaseTask, OfferStatus
-from services import verification, work
+from models.elders import Elder
+from services import batch_reads, verification, welfare_calls, work
+from services.intake_open311 import case_answers
 from services.names import department_name, localized
-from services.privacy import mask_name, mask_phone
+from services.navigation import navigate_url
+from services.privacy import mask_name, mask_phone, mask_text
+from services.snapshots import snapshot_links
 from wecom.actions import Gettext
+
+MAX_SNAPSHOT_LINKS = 2  # a card holds six link and text rows (wecom/formats.py MAX_HORIZONTAL)
 
 
 def local_time(at: datetime | None, timezone: str) -> str:
@@ -31,18 +37,52 @@ def grid_name(session: Session, code: str | None, locale: str) -> str:
 
 
 def order_lines(session: Session, case: Case, task: CaseTask, locale: str, _: Gettext, timezone: str) -> list[str]:
-    """The work order's lines below its header, as bot/renderers/work_text.py `order_text` words them."""
+    """The work order's lines below its header, as bot/renderers/work_text.py `order_text` words them: the other
+    departments of a joint case, a welfare check's household, the description with phone and ID numbers
+    masked, a resident's answers to the category's questions."""
+    others = batch_reads.other_departments(session, case.id, task.id)
     lines = [_("Category: {category}").format(category=category_name(session, case.category_code, locale)),
-             _("Department: {department}").format(department=department_name(session, task.department_code, locale)),
-             _("Grid: {grid}").format(grid=grid_name(session, case.grid_code, locale))]
+             _("Department: {department}").format(department=department_name(session, task.department_code, locale))]
+    if others:
+        lines.append(_("Joint handling with: {departments}").format(
+            departments=", ".join(department_name(session, code, locale) for code in others)))
+    lines.append(_("Grid: {grid}").format(grid=grid_name(session, case.grid_code, locale)))
+    lines.extend(welfare_lines(session, case, _))
     if case.address:
         lines.append(_("Address: {address}").format(address=case.address))
     if case.description:
-        lines.append(_("Description: {description}").format(description=case.description[:600]))
+        lines.append(_("Description: {description}").format(description=mask_text(case.description)[:600]))
+    for question, answer in case_answers(session, case.id) if case.source == CaseSource.RESIDENT else ():
+        lines.append(f"{question}: {mask_text(answer)}")
     lines.append(_("Accept by: {accept} · Handle by: {handle}").format(
         accept=local_time(case.accept_due_at, timezone), handle=local_time(case.handle_due_at, timezone)))
     lines.append(reporter_line(session, case, _))
     return lines
+
+
+def welfare_lines(session: Session, case: Case, _: Gettext) -> list[str]:
+    """A welfare check's household, whole (staff must go and ring), as bot/renderers/alarms_text.py words it."""
+    check = welfare_calls.check_of(session, case.id)
+    elder = session.get(Elder, check.elder_id) if check is not None else None
+    if elder is None:
+        return []
+    lines = [_("🚨 Welfare check: {name}, living alone (device {device})").format(name=elder.name or "—",
+                                                                                 device=check.device_id),
+             _("Home: {address}").format(address=elder.address or "—")]
+    if elder.key_holder_name or elder.key_holder_phone:
+        lines.append(_("Key holder: {name} {phone}").format(name=elder.key_holder_name, phone=elder.key_holder_phone))
+    lines += [_("Family: {name} {phone}").format(name=c.get("name", ""), phone=c.get("phone", ""))
+              for c in elder.contacts or []]
+    return lines
+
+
+def order_links(session: Session, case: Case, _: Gettext) -> list[tuple[str, str, str]]:
+    """(name, shown text, url) of the card's link rows: navigation to the place (Amap), and a camera's
+    snapshots that were not fetched as a photo (bot/renderers/field_text.py shows the same as links)."""
+    links = [(_("🧭 Navigate"), _("Amap"), navigate_url(case))]
+    for number, url in enumerate(snapshot_links(session, case)[:MAX_SNAPSHOT_LINKS], start=1):
+        links.append((_("📷 Camera snapshot · {number}").format(number=number), url, url))
+    return links
 
 
 def reporter_line(session: Session, case: Case, _: Gettext) -> str:

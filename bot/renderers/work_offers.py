@@ -12,7 +12,6 @@ from bot.renderers.work_text import (
     department_name,
     fit_caption,
     grid_name,
-    navigate_url,
     order_caption,
     order_text,
     tell,
@@ -28,6 +27,7 @@ from services.areas import supervisor_group
 from services.bus import EventTable
 from services.context import ServiceContext
 from services.db import insert_now
+from services.navigation import navigate_url
 from services.notify import enqueue
 
 # -- the work order -------------------------------------------------------------------------------------

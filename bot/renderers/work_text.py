@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -19,6 +18,7 @@ from models.work import CaseTask
 from onegrid.i18n import gettext_for
 from services import batch_reads, reference
 from services.context import ServiceContext
+from services.navigation import navigation_links
 from services.notify import enqueue_text
 from services.names import department_name, localized
 from services.intake_open311 import case_answers
@@ -43,20 +43,6 @@ def local_time(at: datetime | None, timezone: str) -> str:
     if at is None:
         return "—"
     return at.astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M")
-
-
-def navigation_links(lat: float, lon: float, label: str) -> list[tuple[str, str]]:
-    """(name, url) pairs that open turn-by-turn navigation to the point (WGS-84 coordinates)."""
-    return [
-        ("amap", f"https://uri.amap.com/marker?position={lon:.6f},{lat:.6f}&name={quote(label)}"
-                 "&coordinate=wgs84&callnative=1"),
-        ("google", f"https://www.google.com/maps/search/?api=1&query={lat:.6f},{lon:.6f}"),
-    ]
-
-
-def navigate_url(case: Case) -> str:
-    """The link of a work order's Navigate button: Amap, the map app workers in the city use."""
-    return dict(navigation_links(case.lat, case.lon, case.number))["amap"]
 
 
 def order_text(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, locale: str, *,

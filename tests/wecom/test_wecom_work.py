@@ -10,7 +10,10 @@ import asyncio
 from datetime import timedelta
 
 from models.lifecycle import Status
-from tests.worker_support import STREET, add_supervisor, answer_to, button, offset, picture, report
+from models.tables import CaseSource
+from services.api_keys import authenticate, create_key
+from services.intake_machine import MachineReport, intake_event
+from tests.worker_support import GRID, STREET, add_supervisor, answer_to, button, offset, picture, point_in, report
 from tests.wecom.support import ZH, act, add_wecom_person, case_status, next_message, until
 from wecom.emulator import WecomMember
 
@@ -140,3 +143,38 @@ async def test_escalation_pings_reach_staff_on_wecom_in_the_same_words(world, we
     assert (await asyncio.to_thread(escalation.sweep, world.ctx)).fired == 1
     ping = await next_message(worker, before)
     assert ping.text.startswith(ZH("⏰ Case {number}: not accepted in time").format(number=case.number))
+
+
+async def test_a_drill_order_on_wecom_is_labelled_masked_and_links_to_the_place_and_the_snapshot(
+        world, wecom_emu, db, clock) -> None:
+    """What the Telegram order shows, the WeCom card shows too: the drill label on every message about the
+    case, the caller's phone number masked, a tap to navigate (Amap) and the camera snapshot's link."""
+    add_wecom_person(db.sessions, clock.now(), "wangwei", roles=["worker"], area_code="SH-HP-01-001",
+                     department_code="greening_appearance", name="王伟")
+    worker = WecomMember(wecom_emu, "wangwei")
+    _key, token = create_key(world.ctx, name="camera gateway", scopes=["intake"])
+    lat, lon = point_in(GRID)
+    snapshot = "https://cameras.example/snap/7.jpg"  # not an allowed snapshot host: shown as a link
+    result = await asyncio.to_thread(intake_event, world.ctx, principal=authenticate(world.ctx, token=token),
+                                     report=MachineReport(
+        source=CaseSource.CAMERA, event_id="drill-7", device_id="cam-7", category_code="exposed_garbage",
+        lat=lat, lon=lon, description="Caller 13812345678 says garbage", media_urls=[snapshot], drill=True))
+    number = result.case.number
+
+    order = await next_message(worker, 0)
+    assert order.body["template_card"]["main_title"]["title"] == "🧪 【演练】 " + ZH("🆕 Work order {number}").format(
+        number=number)
+    assert "13812345678" not in order.text and "Caller 138****5678 says garbage" in order.text
+    links = order.links
+    assert links[ZH("📷 Camera snapshot · {number}").format(number=1)] == snapshot
+    navigate = links[ZH("🧭 Navigate")]
+    assert navigate.startswith("https://uri.amap.com/marker?position=") and f"{lon:.6f},{lat:.6f}" in navigate
+
+    accepted = await act(worker, lambda: worker.press(order, ZH("✅ Accept")))
+    assert accepted.body["template_card"]["main_title"]["title"] == "🧪 【演练】 " + ZH(
+        "✅ You accepted work order {number}").format(number=number)
+    # A case that is no drill carries no label.
+    plain = await asyncio.to_thread(report, world.ctx)
+    other = await until(lambda: next((m for m in worker.inbox if m.task_id and plain.number in m.text), None))
+    assert other.body["template_card"]["main_title"]["title"] == ZH("🆕 Work order {number}").format(
+        number=plain.number)

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from wecom.formats import MAX_BUTTONS, MAX_TEXT_BYTES
+from wecom.formats import MAX_BUTTONS, MAX_HORIZONTAL, MAX_TEXT_BYTES
 
 TASK_ID = re.compile(r"^[0-9a-zA-Z_\-@]{1,128}$")
 
@@ -61,6 +61,12 @@ class Received:
         if self.msgtype != "template_card":
             return {}
         return {b["text"]: b["key"] for b in self.body["template_card"].get("button_list", [])}
+
+    @property
+    def links(self) -> dict[str, str]:
+        """A card's link rows (horizontal_content_list type 1): name -> url."""
+        rows = self.body.get("template_card", {}).get("horizontal_content_list", [])
+        return {r["keyname"]: r["url"] for r in rows if r.get("type") == 1}
 
     @property
     def task_id(self) -> str | None:
@@ -232,6 +238,11 @@ class WecomEmulator:
                 return "template_card.button_list needs 1-6 buttons with text and key"
             if any(len(b["key"].encode()) > 1024 for b in buttons):
                 return "template_card.button_list.key longer than 1024 bytes"
+            rows = card.get("horizontal_content_list", [])
+            if len(rows) > MAX_HORIZONTAL or any(not r.get("keyname") for r in rows):
+                return "template_card.horizontal_content_list needs at most 6 rows, each with a keyname"
+            if any(r.get("type") == 1 and not str(r.get("url", "")).startswith(("http://", "https://")) for r in rows):
+                return "template_card.horizontal_content_list.url is required for type 1"
         else:
             return f"msgtype {kind!r} not supported"
         return None
