@@ -3,7 +3,8 @@
 A button's `key` is the Telegram keyboard's callback data as aiogram packs it (`prefix:field:field`),
 so one action has one name on both channels: `wo:a:<offer>` accept, `wo:r:<offer>` return,
 `wt:c:<task>` complete, `wp:d|p|f|x:<completion>` done with photos / retake / submit flagged / finish
-later, `sv:a|r:<case>:<version>` approve / reject, `wc:<flow>` cancel a reason prompt.
+later, `sv:a|r:<case>:<version>` approve / reject, `wf:<task>:<outcome>` a welfare check's outcome,
+`wc:<flow>` cancel a prompt.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from models.elders import WelfareOutcome
 from wecom.formats import Button
 
 Gettext = Callable[[str], str]
@@ -45,13 +47,36 @@ def verify_buttons(_: Gettext, case_id: int, version: int) -> list[Button]:
             Button(_("🔁 Reject: rework"), f"sv:r:{case_id}:{version}", 2)]
 
 
+def outcome_labels(_: Gettext) -> dict[WelfareOutcome, str]:
+    """A welfare check's outcomes, in bot/alarm_ui.py's words."""
+    return {
+        WelfareOutcome.SAFE: _("🙂 Safe"),
+        WelfareOutcome.NEEDS_HELP: _("🚑 Needs help (120 called)"),
+        WelfareOutcome.NOT_HOME: _("🏠 Not at home (family reached)"),
+        WelfareOutcome.NO_ANSWER: _("🚨 No answer: escalate"),
+    }
+
+
+def outcome_buttons(_: Gettext, task_id: int) -> list[Button]:
+    """An accepted welfare check's buttons: what the worker found at the home (then their location records it).
+
+    WeCom shows about ten characters of a button, so two outcomes have shorter words here than on Telegram;
+    the prompt and the receipt name the outcome in full (`outcome_labels`).
+    """
+    short = {**outcome_labels(_), WelfareOutcome.NEEDS_HELP: _("🚑 Needs help"),
+             WelfareOutcome.NOT_HOME: _("🏠 Not at home")}
+    return [Button(label, f"wf:{task_id}:{outcome.value}", 2 if outcome is WelfareOutcome.NO_ANSWER else 1)
+            for outcome, label in short.items()]
+
+
 def cancel_buttons(_: Gettext, flow: str) -> list[Button]:
     return [Button(_("Cancel"), f"wc:{flow}", 3)]
 
 
 @dataclass(frozen=True)
 class Action:
-    """A pressed button's key, parsed: `prefix` (wo, wt, wp, sv, wc), `action` and integer `ids`."""
+    """A pressed button's key, parsed: `prefix` (wo, wt, wp, sv, wf, wc), `action` and integer `ids`
+    (for `wf`, the action is the outcome and the id the task)."""
 
     prefix: str
     action: str
@@ -60,10 +85,12 @@ class Action:
 
 def parse_key(key: str) -> Action | None:
     parts = key.split(":")
-    if len(parts) < 2 or parts[0] not in ("wo", "wt", "wp", "sv", "wc"):
+    if len(parts) < 2 or parts[0] not in ("wo", "wt", "wp", "sv", "wf", "wc"):
         return None
     if parts[0] == "wc":
         return Action("wc", parts[1], ())
+    if parts[0] == "wf":
+        return Action("wf", parts[2], (int(parts[1]),)) if len(parts) == 3 and parts[1].isdigit() else None
     try:
         return Action(parts[0], parts[1], tuple(int(p) for p in parts[2:]))
     except ValueError:

@@ -1,5 +1,6 @@
-"""A WeCom member's conversation state (which proof they are completing, which reason is awaited), kept
-in the store beside aiogram's (`fsm_state`, keys `wecom:<userid>`), so a restart loses nothing."""
+"""A WeCom member's conversation state (which proof they are completing, which reason or which welfare
+check's location is awaited), kept in the store beside aiogram's (`fsm_state`, keys `wecom:<userid>`), so
+a restart loses nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from models.tables import FsmState
 from services.context import ServiceContext
 from services.db import transaction
 
-PROOF, RETURN_REASON, REJECT_REASON = "proof", "return_reason", "reject_reason"
+PROOF, RETURN_REASON, REJECT_REASON, WELFARE = "proof", "return_reason", "reject_reason", "welfare"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from services import verification, work
 from services.cases import CaseNotFound
 from wecom import conversation as conv
-from wecom import texts
+from wecom import handlers_welfare, texts
 from wecom.actions import Action, cancel_buttons
 from wecom.client import WecomError
 
@@ -54,10 +54,14 @@ async def card_button(turn: Turn, action: Action | None) -> None:
             await turn.set_state(conv.REJECT_REASON, {"case_id": action.ids[0], "version": action.ids[1]})
             await turn.say(_("What must be redone? Send the reason in one message; the worker will see it."),
                            cancel_buttons(_, "rej"))
+        elif action.prefix == "wf":
+            await handlers_welfare.choose_outcome(turn, action)
         elif action.prefix == "wc":
             await turn.set_state(None)
-            await turn.say(_("Cancelled: nothing was returned.") if action.action == "ret"
-                           else _("Cancelled: the case still awaits your verification."))
+            await turn.say({"ret": _("Cancelled: nothing was returned."),
+                            handlers_welfare.CANCEL_FLOW: _("Cancelled: nothing was recorded. Press an outcome on the "
+                                                            "order again.")}.get(
+                action.action, _("Cancelled: the case still awaits your verification.")))
     except REFUSED as exc:
         await turn.refuse(exc)
 
@@ -99,6 +103,8 @@ async def text(turn: Turn, content: str) -> None:
             await turn.set_state(None)
         elif state.state == conv.PROOF:
             await turn.say(_("Send a photo of the finished work, or press Done with photos."))
+        elif state.state == conv.WELFARE:
+            await handlers_welfare.hint(turn)
         else:
             await turn.say(_("Use the app's menu: go on or off duty, or list your work orders."))
     except (work.ReasonRequired, verification.ReasonRequired) as exc:
@@ -111,6 +117,9 @@ async def text(turn: Turn, content: str) -> None:
 async def image(turn: Turn, media_id: str) -> None:
     _ = turn._
     state = await turn.state()
+    if state.state == conv.WELFARE:
+        await handlers_welfare.hint(turn)
+        return
     if state.state != conv.PROOF:
         await turn.say(_("Press Complete on the work order first."))
         return
@@ -132,11 +141,14 @@ async def image(turn: Turn, media_id: str) -> None:
 async def location(turn: Turn) -> None:
     _, fields = turn._, turn.message.fields
     state = await turn.state()
+    fix = work.LocationFix(lat=float(fields["Location_X"]), lon=float(fields["Location_Y"]),
+                           sent_at=datetime.fromtimestamp(turn.message.create_time, UTC))
+    if state.state == conv.WELFARE:
+        await handlers_welfare.location(turn, state, fix)
+        return
     if state.state != conv.PROOF:
         await turn.say(_("Press Complete on the work order first."))
         return
-    fix = work.LocationFix(lat=float(fields["Location_X"]), lon=float(fields["Location_Y"]),
-                           sent_at=datetime.fromtimestamp(turn.message.create_time, UTC))
     try:  # the service's event gives the receipt, or what is wrong with a location kept for a decision
         result = await asyncio.to_thread(work.submit_location, turn.ctx, completion_id=state.data["completion_id"],
                                          worker_id=turn.person.id, fix=fix)

@@ -26,12 +26,12 @@ from models.events.work import (
 from models.tables import Case, Person
 from models.work import CaseTask
 from onegrid.i18n import N_, gettext_for
-from services import batch_reads
+from services import batch_reads, welfare_calls
 from services.bus import EventTable
 from services.context import ServiceContext
 from services.names import department_name
 from wecom import texts
-from wecom.actions import flag_buttons, offer_buttons, photos_buttons, task_buttons
+from wecom.actions import flag_buttons, offer_buttons, outcome_buttons, photos_buttons, task_buttons
 from wecom.formats import button_card, image_message, text_message
 from wecom.outbox import queue, uses_wecom
 
@@ -111,10 +111,14 @@ def order_accepted(session: Session, ctx: ServiceContext, event: OrderAccepted) 
         return
     case, task = session.get(Case, event.case_id), session.get(CaseTask, event.task_id)
     _ = gettext_for(worker.locale)
+    if welfare_calls.check_of(session, case.id) is not None:  # a welfare check ends with an outcome, not a photo
+        footer, buttons = _("On site, press what you found, then share your location there."), outcome_buttons(_, task.id)
+    else:
+        footer = _("When the problem is solved, press Complete and send photos and your location.")
+        buttons = task_buttons(_, task.id)
     order_card(session, ctx, worker, case, task,
-               header=_("✅ You accepted work order {number}").format(number=case.number),
-               footer=_("When the problem is solved, press Complete and send photos and your location."),
-               buttons=task_buttons(_, task.id))
+               header=_("✅ You accepted work order {number}").format(number=case.number), footer=footer,
+               buttons=buttons)
 
 
 def order_returned(session: Session, ctx: ServiceContext, event: OrderReturned) -> None:

@@ -66,14 +66,17 @@ def welfare_lines(session: Session, case: Case, _: Gettext) -> list[str]:
     elder = session.get(Elder, check.elder_id) if check is not None else None
     if elder is None:
         return []
-    lines = [_("🚨 Welfare check: {name}, living alone (device {device})").format(name=elder.name or "—",
-                                                                                 device=check.device_id),
-             _("Home: {address}").format(address=elder.address or "—")]
-    if elder.key_holder_name or elder.key_holder_phone:
-        lines.append(_("Key holder: {name} {phone}").format(name=elder.key_holder_name, phone=elder.key_holder_phone))
-    lines += [_("Family: {name} {phone}").format(name=c.get("name", ""), phone=c.get("phone", ""))
-              for c in elder.contacts or []]
-    return lines
+    return [_("🚨 Welfare check: {name}, living alone (device {device})").format(name=elder.name or "—",
+                                                                                device=check.device_id),
+            _("Home: {address}").format(address=elder.address or "—"), *household_lines(elder, _)]
+
+
+def household_lines(elder: Elder, _: Gettext) -> list[str]:
+    """Who has the keys, and the family's numbers."""
+    lines = [_("Key holder: {name} {phone}").format(name=elder.key_holder_name, phone=elder.key_holder_phone)] \
+        if elder.key_holder_name or elder.key_holder_phone else []
+    return lines + [_("Family: {name} {phone}").format(name=c.get("name", ""), phone=c.get("phone", ""))
+                    for c in elder.contacts or []]
 
 
 def order_links(session: Session, case: Case, _: Gettext) -> list[tuple[str, str, str]]:
@@ -166,6 +169,19 @@ def too_far_text(_: Gettext, *, problems: tuple[str, ...], distance_m: float, al
             distance=round(distance_m), allowed=round(allowed_m)))
     lines.append(_("Or, if you are sure you are in the right place, submit it flagged for the supervisor to judge."))
     return "\n".join(lines)
+
+
+def welfare_location_refusal(_: Gettext, judgement: work.LocationJudgement, max_accuracy_m: float) -> str:
+    """Why a welfare check's location was not taken (handlers/alarms.py `_refusal`, the same msgids)."""
+    if judgement.refused_outright or judgement.clearly_far:
+        return location_refusal(_, judgement)
+    if work.LocationProblem.LOW_ACCURACY in judgement.problems:
+        return _("📍 Your location is only accurate to ±{accuracy} m; at most ±{max} m is accepted. "
+                 "Wait for a better GPS fix outdoors and send it again.").format(
+            accuracy=round(judgement.accuracy_m), max=round(max_accuracy_m))
+    return _("📍 You are {distance} m from the case point; at most {allowed} m is accepted here. "
+             "Go to the place and send your location again.").format(
+        distance=round(judgement.distance_m), allowed=round(judgement.allowed_m))
 
 
 def ping_header(number: str, after: str, _: Gettext, *, repeat: int = 0) -> str:
