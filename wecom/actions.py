@@ -4,6 +4,7 @@ A button's `key` is the Telegram keyboard's callback data as aiogram packs it (`
 so one action has one name on both channels: `wo:a:<offer>` accept, `wo:r:<offer>` return,
 `wt:c:<task>` complete, `wp:d|p|f|x:<completion>` done with photos / retake / submit flagged / finish
 later, `sv:a|r:<case>:<version>` approve / reject, `wf:<task>:<outcome>` a welfare check's outcome,
+`pn:m|a|w|d|t:<task>` progress notes (the choice, then arrived / waiting / another department / own words),
 `wc:<flow>` cancel a prompt.
 """
 
@@ -26,7 +27,14 @@ def task_buttons(_: Gettext, task_id: int, *, can_return: bool = True) -> list[B
     buttons = [Button(_("📸 Complete"), f"wt:c:{task_id}", 1)]
     if can_return:
         buttons.append(Button(_("↩️ Return to dispatcher"), f"wt:r:{task_id}", 3))
-    return buttons
+    return buttons + [Button(_("📝 Progress note"), f"pn:m:{task_id}", 3)]  # arrived, waiting, another department
+
+
+def progress_buttons(_: Gettext, task_id: int) -> list[Button]:
+    """The notes of bot/field_ui.py `progress_keyboard`: three quick ones, or the worker's own words."""
+    return [Button(_("📍 Arrived"), f"pn:a:{task_id}", 1), Button(_("⏳ Waiting for materials"), f"pn:w:{task_id}", 1),
+            Button(_("🏢 Needs another department"), f"pn:d:{task_id}", 2),
+            Button(_("✏️ Write a note"), f"pn:t:{task_id}", 3)]
 
 
 def photos_buttons(_: Gettext, completion_id: int, *, have_photos: bool) -> list[Button]:
@@ -75,7 +83,7 @@ def cancel_buttons(_: Gettext, flow: str) -> list[Button]:
 
 @dataclass(frozen=True)
 class Action:
-    """A pressed button's key, parsed: `prefix` (wo, wt, wp, sv, wf, wc), `action` and integer `ids`
+    """A pressed button's key, parsed: `prefix` (wo, wt, wp, sv, wf, pn, wc), `action` and integer `ids`
     (for `wf`, the action is the outcome and the id the task)."""
 
     prefix: str
@@ -85,7 +93,7 @@ class Action:
 
 def parse_key(key: str) -> Action | None:
     parts = key.split(":")
-    if len(parts) < 2 or parts[0] not in ("wo", "wt", "wp", "sv", "wf", "wc"):
+    if len(parts) < 2 or parts[0] not in ("wo", "wt", "wp", "sv", "wf", "pn", "wc"):
         return None
     if parts[0] == "wc":
         return Action("wc", parts[1], ())

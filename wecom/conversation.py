@@ -13,7 +13,7 @@ from models.tables import FsmState
 from services.context import ServiceContext
 from services.db import transaction
 
-PROOF, RETURN_REASON, REJECT_REASON, WELFARE = "proof", "return_reason", "reject_reason", "welfare"
+PROOF, RETURN_REASON, REJECT_REASON, WELFARE, NOTE = "proof", "return_reason", "reject_reason", "welfare", "note"
 
 
 @dataclass

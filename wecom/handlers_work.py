@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from services import verification, work
 from services.cases import CaseNotFound
 from wecom import conversation as conv
-from wecom import handlers_welfare, texts
+from wecom import handlers_field, handlers_welfare, texts
 from wecom.actions import Action, cancel_buttons
 from wecom.client import WecomError
 
@@ -56,9 +56,12 @@ async def card_button(turn: Turn, action: Action | None) -> None:
                            cancel_buttons(_, "rej"))
         elif action.prefix == "wf":
             await handlers_welfare.choose_outcome(turn, action)
+        elif action.prefix == "pn":
+            await handlers_field.progress_button(turn, action)
         elif action.prefix == "wc":
             await turn.set_state(None)
             await turn.say({"ret": _("Cancelled: nothing was returned."),
+                            handlers_field.CANCEL_FLOW: _("Cancelled: no note was posted."),
                             handlers_welfare.CANCEL_FLOW: _("Cancelled: nothing was recorded. Press an outcome on the "
                                                             "order again.")}.get(
                 action.action, _("Cancelled: the case still awaits your verification.")))
@@ -105,6 +108,8 @@ async def text(turn: Turn, content: str) -> None:
             await turn.say(_("Send a photo of the finished work, or press Done with photos."))
         elif state.state == conv.WELFARE:
             await handlers_welfare.hint(turn)
+        elif state.state == conv.NOTE:
+            await handlers_field.note_text(turn, state, content)
         else:
             await turn.say(_("Use the app's menu: go on or off duty, or list your work orders."))
     except (work.ReasonRequired, verification.ReasonRequired) as exc:
@@ -119,6 +124,9 @@ async def image(turn: Turn, media_id: str) -> None:
     state = await turn.state()
     if state.state == conv.WELFARE:
         await handlers_welfare.hint(turn)
+        return
+    if state.state == conv.NOTE:
+        await handlers_field.text_needed(turn)
         return
     if state.state != conv.PROOF:
         await turn.say(_("Press Complete on the work order first."))
@@ -145,6 +153,9 @@ async def location(turn: Turn) -> None:
                            sent_at=datetime.fromtimestamp(turn.message.create_time, UTC))
     if state.state == conv.WELFARE:
         await handlers_welfare.location(turn, state, fix)
+        return
+    if state.state == conv.NOTE:
+        await handlers_field.text_needed(turn)
         return
     if state.state != conv.PROOF:
         await turn.say(_("Press Complete on the work order first."))

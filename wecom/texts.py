@@ -12,12 +12,15 @@ from models.lifecycle import Status
 from models.tables import Area, Case, CaseSource, Category, Person
 from models.work import CaseTask, OfferStatus
 from models.elders import Elder
+from models.field import ProgressKind
 from services import batch_reads, verification, welfare_calls, work
 from services.intake_open311 import case_answers
 from services.names import department_name, localized
 from services.navigation import navigate_url
 from services.privacy import mask_name, mask_phone, mask_text
+from services.progress import recent_notes
 from services.snapshots import snapshot_links
+from onegrid.i18n import N_
 from wecom.actions import Gettext
 
 MAX_SNAPSHOT_LINKS = 2  # a card holds six link and text rows (wecom/formats.py MAX_HORIZONTAL)
@@ -77,6 +80,24 @@ def household_lines(elder: Elder, _: Gettext) -> list[str]:
         if elder.key_holder_name or elder.key_holder_phone else []
     return lines + [_("Family: {name} {phone}").format(name=c.get("name", ""), phone=c.get("phone", ""))
                     for c in elder.contacts or []]
+
+
+# How a progress note reads to staff (bot/renderers/field_text.py, the same msgids).
+STAFF_NOTE_LABELS: dict[ProgressKind, str] = {
+    ProgressKind.ARRIVED: N_("arrived on site"),
+    ProgressKind.WAITING_MATERIALS: N_("waiting for materials"),
+    ProgressKind.NEEDS_DEPARTMENT: N_("needs another department"),
+    ProgressKind.TEXT: N_("note"),
+}
+
+
+def progress_lines(session: Session, case: Case, _: Gettext, timezone: str) -> list[str]:
+    """"Progress:" and the case's latest notes (masked, no names), as the supervisors' case card lists them."""
+    notes = recent_notes(session, case.id)
+    if not notes:
+        return []
+    return [_("Progress:")] + [f"· {local_time(n.at, timezone)} {_(STAFF_NOTE_LABELS[n.kind])}"
+                               + (f": {n.text}" if n.text else "") for n in notes]
 
 
 def order_links(session: Session, case: Case, _: Gettext) -> list[tuple[str, str, str]]:

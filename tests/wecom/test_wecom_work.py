@@ -178,3 +178,48 @@ async def test_a_drill_order_on_wecom_is_labelled_masked_and_links_to_the_place_
     other = await until(lambda: next((m for m in worker.inbox if m.task_id and plain.number in m.text), None))
     assert other.body["template_card"]["main_title"]["title"] == ZH("🆕 Work order {number}").format(
         number=plain.number)
+
+
+async def test_progress_notes_on_wecom_reach_the_record_and_a_supervisor_on_wecom(world, wecom_emu, db, clock) -> None:
+    """📝 Progress note on the held order: a quick note, the worker's own words (an empty one is asked again,
+    Cancel posts nothing), and "needs another department", which the street's supervisor on WeCom is sent."""
+    from models.field import ProgressNote  # noqa: PLC0415
+    from sqlmodel import select  # noqa: PLC0415
+
+    add_wecom_person(db.sessions, clock.now(), "wangwei", roles=["worker"], area_code="SH-HP-01-001",
+                     department_code="greening_appearance", name="王伟")
+    add_wecom_person(db.sessions, clock.now(), "lijun", roles=["supervisor"], area_code=STREET, name="李军")
+    worker, boss = WecomMember(wecom_emu, "wangwei"), WecomMember(wecom_emu, "lijun")
+    case = await asyncio.to_thread(report, world.ctx, description="Call 13812345678 at the gate")
+    order = await next_message(worker, 0)
+    accepted = await act(worker, lambda: worker.press(order, ZH("✅ Accept")))
+    assert list(accepted.buttons) == [ZH("📸 Complete"), ZH("↩️ Return to dispatcher"), ZH("📝 Progress note")]
+
+    notes = await act(worker, lambda: worker.press(accepted, ZH("📝 Progress note")))
+    assert notes.text == ZH("How is it going? Choose a note, or write one.")
+    assert list(notes.buttons) == [ZH("📍 Arrived"), ZH("⏳ Waiting for materials"), ZH("🏢 Needs another department"),
+                                   ZH("✏️ Write a note")]
+    arrived = await act(worker, lambda: worker.press(notes, ZH("📍 Arrived")))
+    assert arrived.text == ZH("📝 Progress noted on case {number}: {label}.").format(number=case.number,
+                                                                                    label=ZH("arrived on site"))
+    clock.advance(seconds=1)
+    asked = await act(worker, lambda: worker.press(notes, ZH("✏️ Write a note")))
+    assert asked.text == ZH("Write your progress note in one message.")
+    again = await act(worker, lambda: worker.send_text("   "))
+    assert again.text == ZH("Please write the note in a few words, or press Cancel.")
+    noted = await act(worker, lambda: worker.send_text("配件明天到"))
+    assert noted.text == ZH("📝 Progress noted on case {number}: {label}.").format(number=case.number, label=ZH("note"))
+    clock.advance(seconds=1)
+    await act(worker, lambda: worker.press(notes, ZH("✏️ Write a note")))
+    cancelled = await act(worker, lambda: worker.press(asked, ZH("Cancel")))
+    assert cancelled.text == ZH("Cancelled: no note was posted.")
+
+    clock.advance(seconds=1)
+    await act(worker, lambda: worker.press(notes, ZH("🏢 Needs another department")))
+    told = await next_message(boss, 0)
+    assert told.text.startswith(ZH("🏢 Case {number}: {worker} says another department is needed").format(
+        number=case.number, worker="王伟"))
+    assert ZH("Progress:") in told.text and "配件明天到" in told.text and "13812345678" not in told.text
+    with db.sessions() as s:
+        kinds = [(n.kind, n.text) for n in s.exec(select(ProgressNote).order_by(ProgressNote.id)).all()]
+    assert kinds == [("arrived", None), ("text", "配件明天到"), ("needs_department", None)]

@@ -1,0 +1,72 @@
+"""WeCom renderers of field work beside the order: a progress note's confirmation and, for "needs another
+department", the case to the supervisors on WeCom; held orders released when their worker went off duty.
+The same words as bot/renderers/field.py."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from models.events.field import HeldOrdersReleased, ProgressNoted
+from models.field import ProgressKind
+from models.tables import Case, Person
+from onegrid.i18n import gettext_for
+from services.bus import EventTable
+from services.context import ServiceContext
+from services.dispatch_pool import supervisors_of
+from services.privacy import mask_text
+from wecom import texts
+from wecom.formats import text_message
+from wecom.outbox import queue, uses_wecom
+
+
+def progress_noted(session: Session, ctx: ServiceContext, event: ProgressNoted) -> None:
+    worker = session.get(Person, event.worker_id)
+    case = session.get(Case, event.case_id)
+    kind = ProgressKind(event.kind)
+    if uses_wecom(worker):
+        _ = gettext_for(worker.locale)
+        queue(session, worker, text_message(_("📝 Progress noted on case {number}: {label}.").format(
+            number=case.number, label=_(texts.STAFF_NOTE_LABELS[kind]))), now=ctx.clock.now(), case_id=case.id)
+    if kind is not ProgressKind.NEEDS_DEPARTMENT:
+        return
+    name = worker.display_name if worker is not None else "—"
+    for supervisor in supervisors_of(session, case.grid_code):
+        if not uses_wecom(supervisor):
+            continue
+        _ = gettext_for(supervisor.locale)
+        lines = [_("🏢 Case {number}: {worker} says another department is needed").format(number=case.number,
+                                                                                          worker=name),
+                 _("Category: {category}").format(category=texts.category_name(session, case.category_code,
+                                                                               supervisor.locale)),
+                 _("Grid: {grid}").format(grid=texts.grid_name(session, case.grid_code, supervisor.locale))]
+        if case.address:
+            lines.append(_("Address: {address}").format(address=case.address))
+        if case.description:
+            lines.append(_("Description: {description}").format(description=mask_text(case.description)[:300]))
+        lines += texts.progress_lines(session, case, _, ctx.timezone)
+        queue(session, supervisor, text_message("\n".join(lines)), now=ctx.clock.now(), case_id=case.id)
+
+
+def held_orders_released(session: Session, ctx: ServiceContext, event: HeldOrdersReleased) -> None:
+    worker = session.get(Person, event.worker_id)
+    if worker is None:
+        return
+    for supervisor in supervisors_of(session, worker.area_code):
+        if not uses_wecom(supervisor):
+            continue
+        _ = gettext_for(supervisor.locale)
+        if event.handed_back:
+            text = _("↩️ {worker} went off duty and handed back {count} held order(s): {numbers}. "
+                     "They are offered to the workers on duty.")
+        else:
+            text = _("⏰ {worker} went off duty keeping {count} order(s) and was not back within {minutes} min: "
+                     "{numbers} went back to dispatch.")
+        queue(session, supervisor, text_message(text.format(
+            worker=worker.display_name, count=len(event.case_ids), numbers=", ".join(event.case_numbers),
+            minutes=event.grace_minutes)), now=ctx.clock.now())
+
+
+RENDERERS: EventTable = {
+    ProgressNoted: [progress_noted],
+    HeldOrdersReleased: [held_orders_released],
+}
