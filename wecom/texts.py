@@ -242,11 +242,11 @@ def photo_refusal(_: Gettext, exc: Exception) -> str:
 def location_refusal(_: Gettext, judgement: work.LocationJudgement) -> str:
     if work.LocationProblem.FORWARDED in judgement.problems:
         return _("This location was forwarded. Send your own location from the site, not a forwarded one.")
-    if work.LocationProblem.CLEARLY_FAR in judgement.problems:  # precise and far: a refusal, not a flag
-        return _("📍 You are {distance} m from the case point (±{accuracy} m); at most {allowed} m is accepted. "
-                 "This cannot be submitted: go to the place and send your location from there.").format(
-            distance=round(judgement.distance_m), accuracy=round(judgement.accuracy_m),
-            allowed=round(judgement.allowed_m))
+    if work.LocationProblem.CLEARLY_FAR in judgement.problems:  # far beyond the radius: a refusal, not a flag
+        # WeCom reports no accuracy, so none is named (Telegram's words would say ±0 m).
+        return _("📍 You are {distance} m from the case point; at most {allowed} m is accepted here. "
+                 "Go to the place and send your location again.").format(
+            distance=round(judgement.distance_m), allowed=round(judgement.allowed_m))
     minutes = max(1, round(judgement.age_s / 60))
     return _("This location was sent {minutes} min ago, which is too old to prove you are on site. "
              "Send your location again now.").format(minutes=minutes)
