@@ -177,6 +177,7 @@ async def test_guide_pictures(page, live_sandbox: Running, tmp_path: Path, lang:
 
     # The supervisor checks the proof and approves.
     await supervisor.locator(".msg.bot img.photo").first.wait_for()
+    await supervisor.locator(".toast").wait_for(state="hidden")  # "extension granted" from before would cover the card
     await save(supervisor, folder, "supervisor-1-proof")
     await card.locator('[data-callback^="sv:a:"]').click()
     fixed = resident.locator('[data-callback^="fb:"][data-callback*=":y:"]')
