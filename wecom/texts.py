@@ -17,7 +17,7 @@ from services import batch_reads, verification, welfare_calls, work
 from services.intake_open311 import case_answers
 from services.names import department_name, localized
 from services.navigation import navigate_url
-from services.privacy import mask_name, mask_phone, mask_text
+from services.privacy import mask_text, resident_tag
 from services.progress import recent_notes
 from services.snapshots import snapshot_links
 from onegrid.i18n import N_
@@ -110,15 +110,18 @@ def order_links(session: Session, case: Case, _: Gettext) -> list[tuple[str, str
 
 
 def reporter_line(session: Session, case: Case, _: Gettext) -> str:
+    """Where the case came from; for a resident's report, as bot/renderers/resident_views.py `reporter_label`
+    shows a reporter to staff: never a name, not even a surname; the masked phone, or a pseudonym."""
     if case.source != CaseSource.RESIDENT:
-        return _("Source: {source}").format(source=case.source)
+        sources = {CaseSource.PATROL: _("patrol"), CaseSource.CAMERA: _("camera"), CaseSource.SENSOR: _("sensor"),
+                   CaseSource.HOTLINE: _("12345 hotline"), CaseSource.UPSTREAM: _("city platform")}
+        return _("Source: {source}").format(source=sources.get(CaseSource(case.source), case.source))
     reporter = session.get(Person, case.reporter_id) if case.reporter_id else None
     if reporter is None or reporter.deleted_at is not None:
-        return _("Reporter: anonymous")
-    details = mask_name(reporter.display_name) or "—"
-    if reporter.phone:
-        details += " · " + mask_phone(reporter.phone)
-    return _("Reporter: {reporter}").format(reporter=details)
+        label = _("anonymous resident")
+    else:
+        label = _("resident {phone}").format(phone=resident_tag(reporter.phone, reporter.id))
+    return _("Reporter: {reporter}").format(reporter=label)
 
 
 def location_prompt(_: Gettext) -> str:

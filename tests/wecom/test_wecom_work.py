@@ -13,7 +13,7 @@ from models.lifecycle import Status
 from models.tables import CaseSource
 from services.api_keys import authenticate, create_key
 from services.intake_machine import MachineReport, intake_event
-from tests.worker_support import GRID, STREET, add_supervisor, answer_to, button, offset, picture, point_in, report
+from tests.worker_support import GRID, STREET, add_person, add_supervisor, answer_to, button, offset, picture, point_in, report
 from tests.wecom.support import ZH, act, add_wecom_person, case_status, next_message, until
 from wecom.emulator import WecomMember
 
@@ -165,6 +165,7 @@ async def test_a_drill_order_on_wecom_is_labelled_masked_and_links_to_the_place_
     assert order.body["template_card"]["main_title"]["title"] == "🧪 【演练】 " + ZH("🆕 Work order {number}").format(
         number=number)
     assert "13812345678" not in order.text and "Caller 138****5678 says garbage" in order.text
+    assert ZH("Source: {source}").format(source=ZH("camera")) in order.text
     links = order.links
     assert links[ZH("📷 Camera snapshot · {number}").format(number=1)] == snapshot
     navigate = links[ZH("🧭 Navigate")]
@@ -190,8 +191,12 @@ async def test_progress_notes_on_wecom_reach_the_record_and_a_supervisor_on_weco
                      department_code="greening_appearance", name="王伟")
     add_wecom_person(db.sessions, clock.now(), "lijun", roles=["supervisor"], area_code=STREET, name="李军")
     worker, boss = WecomMember(wecom_emu, "wangwei"), WecomMember(wecom_emu, "lijun")
-    case = await asyncio.to_thread(report, world.ctx, description="Call 13812345678 at the gate")
+    resident = add_person(db.sessions, clock.now(), telegram_user_id=9390, roles=[], name="李华", phone="13800000001")
+    case = await asyncio.to_thread(report, world.ctx, description="Call 13812345678 at the gate", reporter_id=resident)
     order = await next_message(worker, 0)
+    # Staff never see a reporter's name, not even a surname: the masked phone (as on Telegram).
+    assert ZH("Reporter: {reporter}").format(reporter=ZH("resident {phone}").format(phone="138****0001")) in order.text
+    assert "李" not in order.text
     accepted = await act(worker, lambda: worker.press(order, ZH("✅ Accept")))
     assert list(accepted.buttons) == [ZH("📸 Complete"), ZH("↩️ Return to dispatcher"), ZH("📝 Progress note")]
 
