@@ -22,6 +22,7 @@ from onegrid.i18n import gettext_for
 from services.bus import EventTable
 from services.context import ServiceContext
 from services.names import department_name, localized
+from services.privacy import mask_text
 from services.verification_card import proof_card
 from wecom import texts
 from wecom.actions import Gettext, task_buttons, verify_buttons
@@ -37,7 +38,7 @@ def card_lines(card, locale: str, timezone: str) -> list[str]:  # noqa: ANN001 -
     if card.address:
         lines.append(_("Address: {address}").format(address=card.address))
     if card.description:
-        lines.append(_("Description: {description}").format(description=card.description[:300]))
+        lines.append(_("Description: {description}").format(description=mask_text(card.description[:300])))
     for part in card.parts:
         lines.append(_("— {department}: {worker}").format(department=part.department, worker=part.worker_name))
         lines.append(_("Photos: {count}").format(count=len(part.photo_paths)))

@@ -73,12 +73,13 @@ async def test_order_proof_reject_and_approve_all_on_wecom(world, wecom_emu, db,
                      department_code="greening_appearance", name="王伟")
     add_wecom_person(db.sessions, clock.now(), "lijun", roles=["supervisor"], area_code=STREET, name="李军")
     worker, boss = WecomMember(wecom_emu, "wangwei"), WecomMember(wecom_emu, "lijun")
-    case = await asyncio.to_thread(report, world.ctx)
+    case = await asyncio.to_thread(report, world.ctx, description="Garbage by the gate, call 13812345678")
     await accept_and_prove(world, wecom_emu, clock, worker, case, seed=611)
 
     card = await next_message(boss, 0)
     assert card.body["template_card"]["main_title"]["title"] == ZH("🔍 Please verify case {number}").format(
         number=case.number)
+    assert "call 138****5678" in card.text and "13812345678" not in card.text  # masked, as on Telegram
     assert list(card.buttons) == [ZH("✅ Approve and close"), ZH("🔁 Reject: rework")]
     photo = await next_message(boss, 1)
     assert photo.msgtype == "image" and photo.image  # the proof photo, uploaded through media/upload
