@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot.renderers.staff_menus import bot_commands
 from bot.sandbox import UNSTARTED_API_URL, PersonaError
 from onegrid.settings import Settings
 from onegrid.wecom_app import WecomChannel
@@ -38,6 +39,7 @@ from wecom.emulator import WecomEmulator, WecomMember
 from wecom.emulator.server import Received
 
 WECOM_PEOPLE = {"worker": "wangjianguo"}  # demo key -> WeCom userid
+WECOM_MENU = ("tasks", "patrol", "duty")  # the app's menu keys (wecom/handlers.py), as README step 4 sets them
 SANDBOX_AGENT_ID = 1000002
 MEMBER_IDS = 1_000_000  # ids of what a member sent start above this (app messages count from 1)
 
@@ -129,12 +131,16 @@ class WecomPanes:
             messages += [s.shown for s in sent if s.after == index]
             messages.append(_shown(received, index + 1, dates[index] if index < len(dates) else None))
         messages += [s.shown for s in sent if s.after >= len(inbox)]
-        return {"channel": self.name, "messages": messages, "reply_keyboard": None, "toasts": [], "commands": []}
+        # The app's menu (README: keys duty, tasks, patrol), offered where the Telegram pane lists commands.
+        menu = bot_commands(WECOM_MENU, self.ctx.settings.default_locale)
+        return {"channel": self.name, "messages": messages, "reply_keyboard": None, "toasts": [], "commands": menu}
 
     # -- what the member does ----------------------------------------------------------------------------
 
     async def send_text(self, persona_id: int, text: str) -> dict[str, Any]:
         member = self.members[persona_id]
+        if text.startswith("/") and text[1:] in WECOM_MENU:  # a menu item of the pane: the app's menu click
+            return self._answered(persona_id, await member.click_menu(text[1:]))
         return await self._post(persona_id, member.message("text", Content=text), {"text": text, "entities": []})
 
     async def press(self, persona_id: int, message_id: int, data: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from services.context import ServiceContext
 from services.db import transaction
 
 PROOF, RETURN_REASON, REJECT_REASON, WELFARE, NOTE = "proof", "return_reason", "reject_reason", "welfare", "note"
+PATROL = "patrol"  # a patrol report being written (wecom/handlers_patrol.py)
 
 
 @dataclass

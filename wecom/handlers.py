@@ -3,7 +3,7 @@
 `WecomHandlers.handle(payload)` is the inbox's handler for channel "wecom". Like the Telegram handlers it
 parses, calls one service (in a worker thread) and answers refusals and read-only requests itself; what a
 change means for anyone is queued by the service's events (wecom/renderers*.py). Card buttons carry the
-Telegram keyboards' actions (wecom/actions.py); menu keys are `duty` and `tasks`.
+Telegram keyboards' actions (wecom/actions.py); menu keys are `duty`, `tasks` and `patrol`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from services.db import transaction
 from services.invitations import INVITE_PREFIX, InvalidInvitation, InvitationProblem, redeem_invitation
 from services.people import find_person_by_wecom_userid
 from wecom import conversation as conv
-from wecom import handlers_work
+from wecom import handlers_patrol, handlers_work
 from wecom.actions import Gettext, parse_key
 from wecom.client import WecomClient
 from wecom.formats import Button, Inbound, button_card, inbound_from_payload, text_message
@@ -28,7 +28,7 @@ from wecom.outbox import queue_to
 
 log = logging.getLogger(__name__)
 
-MENU_DUTY, MENU_TASKS = "duty", "tasks"
+MENU_DUTY, MENU_TASKS, MENU_PATROL = "duty", "tasks", "patrol"
 
 
 class WecomHandlers:
@@ -45,7 +45,10 @@ class WecomHandlers:
             return
         turn = Turn(self, message, person, _)
         if message.msg_type == "event" and message.event == "template_card_event":
-            await handlers_work.card_button(turn, parse_key(message.event_key))
+            if message.event_key.startswith("pr:"):  # a patrol report's card: its key names the draft
+                await handlers_patrol.file(turn, message.event_key)
+            else:
+                await handlers_work.card_button(turn, parse_key(message.event_key))
         elif message.msg_type == "event" and message.event == "click":
             await self.menu(turn)
         elif message.msg_type == "text":
@@ -87,6 +90,8 @@ class WecomHandlers:
                 await turn.refuse(exc)
         elif key == MENU_TASKS:
             await handlers_work.show_tasks(turn)
+        elif key == MENU_PATROL:
+            await handlers_patrol.start(turn)
 
     async def say(self, userid: str, person_id: int | None, text: str, buttons: list[Button] | None = None) -> None:
         """Answer a refusal or a read-only request (nothing changed, so nothing was queued with it)."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from services import verification, work
 from services.cases import CaseNotFound
 from wecom import conversation as conv
-from wecom import handlers_field, handlers_welfare, texts
+from wecom import handlers_field, handlers_patrol, handlers_welfare, texts
 from wecom.actions import Action, cancel_buttons
 from wecom.client import WecomError
 
@@ -62,6 +62,7 @@ async def card_button(turn: Turn, action: Action | None) -> None:
             await turn.set_state(None)
             await turn.say({"ret": _("Cancelled: nothing was returned."),
                             handlers_field.CANCEL_FLOW: _("Cancelled: no note was posted."),
+                            handlers_patrol.CANCEL_FLOW: _("Report cancelled. Nothing was stored."),
                             handlers_welfare.CANCEL_FLOW: _("Cancelled: nothing was recorded. Press an outcome on the "
                                                             "order again.")}.get(
                 action.action, _("Cancelled: the case still awaits your verification.")))
@@ -110,8 +111,11 @@ async def text(turn: Turn, content: str) -> None:
             await handlers_welfare.hint(turn)
         elif state.state == conv.NOTE:
             await handlers_field.note_text(turn, state, content)
+        elif state.state == conv.PATROL:
+            await handlers_patrol.text(turn, state, content)
         else:
-            await turn.say(_("Use the app's menu: go on or off duty, or list your work orders."))
+            await turn.say(_("Use the app's menu: go on or off duty, list your work orders, or file a patrol "
+                             "report."))
     except (work.ReasonRequired, verification.ReasonRequired) as exc:
         await turn.refuse(exc)  # the prompt stays: the next message is the reason
     except REFUSED as exc:
@@ -127,6 +131,9 @@ async def image(turn: Turn, media_id: str) -> None:
         return
     if state.state == conv.NOTE:
         await handlers_field.text_needed(turn)
+        return
+    if state.state == conv.PATROL:
+        await handlers_patrol.image(turn, state, media_id)
         return
     if state.state != conv.PROOF:
         await turn.say(_("Press Complete on the work order first."))
@@ -156,6 +163,9 @@ async def location(turn: Turn) -> None:
         return
     if state.state == conv.NOTE:
         await handlers_field.text_needed(turn)
+        return
+    if state.state == conv.PATROL:
+        await handlers_patrol.location(turn, state, fix.lat, fix.lon)
         return
     if state.state != conv.PROOF:
         await turn.say(_("Press Complete on the work order first."))

@@ -1,12 +1,15 @@
 """WeCom renderers of field work beside the order: a progress note's confirmation and, for "needs another
-department", the case to the supervisors on WeCom; held orders released when their worker went off duty.
-The same words as bot/renderers/field.py."""
+department", the case to the supervisors on WeCom; held orders released when their worker went off duty; the
+answer to a patrol report. The same words as bot/renderers/field.py and bot/renderers/patrol.py."""
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
+import re
+
 from models.events.field import HeldOrdersReleased, ProgressNoted
+from models.events.patrol import PatrolReportFiled
 from models.field import ProgressKind
 from models.tables import Case, Person
 from onegrid.i18n import gettext_for
@@ -66,7 +69,26 @@ def held_orders_released(session: Session, ctx: ServiceContext, event: HeldOrder
             minutes=event.grace_minutes)), now=ctx.clock.now())
 
 
+_TAG = re.compile(r"<[^>]+>")  # the Telegram msgids' bold: WeCom text is plain
+
+
+def patrol_report_filed(session: Session, ctx: ServiceContext, event: PatrolReportFiled) -> None:
+    worker = session.get(Person, event.worker_id)
+    if not uses_wecom(worker):
+        return
+    _ = gettext_for(worker.locale)
+    if event.handed_to_dispatch:
+        text = _("📤 Case <b>{number}</b> registered from your patrol and handed to dispatch: the workers "
+                 "of its department will get it. Thank you!")
+    else:
+        text = _("✅ Case <b>{number}</b> registered from your patrol. It is yours: the work order follows; "
+                 "press Complete when the problem is solved.")
+    queue(session, worker, text_message(_TAG.sub("", text).format(number=event.number)), now=ctx.clock.now(),
+          case_id=event.case_id)
+
+
 RENDERERS: EventTable = {
+    PatrolReportFiled: [patrol_report_filed],
     ProgressNoted: [progress_noted],
     HeldOrdersReleased: [held_orders_released],
 }

@@ -221,8 +221,6 @@ def ping_header(number: str, after: str, _: Gettext, *, repeat: int = 0) -> str:
 
 def photo_refusal(_: Gettext, exc: Exception) -> str:
     """Why a proof photo was refused (handlers/worker_proofs.py, the same msgids)."""
-    from services.photos import PhotoProblem  # noqa: PLC0415 - only this function needs it
-
     if isinstance(exc, work.SamePicture):
         if exc.earlier == "report":
             return _("This is the same picture as the resident's photo. Photograph the place as it is now, after "
@@ -232,14 +230,21 @@ def photo_refusal(_: Gettext, exc: Exception) -> str:
         return _("You already sent {max} photos, the most a proof takes.").format(max=exc.limit) + "\n" + \
             location_prompt(_)
     if isinstance(exc, work.ProofPhotoRefused):
-        return {
-            PhotoProblem.TOO_LARGE: _("This file is larger than 20 MB. Send the picture as a photo, or a smaller file."),
-            PhotoProblem.NOT_AN_IMAGE: _("This is not a picture we can read. Send a photo (JPEG, PNG, WebP or HEIC)."),
-            PhotoProblem.TOO_MANY_PIXELS: _("This picture has far too many pixels for a camera photo and was refused. "
-                                            "Send the photo from your camera."),
-            PhotoProblem.TRUNCATED: _("This picture is incomplete (the file is cut off). Send it again."),
-        }[exc.problem]
+        return picture_problem(_, exc.problem)
     return work_refusal(_, exc)
+
+
+def picture_problem(_: Gettext, problem: object) -> str:
+    """Why a picture was refused (a services.photos.PhotoProblem), in handlers/worker_proofs.py's words."""
+    from services.photos import PhotoProblem  # noqa: PLC0415 - only the photo refusals need it
+
+    return {
+        PhotoProblem.TOO_LARGE: _("This file is larger than 20 MB. Send the picture as a photo, or a smaller file."),
+        PhotoProblem.NOT_AN_IMAGE: _("This is not a picture we can read. Send a photo (JPEG, PNG, WebP or HEIC)."),
+        PhotoProblem.TOO_MANY_PIXELS: _("This picture has far too many pixels for a camera photo and was refused. "
+                                        "Send the photo from your camera."),
+        PhotoProblem.TRUNCATED: _("This picture is incomplete (the file is cut off). Send it again."),
+    }[problem]
 
 
 def location_refusal(_: Gettext, judgement: work.LocationJudgement) -> str:

@@ -205,3 +205,21 @@ async def test_without_wecom_the_demo_worker_is_on_telegram_again(db, clock: Fak
             await stop_sandbox(running)
         channels.append((people["worker"]["channel"], chat["channel"], running.app.wecom is not None))
     assert channels == [("wecom", "wecom", True), ("telegram", "telegram", False)]
+
+
+async def test_the_wecom_pane_offers_the_apps_menu_and_a_menu_item_is_a_menu_click(wecom_sandbox: Running,
+                                                                                   db) -> None:
+    """The pane lists the app's menu (duty, tasks, patrol) where a Telegram pane lists commands; choosing
+    /duty is the menu click WeCom sends, not a text: the demo worker goes off duty."""
+    from models.tables import Person  # noqa: PLC0415
+
+    worker = wecom_sandbox.persona_id("worker")
+    async with wecom_sandbox.client() as client:
+        chat = await chat_until(client, worker, lambda c: True)
+        assert [c["command"] for c in chat["commands"]] == ["tasks", "patrol", "duty"]
+        assert chat["commands"][1]["description"] == ZH("report a problem you found on patrol")
+        await post(client, worker, "text", {"text": "/duty"})
+        answer = await chat_until(client, worker, lambda c: c["messages"])
+    assert not any(m["mine"] for m in answer["messages"])  # a click shows no message of the member's
+    with db.sessions() as s:
+        assert s.exec(select(Person).where(Person.wecom_userid == WECOM_PEOPLE["worker"])).one().on_duty is False
