@@ -6,6 +6,7 @@ from aiogram.filters.callback_data import CallbackData
 
 from bot.worker_ui import Gettext, Markup, navigate_button
 from models.elders import WelfareOutcome
+from onegrid.wording import WELFARE_OUTCOMES
 
 
 class WelfareCb(CallbackData, prefix="wf"):
@@ -14,12 +15,7 @@ class WelfareCb(CallbackData, prefix="wf"):
 
 
 def outcome_labels(_: Gettext) -> dict[WelfareOutcome, str]:
-    return {
-        WelfareOutcome.SAFE: _("🙂 Safe"),
-        WelfareOutcome.NEEDS_HELP: _("🚑 Needs help (120 called)"),
-        WelfareOutcome.NOT_HOME: _("🏠 Not at home (family reached)"),
-        WelfareOutcome.NO_ANSWER: _("🚨 No answer: escalate"),
-    }
+    return {outcome: _(label) for outcome, label in WELFARE_OUTCOMES.items()}
 
 
 def outcome_keyboard(_: Gettext, task_id: int, *, navigate_url: str | None = None) -> Markup:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from models.elders import WelfareOutcome
+from onegrid.wording import WELFARE_OUTCOMES
 from wecom.formats import Button
 
 Gettext = Callable[[str], str]
@@ -57,12 +58,7 @@ def verify_buttons(_: Gettext, case_id: int, version: int) -> list[Button]:
 
 def outcome_labels(_: Gettext) -> dict[WelfareOutcome, str]:
     """A welfare check's outcomes, in bot/alarm_ui.py's words."""
-    return {
-        WelfareOutcome.SAFE: _("🙂 Safe"),
-        WelfareOutcome.NEEDS_HELP: _("🚑 Needs help (120 called)"),
-        WelfareOutcome.NOT_HOME: _("🏠 Not at home (family reached)"),
-        WelfareOutcome.NO_ANSWER: _("🚨 No answer: escalate"),
-    }
+    return {outcome: _(label) for outcome, label in WELFARE_OUTCOMES.items()}
 
 
 def outcome_buttons(_: Gettext, task_id: int) -> list[Button]:

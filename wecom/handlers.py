@@ -129,3 +129,9 @@ class Turn:
 
     async def set_state(self, state: str | None, data: dict[str, Any] | None = None) -> None:
         await asyncio.to_thread(conv.save, self.ctx, self.userid, state, data)
+
+    async def end(self, refused: Exception | None = None) -> None:
+        """Leave the conversation's state; with `refused`, say why the action was refused."""
+        await self.set_state(None)
+        if refused is not None:
+            await self.refuse(refused)

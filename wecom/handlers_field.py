@@ -47,8 +47,7 @@ async def note_text(turn: Turn, state: conv.Conversation, content: str) -> None:
         await turn.say(_("Please write the note in a few words, or press Cancel."), cancel_buttons(_, CANCEL_FLOW))
         return
     except work.WorkError as exc:
-        await turn.set_state(None)
-        await turn.refuse(exc)
+        await turn.end(exc)
         return
     await turn.set_state(None)
 

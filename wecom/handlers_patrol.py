@@ -128,12 +128,18 @@ async def text(turn: Turn, state: conv.Conversation, content: str) -> None:
         await _remind(turn, step)
 
 
-async def image(turn: Turn, state: conv.Conversation, media_id: str) -> None:
-    _, draft = turn._, await _live(turn, state)
-    if draft is None:
-        return
-    if state.data.get("step") != EVIDENCE:
+async def _evidence_draft(turn: Turn, state: conv.Conversation) -> ReportDraft | None:
+    """The live draft when it waits for photos and the location; else None, the worker told what it waits for."""
+    draft = await _live(turn, state)
+    if draft is not None and state.data.get("step") != EVIDENCE:
         await _remind(turn, state.data.get("step"))
+        return None
+    return draft
+
+
+async def image(turn: Turn, state: conv.Conversation, media_id: str) -> None:
+    _, draft = turn._, await _evidence_draft(turn, state)
+    if draft is None:
         return
     if len(draft.photos) >= MAX_PHOTOS:
         await turn.say(_("That is the most photos a report takes ({max}). Now send your location on site.").format(
@@ -154,11 +160,8 @@ async def image(turn: Turn, state: conv.Conversation, media_id: str) -> None:
 
 
 async def location(turn: Turn, state: conv.Conversation, lat: float, lon: float) -> None:
-    _, draft = turn._, await _live(turn, state)
+    _, draft = turn._, await _evidence_draft(turn, state)
     if draft is None:
-        return
-    if state.data.get("step") != EVIDENCE:
-        await _remind(turn, state.data.get("step"))
         return
     choice = await asyncio.to_thread(report_choices.get_category, turn.ctx, draft.category)
     if choice.photo_required and not draft.photos:

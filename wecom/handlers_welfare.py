@@ -51,11 +51,9 @@ async def location(turn: Turn, state: conv.Conversation, fix: work.LocationFix) 
         await asyncio.to_thread(welfare.record_outcome, turn.ctx, task_id=state.data["task_id"],
                                 worker_id=turn.person.id, outcome=WelfareOutcome(state.data["outcome"]), fix=fix)
     except work.LocationRefused as exc:
-        await turn.say(texts.welfare_location_refusal(_, exc.judgement,
-                                                      turn.ctx.settings.proof_location_max_accuracy_m))
+        await turn.say(texts.welfare_location_refusal(_, exc.judgement))
         return
     except work.WorkError as exc:
-        await turn.set_state(None)
-        await turn.refuse(exc)
+        await turn.end(exc)
         return
     await turn.set_state(None)

@@ -119,8 +119,7 @@ async def text(turn: Turn, content: str) -> None:
     except (work.ReasonRequired, verification.ReasonRequired) as exc:
         await turn.refuse(exc)  # the prompt stays: the next message is the reason
     except REFUSED as exc:
-        await turn.set_state(None)
-        await turn.refuse(exc)
+        await turn.end(exc)
 
 
 async def image(turn: Turn, media_id: str) -> None:
@@ -149,8 +148,7 @@ async def image(turn: Turn, media_id: str) -> None:
     except (work.ProofPhotoRefused, work.SamePicture, work.TooManyPhotos) as exc:
         await turn.say(texts.photo_refusal(_, exc))
     except work.WorkError as exc:
-        await turn.set_state(None)
-        await turn.refuse(exc)
+        await turn.end(exc)
 
 
 async def location(turn: Turn) -> None:
@@ -180,8 +178,7 @@ async def location(turn: Turn) -> None:
         await turn.say(texts.location_refusal(_, exc.judgement))
         return
     except work.WorkError as exc:
-        await turn.set_state(None)
-        await turn.refuse(exc)
+        await turn.end(exc)
         return
     if result.outcome is work.LocationOutcome.SUBMITTED:
         await turn.set_state(None)

@@ -7,19 +7,29 @@ from __future__ import annotations
 from sqlmodel import Session
 
 import re
+from collections.abc import Iterator
 
 from models.events.field import HeldOrdersReleased, ProgressNoted
 from models.events.patrol import PatrolReportFiled
 from models.field import ProgressKind
 from models.tables import Case, Person
 from onegrid.i18n import gettext_for
+from onegrid.wording import HANDED_BACK, NOT_BACK_IN_TIME
 from services.bus import EventTable
 from services.context import ServiceContext
 from services.dispatch_pool import supervisors_of
 from services.privacy import mask_text
 from wecom import texts
+from wecom.actions import Gettext
 from wecom.formats import text_message
 from wecom.outbox import queue, uses_wecom
+
+
+def _supervisors_on_wecom(session: Session, area_code: str | None) -> Iterator[tuple[Person, Gettext]]:
+    """The area's supervisors (services.dispatch_pool) who use WeCom, each with their language's gettext."""
+    for supervisor in supervisors_of(session, area_code):
+        if uses_wecom(supervisor):
+            yield supervisor, gettext_for(supervisor.locale)
 
 
 def progress_noted(session: Session, ctx: ServiceContext, event: ProgressNoted) -> None:
@@ -33,10 +43,7 @@ def progress_noted(session: Session, ctx: ServiceContext, event: ProgressNoted) 
     if kind is not ProgressKind.NEEDS_DEPARTMENT:
         return
     name = worker.display_name if worker is not None else "—"
-    for supervisor in supervisors_of(session, case.grid_code):
-        if not uses_wecom(supervisor):
-            continue
-        _ = gettext_for(supervisor.locale)
+    for supervisor, _ in _supervisors_on_wecom(session, case.grid_code):
         lines = [_("🏢 Case {number}: {worker} says another department is needed").format(number=case.number,
                                                                                           worker=name),
                  _("Category: {category}").format(category=texts.category_name(session, case.category_code,
@@ -54,16 +61,8 @@ def held_orders_released(session: Session, ctx: ServiceContext, event: HeldOrder
     worker = session.get(Person, event.worker_id)
     if worker is None:
         return
-    for supervisor in supervisors_of(session, worker.area_code):
-        if not uses_wecom(supervisor):
-            continue
-        _ = gettext_for(supervisor.locale)
-        if event.handed_back:
-            text = _("↩️ {worker} went off duty and handed back {count} held order(s): {numbers}. "
-                     "They are offered to the workers on duty.")
-        else:
-            text = _("⏰ {worker} went off duty keeping {count} order(s) and was not back within {minutes} min: "
-                     "{numbers} went back to dispatch.")
+    for supervisor, _ in _supervisors_on_wecom(session, worker.area_code):
+        text = _(HANDED_BACK if event.handed_back else NOT_BACK_IN_TIME)
         queue(session, supervisor, text_message(text.format(
             worker=worker.display_name, count=len(event.case_ids), numbers=", ".join(event.case_numbers),
             minutes=event.grace_minutes)), now=ctx.clock.now())

@@ -195,17 +195,12 @@ def too_far_text(_: Gettext, *, problems: tuple[str, ...], distance_m: float, al
     return "\n".join(lines)
 
 
-def welfare_location_refusal(_: Gettext, judgement: work.LocationJudgement, max_accuracy_m: float) -> str:
-    """Why a welfare check's location was not taken (handlers/alarms.py `_refusal`, the same msgids)."""
+def welfare_location_refusal(_: Gettext, judgement: work.LocationJudgement) -> str:
+    """Why a welfare check's location was not taken (handlers/alarms.py `_refusal`, the same msgids). WeCom
+    reports no accuracy, so a fix is never too imprecise here: too far, forwarded or too old."""
     if judgement.refused_outright or judgement.clearly_far:
         return location_refusal(_, judgement)
-    if work.LocationProblem.LOW_ACCURACY in judgement.problems:
-        return _("📍 Your location is only accurate to ±{accuracy} m; at most ±{max} m is accepted. "
-                 "Wait for a better GPS fix outdoors and send it again.").format(
-            accuracy=round(judgement.accuracy_m), max=round(max_accuracy_m))
-    return _("📍 You are {distance} m from the case point; at most {allowed} m is accepted here. "
-             "Go to the place and send your location again.").format(
-        distance=round(judgement.distance_m), allowed=round(judgement.allowed_m))
+    return too_far(_, judgement)
 
 
 def ping_header(number: str, after: str, _: Gettext, *, repeat: int = 0) -> str:
@@ -247,14 +242,18 @@ def picture_problem(_: Gettext, problem: object) -> str:
     }[problem]
 
 
+def too_far(_: Gettext, judgement: work.LocationJudgement) -> str:
+    # WeCom reports no accuracy, so none is named (Telegram's words with one would say ±0 m).
+    return _("📍 You are {distance} m from the case point; at most {allowed} m is accepted here. "
+             "Go to the place and send your location again.").format(
+        distance=round(judgement.distance_m), allowed=round(judgement.allowed_m))
+
+
 def location_refusal(_: Gettext, judgement: work.LocationJudgement) -> str:
     if work.LocationProblem.FORWARDED in judgement.problems:
         return _("This location was forwarded. Send your own location from the site, not a forwarded one.")
     if work.LocationProblem.CLEARLY_FAR in judgement.problems:  # far beyond the radius: a refusal, not a flag
-        # WeCom reports no accuracy, so none is named (Telegram's words would say ±0 m).
-        return _("📍 You are {distance} m from the case point; at most {allowed} m is accepted here. "
-                 "Go to the place and send your location again.").format(
-            distance=round(judgement.distance_m), allowed=round(judgement.allowed_m))
+        return too_far(_, judgement)
     minutes = max(1, round(judgement.age_s / 60))
     return _("This location was sent {minutes} min ago, which is too old to prove you are on site. "
              "Send your location again now.").format(minutes=minutes)

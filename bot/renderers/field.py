@@ -18,6 +18,7 @@ from models.events.field import HeldOrdersReleased, ProgressNoted
 from models.field import ProgressKind
 from models.tables import Case, Person
 from onegrid.i18n import gettext_for
+from onegrid.wording import HANDED_BACK, NOT_BACK_IN_TIME
 from services.bus import EventTable
 from services.context import ServiceContext
 from services.dispatch_pool import supervisors_of
@@ -54,12 +55,7 @@ def held_orders_released(session: Session, ctx: ServiceContext, event: HeldOrder
     numbers = ", ".join(event.case_numbers)
     for supervisor in supervisors_of(session, worker.area_code):
         _ = gettext_for(supervisor.locale)
-        if event.handed_back:
-            text = _("↩️ {worker} went off duty and handed back {count} held order(s): {numbers}. "
-                     "They are offered to the workers on duty.")
-        else:
-            text = _("⏰ {worker} went off duty keeping {count} order(s) and was not back within {minutes} min: "
-                     "{numbers} went back to dispatch.")
+        text = _(HANDED_BACK if event.handed_back else NOT_BACK_IN_TIME)
         enqueue(session, chat_id=supervisor.telegram_user_id, method="sendMessage", now=ctx.clock.now(),
                 person_id=supervisor.id, payload={"parse_mode": "HTML", "text": text.format(
                     worker=html.escape(worker.display_name), count=len(event.case_ids), numbers=numbers,
