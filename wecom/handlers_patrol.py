@@ -165,7 +165,7 @@ async def location(turn: Turn, state: conv.Conversation, lat: float, lon: float)
         return
     choice = await asyncio.to_thread(report_choices.get_category, turn.ctx, draft.category)
     if choice.photo_required and not draft.photos:
-        await turn.say(_("This kind of problem needs a photo: send one first, then your location."))
+        await turn.say(_("This kind of problem needs a photo first. Please send one, then the location."))
         return
     try:
         place = await asyncio.to_thread(report_choices.locate, turn.ctx, lat=lat, lon=lon, locale=turn.person.locale)
@@ -205,8 +205,9 @@ async def file(turn: Turn, key: str) -> None:
         return
     try:
         photos = [await turn.client.download_media(p.file_id) for p in draft.photos]
-    except WecomError:
-        await turn.say(_("This picture is incomplete (the file is cut off). Send it again."))
+    except WecomError:  # the draft stays: the worker presses again
+        await turn.say(_("The photos could not be fetched from WeCom just now; nothing was stored. Press the "
+                         "button again in a moment."))
         return
     try:  # the answer and the order come from the service's events
         await asyncio.to_thread(patrol.submit_patrol_report, turn.ctx, worker_id=turn.person.id, draft=draft,
@@ -214,10 +215,18 @@ async def file(turn: Turn, key: str) -> None:
     except patrol.OffDuty:
         await turn.say(_off_duty(turn))  # the draft stays: on duty, then press again
         return
-    except (WorkError, CategoryUnavailable, OutsideGrid, PhotoRejected) as exc:
+    except OutsideGrid:  # the map changed since the location was taken: the draft stays, without it
+        draft.lat = draft.lon = draft.grid_code = None
+        await _keep(turn, draft, EVIDENCE)
+        await turn.say(_("The map has changed and this place is no longer inside a grid. Please share the location "
+                         "again."))
+        return
+    except (WorkError, CategoryUnavailable, PhotoRejected) as exc:
         await turn.set_state(None)
-        await turn.say(_("Report cancelled. Nothing was stored.") + "\n" + (
-            texts.work_refusal(_, exc) if isinstance(exc, WorkError) else _("That cannot be done now.")))
+        why = (texts.work_refusal(_, exc) if isinstance(exc, WorkError)
+               else texts.picture_problem(_, exc.problem) if isinstance(exc, PhotoRejected)
+               else _("This category is no longer offered; please choose another."))
+        await turn.say(_("Report cancelled. Nothing was stored.") + "\n" + why)
         return
     await turn.set_state(None)
 

@@ -46,7 +46,7 @@ async def test_a_worker_on_wecom_files_a_patrol_report_and_keeps_the_case(world,
                             "(＋ → Location).").format(category="暴露垃圾")
     lat, lon = point_in(GRID)
     needs = await act(worker, lambda: worker.send_location(lat, lon))  # this kind needs a photo first
-    assert needs.text == ZH("This kind of problem needs a photo: send one first, then your location.")
+    assert needs.text == ZH("This kind of problem needs a photo first. Please send one, then the location.")
     got = await act(worker, lambda: worker.send_image(picture(701)))
     assert got.text.startswith(ZH("Photo {count} of {max} received.").format(count=1, max=3))
     words = await act(worker, lambda: worker.send_location(lat, lon))
@@ -130,3 +130,28 @@ async def test_an_unfinished_patrol_report_expires_and_nothing_is_stored(world, 
     assert after.text == ZH("Use the app's menu: go on or off duty, list your work orders, or file a patrol report.")
     with db.sessions() as s:
         assert s.exec(select(Case)).all() == []
+
+
+async def test_photos_wecom_cannot_give_back_at_filing_keep_the_draft_for_another_press(world, wecom_emu, db,
+                                                                                       clock) -> None:
+    add_wecom_person(db.sessions, clock.now(), "wangwei", roles=["worker"], area_code=GRID,
+                     department_code="greening_appearance", name="王伟")
+    worker = WecomMember(wecom_emu, "wangwei")
+    listing = await start(worker, clock)
+    await act(worker, lambda: worker.send_text(number_of(listing, "暴露垃圾")))
+    await act(worker, lambda: worker.send_image(picture(702)))
+    await act(worker, lambda: worker.send_location(*point_in(GRID)))
+    card = await act(worker, lambda: worker.send_text("-"))
+    [(media_id, photo)] = wecom_emu.media.items()  # the worker's one photo: the app sent no image
+    del wecom_emu.media[media_id]  # WeCom answers 40007 for it now
+    refused = await act(worker, lambda: worker.press(card, ZH("📤 To dispatch")))
+    assert refused.text == ZH("The photos could not be fetched from WeCom just now; nothing was stored. Press the "
+                              "button again in a moment.")
+    with db.sessions() as s:
+        assert s.exec(select(Case)).all() == []
+    wecom_emu.media[media_id] = photo
+    clock.advance(seconds=1)
+    filed = await act(worker, lambda: worker.press(card, ZH("📤 To dispatch")))  # the draft was kept
+    with db.sessions() as s:
+        case = s.exec(select(Case)).one()
+    assert case.number in filed.text
