@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -67,25 +68,40 @@ def intake_event_once(ctx: ServiceContext, *, principal: Principal, report: inta
     for attempt in (1, 2, 3):
         try:
             with transaction(ctx.sessions) as session:
-                started = idempotency.begin_in(session, ctx, api_key_id=principal.id, key=key, fingerprint=fingerprint)
-                if isinstance(started, idempotency.Replay):
-                    return started
-                grid_code = intake.locate(ctx, report)
-                result = intake.intake_in(session, ctx, principal=principal, report=report, grid_code=grid_code,
-                                          now=now)
-                response = answer(CaseOutcome(result.outcome, views_of(session, [result.case])[0]))
-                _store(session, started, response)
+                response, result = intake_keyed_in(session, ctx, principal=principal, report=report, key=key,
+                                                   fingerprint=fingerprint, answer=answer, now=now)
         except CaseError as exc:  # a refusal: nothing of the event is stored; the refusal is the key's answer
             return _refused(ctx, principal, key, fingerprint, answer(exc))
         except IntegrityError:  # a concurrent first use of the key, or delivery of the event, committed first
             if attempt == 3:
                 raise intake.IntakeInProgress(report.source_ref) from None
             continue
-        log.info("machine event from %s: %s", report.source.value, result.outcome, extra={"case": result.case.number})
-        if result.outcome == "created":
-            cases.registered(ctx, result.case)  # wakes the dispatcher and the sender
+        if result is not None:
+            intake_answered(ctx, report, result)
         return response
     raise AssertionError("unreachable")
+
+
+def intake_keyed_in(session: Session, ctx: ServiceContext, *, principal: Principal, report: intake.MachineReport,
+                    key: str, fingerprint: str, answer: Callable[[CaseOutcome | CaseError], A],
+                    now: datetime) -> tuple[A | idempotency.Replay, intake.IntakeResult | None]:
+    """The body of `intake_event_once` within the caller's transaction: the answer, and what intake did
+    (None for a replay). Raises what it raises, and CaseError for a refusal: roll back then."""
+    started = idempotency.begin_in(session, ctx, api_key_id=principal.id, key=key, fingerprint=fingerprint)
+    if isinstance(started, idempotency.Replay):
+        return started, None
+    grid_code = intake.locate(ctx, report)
+    result = intake.intake_in(session, ctx, principal=principal, report=report, grid_code=grid_code, now=now)
+    response = answer(CaseOutcome(result.outcome, views_of(session, [result.case])[0]))
+    _store(session, started, response)
+    return response, result
+
+
+def intake_answered(ctx: ServiceContext, report: intake.MachineReport, result: intake.IntakeResult) -> None:
+    """After the commit of a keyed intake: log it, and wake the dispatcher and the sender for a new case."""
+    log.info("machine event from %s: %s", report.source.value, result.outcome, extra={"case": result.case.number})
+    if result.outcome == "created":
+        cases.registered(ctx, result.case)
 
 
 def _store(session: Session, started: idempotency.Started, response: StorableAnswer) -> None:

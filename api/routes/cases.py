@@ -40,6 +40,7 @@ from models.lifecycle import Action, IllegalTransition, LifecycleError, NoteRequ
 from models.tables import CaseSource
 from services import case_commands, case_queries, idempotency, intake
 from services.case_ending import MergeTargetInvalid
+from services.intake_batch import KeyedEvent
 from services.office_actions import NobodyAvailable
 from services.cases import CaseError, CaseNotFound, OutsideGrid, StaleCase, UnknownCategory
 
@@ -103,8 +104,9 @@ async def intake_case(request: Request, ctx: CtxDep, principal: IntakeKey, body:
     # The key's record, the case and the stored answer: one transaction, one thread hop.
     fp = idempotency.fingerprint(request.method, request.url.path, await request.body())
     try:
-        answered = await asyncio.to_thread(case_commands.intake_event_once, ctx, principal=principal, report=report,
-                                           key=idempotency_key, fingerprint=fp, answer=answer)
+        idempotency.check_key(idempotency_key)
+        answered = await request.app.state.intake_writer.write(KeyedEvent(  # api/intake_writer.py: group commit
+            principal=principal, report=report, key=idempotency_key, fingerprint=fp, answer=answer))
     except idempotency.IdempotencyError as exc:
         raise key_refusal(exc) from None
     except CaseError as exc:  # IntakeInProgress: the event kept losing a race; nothing stored, so retry

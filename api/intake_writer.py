@@ -1,0 +1,67 @@
+"""Group commit for `POST /api/v1/cases` with an Idempotency-Key: the requests of one process that wait
+together are written together (`services.intake_batch`).
+
+A request hands its event to the writer and awaits its answer. While a batch is being written in a
+store thread, the requests that arrive queue up; they form the next batch as soon as it is done. So an
+idle server answers a lone request at once, with no timer, and a busy one pays one BEGIN, one COMMIT and
+one thread hop for up to `max_batch` events instead of one each. On PostgreSQL, where every statement
+is a round trip, a few batches are written at once (`writers`); on SQLite one, as its writers take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from services.context import ServiceContext
+from services.intake_batch import KeyedEvent, intake_events_once
+
+MAX_BATCH = 64
+
+
+class IntakeWriter:
+    """One per API app; each event loop that calls it (one in `onegrid serve`) has its own queue and drain."""
+
+    def __init__(self, ctx: ServiceContext, *, writers: int = 1, max_batch: int = MAX_BATCH) -> None:
+        self.ctx = ctx
+        self.writers = max(1, writers)  # batches written at once: one on SQLite (one writer anyway)
+        self.max_batch = max_batch
+        self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = WeakKeyDictionary()
+
+    async def write(self, event: KeyedEvent) -> Any:
+        """The event's answer (a Response or `Replay`); raises what `intake_event_once` raises for it."""
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue()
+        answered: asyncio.Future[Any] = loop.create_future()
+        queue.waiting.append((event, answered))
+        queue.drains = {drain for drain in queue.drains if not drain.done()}
+        if len(queue.drains) < self.writers:
+            queue.drains.add(loop.create_task(self._drain(queue)))
+        return await answered
+
+    async def _drain(self, queue: _Queue) -> None:
+        while queue.waiting:
+            batch = [item for item in queue.waiting[: self.max_batch] if not item[1].done()]
+            del queue.waiting[: self.max_batch]  # (done: a request cancelled while it waited)
+            if not batch:
+                continue
+            try:
+                answers = await asyncio.to_thread(intake_events_once, self.ctx, [event for event, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - every request of the batch answers with it
+                answers = [exc] * len(batch)
+            for (_, answered), answer in zip(batch, answers, strict=True):
+                if answered.done():
+                    continue
+                if isinstance(answer, BaseException):
+                    answered.set_exception(answer)
+                else:
+                    answered.set_result(answer)
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.waiting: list[tuple[KeyedEvent, asyncio.Future[Any]]] = []
+        self.drains: set[asyncio.Task[None]] = set()

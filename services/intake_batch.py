@@ -1,0 +1,101 @@
+"""Keyed machine intake in batches: many events, one transaction (group commit).
+
+A burst of camera events arrives as many concurrent `POST /api/v1/cases`. Written one transaction
+each, every event pays for its own BEGIN, reference revision check and COMMIT, and the writers queue
+for the store's one write lock. `intake_events_once` writes a batch of them in one transaction
+instead, each event exactly as `case_commands.intake_event_once` would.
+
+What callers may rely on:
+- Each event's answer (or the exception it raised) is the one `intake_event_once` gives for it:
+  the batch only changes how many events share a commit.
+- An event whose answer is a refusal or an error, and every event of a batch that met another
+  writer's row (an IntegrityError: the same key or event from another process) or a store fault,
+  is run again alone through `intake_event_once`. The batch then commits without it, so one bad
+  event never costs the others their cases, and nothing half-written ever commits.
+- After the commit each new case wakes the dispatcher and the sender (`intake_answered`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from services import case_commands, idempotency
+from services.api_keys import Principal
+from services.context import ServiceContext
+from services.db import transaction
+from services.intake_machine import IntakeResult, MachineReport
+
+
+@dataclass(frozen=True)
+class KeyedEvent:
+    """One machine event under its Idempotency-Key, with how its answer is rendered (`intake_event_once`)."""
+
+    principal: Principal
+    report: MachineReport
+    key: str
+    fingerprint: str
+    answer: Callable[[Any], case_commands.StorableAnswer]
+
+
+class _Alone(Exception):
+    """Events of the batch that must run alone: `every` for all of them, else the one at `index`."""
+
+    def __init__(self, index: int, every: bool = False) -> None:
+        super().__init__(index)
+        self.index, self.every = index, every
+
+
+def intake_events_once(ctx: ServiceContext, events: Sequence[KeyedEvent]) -> list[Any]:
+    """Each event's answer (or `Replay`), or the exception it raised, in the order given. See the module."""
+    answers: list[Any] = [None] * len(events)
+    batch = list(range(len(events)))
+    alone: list[int] = []
+    while batch:
+        try:
+            written = _write(ctx, [events[i] for i in batch])
+        except _Alone as spoiled:
+            if spoiled.every:
+                alone.extend(batch)
+                batch = []
+            else:
+                alone.append(batch.pop(spoiled.index))
+            continue
+        except DBAPIError:  # the COMMIT itself failed: nothing of the batch is stored
+            alone.extend(batch)
+            break
+        for i, (answer, result) in zip(batch, written, strict=True):
+            answers[i] = answer
+            if result is not None:
+                case_commands.intake_answered(ctx, events[i].report, result)
+        break
+    for i in sorted(alone):
+        event = events[i]
+        try:
+            answers[i] = case_commands.intake_event_once(
+                ctx, principal=event.principal, report=event.report, key=event.key,
+                fingerprint=event.fingerprint, answer=event.answer)
+        except Exception as exc:  # noqa: BLE001 - handed to the event's own request, which raises it
+            answers[i] = exc
+    return answers
+
+
+def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, IntakeResult | None]]:
+    """All of `events` in one transaction, or raise `_Alone` (rolled back) naming what must run alone."""
+    now = ctx.clock.now()
+    written: list[tuple[Any, IntakeResult | None]] = []
+    with transaction(ctx.sessions) as session:
+        for index, event in enumerate(events):
+            try:
+                idempotency.check_key(event.key)
+                written.append(case_commands.intake_keyed_in(
+                    session, ctx, principal=event.principal, report=event.report, key=event.key,
+                    fingerprint=event.fingerprint, answer=event.answer, now=now))
+            except DBAPIError:  # another writer's row, or the store: the transaction is spoiled for all
+                raise _Alone(index, every=True) from None
+            except Exception:  # a refusal, a key in use, a fault: this event's own path answers it
+                raise _Alone(index) from None
+    return written

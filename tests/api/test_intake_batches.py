@@ -1,0 +1,107 @@
+"""Keyed machine intake written in batches (group commit): each event is answered as if it came alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+from sqlmodel import func, select
+
+from models.api import IdempotencyRecord
+from models.tables import Case, CaseSource
+from services import idempotency
+from services.api_keys import authenticate
+from services.case_commands import CaseOutcome
+from services.cases import CaseError
+from services.intake_batch import KeyedEvent, intake_events_once
+from services.intake_machine import MachineReport
+from tests.api.conftest import STREET_A
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: bytes
+    media_type: str = "application/json"
+
+
+def render(outcome: CaseOutcome | CaseError) -> Answer:
+    if isinstance(outcome, CaseError):
+        return Answer(422, json.dumps({"refused": type(outcome).__name__}).encode())
+    return Answer(201 if outcome.outcome == "created" else 200,
+                  json.dumps({"outcome": outcome.outcome, "number": outcome.view.case.number}).encode())
+
+
+def broken_render(outcome: CaseOutcome | CaseError) -> Answer:
+    raise RuntimeError("the answer could not be rendered")
+
+
+def event(api, key: str, event_id: str, *, device: str = "cam-1", category: str = "exposed_garbage", n: int = 0,
+          answer=render) -> KeyedEvent:
+    lat, lon = api.point(STREET_A, n)
+    report = MachineReport(source=CaseSource.CAMERA, event_id=event_id, device_id=device, category_code=category,
+                           lat=lat, lon=lon, description="garbage seen by camera")
+    principal = authenticate(api.ctx, token=api.tokens["street_a"])
+    return KeyedEvent(principal=principal, report=report, key=key, fingerprint=f"fp-{event_id}", answer=answer)
+
+
+def stored(api, model) -> int:
+    with api.ctx.sessions() as s:
+        return s.exec(select(func.count()).select_from(model)).one()
+
+
+def body(answer) -> dict:
+    raw = answer.body if isinstance(answer, Answer) else answer.body.encode()
+    return json.loads(raw)
+
+
+async def test_one_batch_answers_each_event_as_if_it_came_alone(api) -> None:
+    answers = intake_events_once(api.ctx, [
+        event(api, "k-new", "b1"),
+        event(api, "k-unknown", "b2", device="cam-2", category="no_such_category"),
+        event(api, "k-new", "b1"),  # the same request again, in the same batch
+        event(api, "k-broken", "b3", device="cam-3", answer=broken_render),
+        event(api, "k-other", "b4", device="cam-4", n=1),
+    ])
+    assert answers[0].status_code == 201 and body(answers[0])["outcome"] == "created"
+    assert answers[1].status_code == 422 and body(answers[1]) == {"refused": "UnknownCategory"}
+    assert isinstance(answers[2], idempotency.Replay) and body(answers[2]) == body(answers[0])
+    assert isinstance(answers[3], RuntimeError)
+    assert answers[4].status_code == 201 and body(answers[4])["number"] != body(answers[0])["number"]
+    # Two cases; the refusal's key holds its answer; the event that failed keeps nothing, not even its key.
+    assert stored(api, Case) == 2
+    with api.ctx.sessions() as s:
+        keys = {r.idem_key: r.status_code for r in s.exec(select(IdempotencyRecord))}
+    assert keys == {"k-new": 201, "k-unknown": 422, "k-other": 201}
+    # The failed event runs afresh when its client retries.
+    retried = intake_events_once(api.ctx, [event(api, "k-broken", "b3", device="cam-3")])
+    assert retried[0].status_code == 201 and stored(api, Case) == 3
+
+
+async def test_repeats_of_one_device_fold_within_a_batch(api) -> None:
+    first, repeat, elsewhere = intake_events_once(api.ctx, [
+        event(api, "f-1", "f1"), event(api, "f-2", "f2"), event(api, "f-3", "f3", device="cam-9", n=1)])
+    assert body(first)["outcome"] == "created" and body(elsewhere)["outcome"] == "created"
+    assert body(repeat) == {"outcome": "folded", "number": body(first)["number"]}
+    with api.ctx.sessions() as s:
+        folded = s.exec(select(Case).where(Case.number == body(first)["number"])).one()
+    assert folded.report_count == 2 and stored(api, Case) == 2
+
+
+async def test_a_burst_of_keyed_requests_gets_one_case_each_and_their_own_answers(api) -> None:
+    keys = [f"burst-{i}" for i in range(12)]
+    burst = [api.intake("street_a", event=f"ev-{i}", device=f"cam-{i}", n=i % 4,
+                        headers={"Idempotency-Key": key}) for i, key in enumerate(keys)]
+    burst.append(api.intake("street_a", event="ev-bad", device="cam-x", category="no_such_category",
+                            headers={"Idempotency-Key": "burst-bad"}))
+    answers = await asyncio.gather(*burst)
+    assert [r.status_code for r in answers] == [201] * 12 + [422]
+    assert answers[-1].json()["code"] == "unknown_category"
+    numbers = {r.json()["case"]["number"] for r in answers[:12]}
+    assert len(numbers) == 12 and stored(api, Case) == 12
+    # Each answer was stored with its own key: asked again, each replays its own.
+    again = await asyncio.gather(*(api.intake("street_a", event=f"ev-{i}", device=f"cam-{i}", n=i % 4,
+                                              headers={"Idempotency-Key": key}) for i, key in enumerate(keys)))
+    assert [r.json() for r in again] == [r.json() for r in answers[:12]]
+    assert all(r.headers["Idempotent-Replayed"] == "true" for r in again)
