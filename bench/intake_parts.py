@@ -1,7 +1,8 @@
 """CPU per machine case of each part of intake, in one thread of one process (no contention, no HTTP client):
 
-1. the intake service (`case_commands.intake_event_once`: the key's record, the case, the answer; one
-   transaction), for `--cases` new camera cases over random grids, the dispatcher not running;
+1. the intake service (`intake_batch.intake_events_once`: the key's record, the case, the answer, for
+   `--intake-batch` events per transaction as the server's group commit writes them), for `--cases` new
+   camera cases over random grids, the dispatcher not running;
 2. the dispatcher (`dispatcher.dispatch_pending`) offering those cases in batches of `--batch`;
 3. the API app itself (routing, middlewares, key check, validation) for as many `POST /api/v1/cases`
    called straight through ASGI, with the intake service replaced by a stored answer.
@@ -38,10 +39,11 @@ from bench.seed import seed_store  # noqa: E402
 from models.tables import CaseSource  # noqa: E402
 from onegrid.app import build  # noqa: E402
 from onegrid.settings import Settings  # noqa: E402
-from services import case_commands, dispatcher  # noqa: E402
+from services import dispatcher  # noqa: E402
 from services import intake_machine as intake  # noqa: E402
 from services.api_keys import authenticate  # noqa: E402
 from services.case_commands import CaseOutcome  # noqa: E402
+from services.intake_batch import KeyedEvent, intake_events_once  # noqa: E402
 
 
 @contextmanager
@@ -73,7 +75,12 @@ def answer(result: object) -> JSONResponse:
 
 async def api_part(app, token: str, points: list[tuple[float, float]], n: int) -> None:  # noqa: ANN001
     stored = JSONResponse({"outcome": "created"}, status_code=201)
-    real, case_commands.intake_event_once = case_commands.intake_event_once, lambda ctx, **kw: stored
+    writer = app.api.state.intake_writer
+
+    async def write(event: object) -> JSONResponse:
+        return stored
+
+    real, writer.write = writer.write, write
     try:
         async def one(i: int) -> None:
             lat, lon = random.choice(points)
@@ -104,13 +111,15 @@ async def api_part(app, token: str, points: list[tuple[float, float]], n: int) -
             for i in range(n):
                 await one(i)
     finally:
-        case_commands.intake_event_once = real
+        writer.write = real
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16, help="cases per dispatcher batch")
+    parser.add_argument("--intake-batch", type=int, default=16,
+                        help="cases per intake transaction (1: one each, as before the group commit)")
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--profile", type=Path, help="write intake.prof and dispatch.prof here")
     args = parser.parse_args()
@@ -141,18 +150,22 @@ def run(url: str, data_dir: Path, args: argparse.Namespace) -> None:
     ctx.on_registered = lambda: None  # registered cases wait in the queue for part 2
     principal = authenticate(ctx, token=token)
 
-    def intake_one(i: int) -> None:
-        case_commands.intake_event_once(ctx, principal=principal, report=report(i, points), key=uuid.uuid4().hex,
-                                        fingerprint="bench", answer=answer)
+    def intake(first: int, n: int) -> None:
+        """Cases first..first+n, `--intake-batch` per transaction as the server's group commit writes them."""
+        for start in range(first, first + n, args.intake_batch):
+            size = min(args.intake_batch, first + n - start)
+            answers = intake_events_once(ctx, [
+                KeyedEvent(principal=principal, report=report(i, points), key=uuid.uuid4().hex, fingerprint="bench",
+                           answer=answer) for i in range(start, start + size)])
+            if any(isinstance(a, BaseException) for a in answers):
+                raise SystemExit(f"intake failed: {answers}")
 
-    for i in range(100):  # warm-up: caches, compiled statements
-        intake_one(10**6 + i)
+    intake(10**6, 100)  # warm-up: caches, compiled statements
     while dispatcher.dispatch_pending(ctx, limit=args.batch):
         pass
-    print(f"{args.store}: {args.cases} new camera cases, one thread")
+    print(f"{args.store}: {args.cases} new camera cases, one thread, {args.intake_batch} per intake transaction")
     with cpu("intake", args.cases, args.profile):
-        for i in range(args.cases):
-            intake_one(i)
+        intake(0, args.cases)
     with cpu("dispatch", args.cases, args.profile):
         taken = 0
         while (batch := dispatcher.dispatch_pending(ctx, limit=args.batch)):

@@ -90,11 +90,25 @@ def intake_keyed_in(session: Session, ctx: ServiceContext, *, principal: Princip
     started = idempotency.begin_in(session, ctx, api_key_id=principal.id, key=key, fingerprint=fingerprint)
     if isinstance(started, idempotency.Replay):
         return started, None
-    grid_code = intake.locate(ctx, report)
-    result = intake.intake_in(session, ctx, principal=principal, report=report, grid_code=grid_code, now=now)
-    response = answer(CaseOutcome(result.outcome, views_of(session, [result.case])[0]))
+    response, result = intake_answer_in(session, ctx, principal=principal, report=report, answer=answer, now=now)
     _store(session, started, response)
     return response, result
+
+
+def intake_answer_in(session: Session, ctx: ServiceContext, *, principal: Principal, report: intake.MachineReport,
+                     answer: Callable[[CaseOutcome | CaseError], A], now: datetime) -> tuple[A, intake.IntakeResult]:
+    """The event's intake and its rendered answer, within the caller's transaction; the key's record is the
+    caller's (`intake_keyed_in`, or `idempotency.store_new` for a batch's new keys)."""
+    grid_code = intake.locate(ctx, report)
+    result = intake.intake_in(session, ctx, principal=principal, report=report, grid_code=grid_code, now=now)
+    return answer(CaseOutcome(result.outcome, views_of(session, [result.case])[0])), result
+
+
+def new_answer(principal: Principal, key: str, fingerprint: str, response: StorableAnswer) -> idempotency.NewAnswer:
+    """`response` as the stored answer of a key's first use (`idempotency.store_new`)."""
+    return idempotency.NewAnswer(api_key_id=principal.id, key=key, fingerprint=fingerprint,
+                                 status_code=response.status_code, body=bytes(response.body).decode(),
+                                 content_type=response.media_type or "application/json")
 
 
 def intake_answered(ctx: ServiceContext, report: intake.MachineReport, result: intake.IntakeResult) -> None:

@@ -119,6 +119,46 @@ def begin_in(session: Session, ctx: ServiceContext, *, api_key_id: int, key: str
     return Started(row["id"])
 
 
+_IN_USE = sa.select(_TABLE.c.api_key_id, _TABLE.c.idem_key).where(
+    _TABLE.c.idem_key.in_(sa.bindparam("keys", expanding=True)))
+_INSERT = sa.insert(_TABLE)
+
+
+def keys_in_use(session: Session, pairs: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Of these (API key, key) pairs, the ones with a record, answered, in flight or expired: one SELECT for a
+    batch (services/intake_batch.py), which runs those through `begin_in` and the rest through `store_new`."""
+    if not pairs:
+        return set()
+    rows = session.execute(_IN_USE, {"keys": sorted({key for _, key in pairs})})
+    return {(api_key_id, key) for api_key_id, key in rows if (api_key_id, key) in pairs}
+
+
+@dataclass(frozen=True)
+class NewAnswer:
+    """The answer to a key's first use, made in the transaction that stores it (`store_new`)."""
+
+    api_key_id: int
+    key: str
+    fingerprint: str
+    status_code: int
+    body: str
+    content_type: str
+
+
+def store_new(session: Session, ctx: ServiceContext, answers: list[NewAnswer]) -> None:
+    """Record first uses of keys that `keys_in_use` found free, answered, with one INSERT. What `begin_in`
+    then `finish_in` would leave, without the in-flight step: no other transaction sees the record before
+    this one commits anyway. An IntegrityError means another request stored one of the keys first."""
+    if not answers:
+        return
+    now = ctx.clock.now()
+    expires = now + timedelta(hours=ctx.settings.idempotency_ttl_hours)
+    session.execute(_INSERT, [
+        dict(api_key_id=a.api_key_id, idem_key=a.key, fingerprint=a.fingerprint, state="done", created_at=now,
+             expires_at=expires, locked_until=None, status_code=a.status_code, response_body=a.body,
+             content_type=a.content_type) for a in answers])
+
+
 def finish(ctx: ServiceContext, *, record_id: int, status_code: int, body: str, content_type: str) -> None:
     """Store the response of a started request for replay."""
     with transaction(ctx.sessions) as session:

@@ -12,6 +12,8 @@ What callers may rely on:
   writer's row (an IntegrityError: the same key or event from another process) or a store fault,
   is run again alone through `intake_event_once`. The batch then commits without it, so one bad
   event never costs the others their cases, and nothing half-written ever commits.
+- A batch reads which of its keys were used before in one SELECT and stores the answers to new keys
+  in one INSERT at the end.
 - After the commit each new case wakes the dispatcher and the sender (`intake_answered`).
 """
 
@@ -84,18 +86,37 @@ def intake_events_once(ctx: ServiceContext, events: Sequence[KeyedEvent]) -> lis
 
 
 def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, IntakeResult | None]]:
-    """All of `events` in one transaction, or raise `_Alone` (rolled back) naming what must run alone."""
+    """All of `events` in one transaction, or raise `_Alone` (rolled back) naming what must run alone.
+
+    Keys seen before (answered, in flight, expired) and keys repeated within the batch go through the
+    key's whole check (`intake_keyed_in`); new keys, the usual case, get their answers stored together
+    at the end (`idempotency.store_new`): one SELECT and one INSERT for the batch's keys.
+    """
     now = ctx.clock.now()
     written: list[tuple[Any, IntakeResult | None]] = []
     with transaction(ctx.sessions) as session:
-        for index, event in enumerate(events):
-            try:
+        index = 0
+        try:
+            in_use = idempotency.keys_in_use(session, {(event.principal.id, event.key) for event in events})
+            new: list[idempotency.NewAnswer] = []
+            for index, event in enumerate(events):
+                pair = (event.principal.id, event.key)
                 idempotency.check_key(event.key)
-                written.append(case_commands.intake_keyed_in(
-                    session, ctx, principal=event.principal, report=event.report, key=event.key,
-                    fingerprint=event.fingerprint, answer=event.answer, now=now))
-            except DBAPIError:  # another writer's row, or the store: the transaction is spoiled for all
-                raise _Alone(index, every=True) from None
-            except Exception:  # a refusal, a key in use, a fault: this event's own path answers it
-                raise _Alone(index) from None
+                if pair in in_use:
+                    idempotency.store_new(session, ctx, new)  # so the key's check sees this batch's answers
+                    new = []
+                    written.append(case_commands.intake_keyed_in(
+                        session, ctx, principal=event.principal, report=event.report, key=event.key,
+                        fingerprint=event.fingerprint, answer=event.answer, now=now))
+                    continue
+                response, result = case_commands.intake_answer_in(
+                    session, ctx, principal=event.principal, report=event.report, answer=event.answer, now=now)
+                new.append(case_commands.new_answer(event.principal, event.key, event.fingerprint, response))
+                in_use.add(pair)
+                written.append((response, result))
+            idempotency.store_new(session, ctx, new)
+        except DBAPIError:  # another writer's row, or the store: the transaction is spoiled for all
+            raise _Alone(index, every=True) from None
+        except Exception:  # a refusal, a key in use, a fault: this event's own path answers it
+            raise _Alone(index) from None
     return written
