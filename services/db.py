@@ -23,6 +23,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import make_transient_to_detached, sessionmaker
 from sqlmodel import Session
 
+from services import grouped_inserts
+
 VERSION_TABLE = "alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -174,7 +176,9 @@ def _insert_plan(model: type) -> _InsertPlan:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, class_=Session, expire_on_commit=False)
+    factory = sessionmaker(engine, class_=Session, expire_on_commit=False)
+    grouped_inserts.install(factory)  # batch writers' waiting rows are written before anything reads them
+    return factory
 
 
 class CommitHook(Protocol):

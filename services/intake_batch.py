@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from services import case_commands, idempotency
+from services import case_commands, grouped_inserts, idempotency
 from services.api_keys import Principal
 from services.context import ServiceContext
 from services.db import transaction
@@ -97,24 +97,25 @@ def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, Int
     with transaction(ctx.sessions) as session:
         index = 0
         try:
-            in_use = idempotency.keys_in_use(session, {(event.principal.id, event.key) for event in events})
-            new: list[idempotency.NewAnswer] = []
-            for index, event in enumerate(events):
-                pair = (event.principal.id, event.key)
-                idempotency.check_key(event.key)
-                if pair in in_use:
-                    idempotency.store_new(session, ctx, new)  # so the key's check sees this batch's answers
-                    new = []
-                    written.append(case_commands.intake_keyed_in(
-                        session, ctx, principal=event.principal, report=event.report, key=event.key,
-                        fingerprint=event.fingerprint, answer=event.answer, now=now))
-                    continue
-                response, result = case_commands.intake_answer_in(
-                    session, ctx, principal=event.principal, report=event.report, answer=event.answer, now=now)
-                new.append(case_commands.new_answer(event.principal, event.key, event.fingerprint, response))
-                in_use.add(pair)
-                written.append((response, result))
-            idempotency.store_new(session, ctx, new)
+            with grouped_inserts.grouped(session):  # the cases' audit rows: one INSERT each for the batch
+                in_use = idempotency.keys_in_use(session, {(event.principal.id, event.key) for event in events})
+                new: list[idempotency.NewAnswer] = []
+                for index, event in enumerate(events):
+                    pair = (event.principal.id, event.key)
+                    idempotency.check_key(event.key)
+                    if pair in in_use:
+                        idempotency.store_new(session, ctx, new)  # so the key's check sees this batch's answers
+                        new = []
+                        written.append(case_commands.intake_keyed_in(
+                            session, ctx, principal=event.principal, report=event.report, key=event.key,
+                            fingerprint=event.fingerprint, answer=event.answer, now=now))
+                        continue
+                    response, result = case_commands.intake_answer_in(
+                        session, ctx, principal=event.principal, report=event.report, answer=event.answer, now=now)
+                    new.append(case_commands.new_answer(event.principal, event.key, event.fingerprint, response))
+                    in_use.add(pair)
+                    written.append((response, result))
+                idempotency.store_new(session, ctx, new)
         except DBAPIError:  # another writer's row, or the store: the transaction is spoiled for all
             raise _Alone(index, every=True) from None
         except Exception:  # a refusal, a key in use, a fault: this event's own path answers it
