@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from models.api import IntakeClaim, MachineCase
 from models.lifecycle import TERMINAL, Actor, Role
 from models.tables import Case, CaseSource, Category, OutboxItem
-from services import cases, dispatcher, reference, welfare_calls
+from services import cases, dispatcher, grouped_inserts, reference, welfare_calls
 from services.api_keys import Principal, area_in_scope
 from services.cases import CaseError, OutsideGrid, UnknownCategory
 from services.context import ServiceContext
@@ -96,11 +96,75 @@ _CLAIM = select(IntakeClaim).where(IntakeClaim.source == sa.bindparam("source"),
                                    IntakeClaim.source_ref == sa.bindparam("ref"), IntakeClaim.kind == "report")
 
 
+_OPEN_OF_DEVICES = (
+    select(MachineCase, Case)
+    .join(Case, Case.id == MachineCase.case_id)
+    .where(MachineCase.device_id.in_(sa.bindparam("devices", expanding=True)),
+           MachineCase.last_seen_at >= sa.bindparam("since"), Case.status.not_in([s.value for s in TERMINAL]))
+)
+_CLAIMS_OF = select(IntakeClaim.source, IntakeClaim.source_ref).where(
+    IntakeClaim.source_ref.in_(sa.bindparam("refs", expanding=True)), IntakeClaim.kind == "report")
+_PREFETCHED = "intake_prefetched"  # session.info
+
+
+class _Prefetched:
+    """What a batch of intakes read up front (`prefetch`): which of its events had a claim, and the open cases
+    of its devices. An event whose ref or device an earlier event of the batch touched reads afresh."""
+
+    def __init__(self, claims: set[tuple[str, str]], open_cases: dict[tuple, list[tuple[MachineCase, Case]]],
+                 since: datetime) -> None:
+        self.claims, self.open_cases, self.since = claims, open_cases, since
+        self.touched_refs: set[tuple[str, str]] = set()
+        self.touched_devices: set[tuple] = set()
+
+    def no_claim(self, report: MachineReport) -> bool:
+        ref = (report.source.value, report.source_ref)
+        return ref not in self.claims and ref not in self.touched_refs
+
+    def open_cases_of(self, device: tuple, since: datetime) -> list[tuple[MachineCase, Case]] | None:
+        """The device's open cases seen since `since`, newest first; None when they must be read afresh."""
+        if device in self.touched_devices or since < self.since:
+            return None
+        return [(machine, case) for machine, case in self.open_cases.get(device, []) if machine.last_seen_at >= since]
+
+    def touch(self, key_id: int | None, report: MachineReport) -> None:
+        self.touched_refs.add((report.source.value, report.source_ref))
+        self.touched_devices.add(_device(key_id, report))
+
+
+def _device(key_id: int | None, report: MachineReport) -> tuple:
+    return (key_id, report.source.value, report.device_id, report.category_code)
+
+
+def prefetch(session: Session, ctx: ServiceContext, events: list[tuple[int | None, MachineReport]],
+             now: datetime) -> None:
+    """Read the claims and the devices' open cases of a batch's events in two queries, for `intake_in` on
+    `session` to answer from (each of them would be a query per event). Exact: the batch's own writes are
+    tracked, and another process's claim meanwhile fails the claim's INSERT (the batch then runs alone)."""
+    if not events:
+        return
+    windows = [rule_of(session, ctx, report.category_code)[1] for _, report in events]
+    since = now - timedelta(seconds=max(windows))
+    claims = {(source, ref) for source, ref in session.execute(
+        _CLAIMS_OF, {"refs": sorted({report.source_ref for _, report in events})})}
+    open_cases: dict[tuple, list[tuple[MachineCase, Case]]] = {}
+    rows = session.exec(_OPEN_OF_DEVICES, params={"devices": sorted({r.device_id for _, r in events}),
+                                                  "since": since}).all()
+    for machine, case in sorted(rows, key=lambda row: row[0].last_seen_at, reverse=True):
+        device = (machine.api_key_id, machine.source, machine.device_id, machine.category_code)
+        open_cases.setdefault(device, []).append((machine, case))
+    session.info[_PREFETCHED] = _Prefetched(claims, open_cases, since)
+
+
 def _fold_target(session: Session, key_id: int | None, report: MachineReport, category: Category,
                  window_s: int, now: datetime) -> tuple[MachineCase, Case] | None:
-    rows = session.exec(_OPEN_OF_DEVICE, params={
-        "key_id": key_id, "source": report.source.value, "device_id": report.device_id,
-        "category_code": report.category_code, "since": now - timedelta(seconds=window_s)}).all()
+    since = now - timedelta(seconds=window_s)
+    known: _Prefetched | None = session.info.get(_PREFETCHED)
+    rows = known.open_cases_of(_device(key_id, report), since) if known is not None else None
+    if rows is None:
+        rows = session.exec(_OPEN_OF_DEVICE, params={
+            "key_id": key_id, "source": report.source.value, "device_id": report.device_id,
+            "category_code": report.category_code, "since": since}).all()
     for machine, case in rows:
         if geodesic((machine.lat, machine.lon), (report.lat, report.lon)).meters <= category.duplicate_radius_m:
             return machine, case
@@ -139,6 +203,9 @@ def intake_in(session: Session, ctx: ServiceContext, *, principal: Principal, re
     result = _claim_or_fold(ctx, session, principal, report, grid_code, now)
     if result is None:
         result = IntakeResult(_create(ctx, session, principal, report, grid_code, now), "created")
+    known: _Prefetched | None = session.info.get(_PREFETCHED)
+    if known is not None:
+        known.touch(principal.id, report)
     return result
 
 
@@ -178,14 +245,15 @@ def _create(ctx: ServiceContext, session: Session, principal: Principal, report:
                              grid_code=grid_code, lat=report.lat, lon=report.lon, description=report.description,
                              address=report.address, source_event_id=report.source_ref, now=now,
                              media_urls=_merge_media([], report.media_urls), drill=report.drill)
-    # The claim's unique key decides a race with a concurrent delivery of this event (IntegrityError).
-    session.execute(_INSERT_CLAIM, dict(
+    # The claim's unique key decides a race with a concurrent delivery of this event (IntegrityError). In a
+    # batch both rows wait for the batch's end (services/grouped_inserts.py); a read of their tables writes them.
+    grouped_inserts.insert(session, _INSERT_CLAIM, [dict(
         source=report.source.value, source_ref=report.source_ref, kind="report", api_key_id=principal.id,
-        case_id=case.id, outcome="created", created_at=now))
-    session.execute(_INSERT_MACHINE, dict(
+        case_id=case.id, outcome="created", created_at=now)])
+    grouped_inserts.insert(session, _INSERT_MACHINE, [dict(
         case_id=case.id, api_key_id=principal.id, source=report.source.value, device_id=report.device_id,
         category_code=report.category_code, lat=report.lat, lon=report.lon, events=1, first_seen_at=now,
-        last_seen_at=now, clear_pending=False))
+        last_seen_at=now, clear_pending=False)])
     welfare_calls.open_for_alarm(session, case, category, report.device_id)  # a listed elder's device: a welfare check
     dispatcher.enqueue(session, case_id=case.id, now=now)
     return case
@@ -200,7 +268,9 @@ def _claim_or_fold(ctx: ServiceContext, session: Session, principal: Principal, 
     category = reference.category(session, report.category_code)
     if category is None or not category.active:
         raise UnknownCategory(report.category_code)
-    claim = session.exec(_CLAIM, params={"source": report.source.value, "ref": ref}).first()
+    known: _Prefetched | None = session.info.get(_PREFETCHED)
+    no_claim = known is not None and known.no_claim(report)
+    claim = None if no_claim else session.exec(_CLAIM, params={"source": report.source.value, "ref": ref}).first()
     if claim is not None:
         if claim.case_id is not None:
             return IntakeResult(session.get(Case, claim.case_id), "duplicate")

@@ -105,3 +105,22 @@ async def test_a_burst_of_keyed_requests_gets_one_case_each_and_their_own_answer
                                               headers={"Idempotency-Key": key}) for i, key in enumerate(keys)))
     assert [r.json() for r in again] == [r.json() for r in answers[:12]]
     assert all(r.headers["Idempotent-Replayed"] == "true" for r in again)
+
+
+async def test_a_batch_knows_the_claims_and_open_cases_of_earlier_batches_and_of_its_own(api) -> None:
+    (first,) = intake_events_once(api.ctx, [event(api, "p-1", "p1")])
+    api.clock.advance(seconds=30)
+    again, repeat, new, new_again = intake_events_once(api.ctx, [
+        event(api, "p-2", "p1"),  # the same event under another key: the claim of the last batch answers
+        event(api, "p-3", "p2"),  # the same camera again, within the fold window: folds into the last batch's case
+        event(api, "p-4", "p3", device="cam-7", n=2),
+        event(api, "p-5", "p3", device="cam-7", n=2),  # the same event twice within this batch
+    ])
+    number = body(first)["number"]
+    assert body(again) == {"outcome": "duplicate", "number": number}
+    assert body(repeat) == {"outcome": "folded", "number": number}
+    assert body(new)["outcome"] == "created" and body(new_again) == {"outcome": "duplicate",
+                                                                      "number": body(new)["number"]}
+    with api.ctx.sessions() as s:
+        folded = s.exec(select(Case).where(Case.number == number)).one()
+    assert folded.report_count == 2 and stored(api, Case) == 2
