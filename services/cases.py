@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition, open_case, transition
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem, OutboxStatus
-from services import dispatcher, followers, grouped_inserts, reference
+from services import dispatcher, followers, grouped_writes, reference
 from services.context import ServiceContext
 from services.db import transaction
 from services.working_time import registration_deadlines
@@ -82,10 +82,10 @@ def record(session: Session, case: Case, tr: Transition) -> None:
 def record_all(session: Session, case: Case, transitions: list[Transition]) -> None:
     """`record` for several transitions of one case: one INSERT of events and one of outbox rows."""
     rows = [audit_rows(case.id, case.number, tr) for tr in transitions]
-    grouped_inserts.insert(session, _INSERT_EVENTS, [event for event, _ in rows])  # a batch's go in together
+    grouped_writes.write(session, _INSERT_EVENTS, [event for event, _ in rows])  # a batch's go in together
     if case.drill:
         return  # a drill is never relayed upstream: the platform of record has no drill flag
-    grouped_inserts.insert(session, _INSERT_OUTBOX, [outbox for _, outbox in rows])
+    grouped_writes.write(session, _INSERT_OUTBOX, [outbox for _, outbox in rows])
 
 
 def audit_rows(case_id: int, number: str, tr: Transition) -> tuple[dict, dict]:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import make_transient_to_detached, sessionmaker
 from sqlmodel import Session
 
-from services import grouped_inserts
+from services import grouped_writes
 
 VERSION_TABLE = "alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -177,7 +177,7 @@ def _insert_plan(model: type) -> _InsertPlan:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(engine, class_=Session, expire_on_commit=False)
-    grouped_inserts.install(factory)  # batch writers' waiting rows are written before anything reads them
+    grouped_writes.install(factory)  # batch writers' waiting rows are written before anything reads them
     return factory
 
 

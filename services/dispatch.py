@@ -37,7 +37,7 @@ from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
-from services import batch_reads, reference, welfare_calls
+from services import batch_reads, grouped_writes, reference, welfare_calls
 from services.areas import supervisor_group
 from services.context import ServiceContext
 from services.db import insert_now
@@ -132,7 +132,7 @@ def _step_task(session: Session, ctx: ServiceContext, task: CaseTask, action: Ta
     learns the new values without a flush of the unit of work."""
     values = {"status": TASKS.step(TaskStatus(task.status), action), "updated_at": ctx.clock.now(),
               "version": task.version + 1}
-    session.execute(_TASK_STEP, {"task_id": task.id, **values})
+    grouped_writes.write(session, _TASK_STEP, [{"task_id": task.id, **values}])  # a batch's go together
     for key, value in values.items():
         set_committed_value(task, key, value)
 
@@ -152,8 +152,8 @@ _ORDER_MESSAGE = sa.update(WorkOffer.__table__).where(WorkOffer.__table__.c.id =
 def remember_order_message(session: Session, offer: WorkOffer, notification_id: int | None) -> None:
     """The offer's work order is the queued notification `notification_id` (a retraction edits or unqueues
     it); one prebuilt UPDATE, the offer in the session learns it without a flush."""
-    session.execute(_ORDER_MESSAGE, {"offer_id": offer.id, "message_notification_id": notification_id,
-                                     "follow_up_notification_ids": []})
+    grouped_writes.write(session, _ORDER_MESSAGE, [{"offer_id": offer.id, "message_notification_id": notification_id,
+                                                    "follow_up_notification_ids": []}])
     set_committed_value(offer, "message_notification_id", notification_id)
     set_committed_value(offer, "follow_up_notification_ids", [])
 

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from models.lifecycle import Status
 from models.tables import Case
 from models.work import CaseTask, PendingDispatch
-from services import batch_reads, dispatch, followers, grouped_inserts, snapshots, welfare_calls
+from services import batch_reads, dispatch, followers, grouped_writes, snapshots, welfare_calls
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -43,7 +43,7 @@ _INSERT = sa.insert(TABLE)  # built once: its compiled form is reused on every r
 
 def enqueue(session: Session, *, case_id: int, now: datetime) -> None:
     """Queue `case_id` for dispatch inside the registering transaction."""
-    grouped_inserts.insert(session, _INSERT, [{"case_id": case_id, "queued_at": now, "attempts": 0, "not_before": now}])
+    grouped_writes.write(session, _INSERT, [{"case_id": case_id, "queued_at": now, "attempts": 0, "not_before": now}])
 
 
 def _claim(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]:
@@ -95,7 +95,7 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
         found, with_tasks = _read_batch(session, [case_id for case_id, _ in claimed]) if claimed else ({}, set())
         try:
             # The whole batch under one savepoint, not one per case; its audit rows in one INSERT each.
-            with session.begin_nested(), grouped_inserts.grouped(session):
+            with session.begin_nested(), grouped_writes.grouped(session):
                 for case_id, _ in claimed:
                     _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
         except Exception:  # noqa: BLE001 - some case failed: the batch again, case by case, each on its own

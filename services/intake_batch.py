@@ -14,7 +14,7 @@ What callers may rely on:
   event never costs the others their cases, and nothing half-written ever commits.
 - A batch reads which of its keys were used before in one SELECT and stores the answers to new keys
   in one INSERT at the end; it reads its events' claims and its devices' open cases in one SELECT
-  each (`intake_machine.prefetch`), and its cases' audit rows go in together (services/grouped_inserts.py).
+  each (`intake_machine.prefetch`), and its cases' audit rows go in together (services/grouped_writes.py).
 - After the commit each new case wakes the dispatcher and the sender (`intake_answered`).
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from services import case_commands, grouped_inserts, idempotency, intake_machine
+from services import case_commands, grouped_writes, idempotency, intake_machine
 from services.api_keys import Principal
 from services.context import ServiceContext
 from services.db import transaction
@@ -98,7 +98,7 @@ def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, Int
     with transaction(ctx.sessions) as session:
         index = 0
         try:
-            with grouped_inserts.grouped(session):  # the cases' audit rows: one INSERT each for the batch
+            with grouped_writes.grouped(session):  # the cases' audit rows: one INSERT each for the batch
                 in_use = idempotency.keys_in_use(session, {(event.principal.id, event.key) for event in events})
                 intake_machine.prefetch(session, ctx, [(event.principal.id, event.report) for event in events], now)
                 new: list[idempotency.NewAnswer] = []

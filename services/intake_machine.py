@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from models.api import IntakeClaim, MachineCase
 from models.lifecycle import TERMINAL, Actor, Role
 from models.tables import Case, CaseSource, Category, OutboxItem
-from services import cases, dispatcher, grouped_inserts, reference, welfare_calls
+from services import cases, dispatcher, grouped_writes, reference, welfare_calls
 from services.api_keys import Principal, area_in_scope
 from services.cases import CaseError, OutsideGrid, UnknownCategory
 from services.context import ServiceContext
@@ -246,11 +246,11 @@ def _create(ctx: ServiceContext, session: Session, principal: Principal, report:
                              address=report.address, source_event_id=report.source_ref, now=now,
                              media_urls=_merge_media([], report.media_urls), drill=report.drill)
     # The claim's unique key decides a race with a concurrent delivery of this event (IntegrityError). In a
-    # batch both rows wait for the batch's end (services/grouped_inserts.py); a read of their tables writes them.
-    grouped_inserts.insert(session, _INSERT_CLAIM, [dict(
+    # batch both rows wait for the batch's end (services/grouped_writes.py); a read of their tables writes them.
+    grouped_writes.write(session, _INSERT_CLAIM, [dict(
         source=report.source.value, source_ref=report.source_ref, kind="report", api_key_id=principal.id,
         case_id=case.id, outcome="created", created_at=now)])
-    grouped_inserts.insert(session, _INSERT_MACHINE, [dict(
+    grouped_writes.write(session, _INSERT_MACHINE, [dict(
         case_id=case.id, api_key_id=principal.id, source=report.source.value, device_id=report.device_id,
         category_code=report.category_code, lat=report.lat, lon=report.lon, events=1, first_seen_at=now,
         last_seen_at=now, clear_pending=False)])
