@@ -21,7 +21,8 @@ What callers may rely on:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextvars import Context, copy_context
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -35,13 +36,17 @@ from services.intake_machine import IntakeResult, MachineReport
 
 @dataclass(frozen=True)
 class KeyedEvent:
-    """One machine event under its Idempotency-Key, with how its answer is rendered (`intake_event_once`)."""
+    """One machine event under its Idempotency-Key, with how its answer is rendered (`intake_event_once`).
+
+    `context` is the caller's (its request id, for one): the event's work and log lines run in it, not
+    in the context of whichever request happened to start the batch."""
 
     principal: Principal
     report: MachineReport
     key: str
     fingerprint: str
     answer: Callable[[Any], case_commands.StorableAnswer]
+    context: Context = field(default_factory=copy_context)
 
 
 class _Alone(Exception):
@@ -73,13 +78,13 @@ def intake_events_once(ctx: ServiceContext, events: Sequence[KeyedEvent]) -> lis
         for i, (answer, result) in zip(batch, written, strict=True):
             answers[i] = answer
             if result is not None:
-                case_commands.intake_answered(ctx, events[i].report, result)
+                events[i].context.run(case_commands.intake_answered, ctx, events[i].report, result)
         break
     for i in sorted(alone):
         event = events[i]
         try:
-            answers[i] = case_commands.intake_event_once(
-                ctx, principal=event.principal, report=event.report, key=event.key,
+            answers[i] = event.context.run(
+                case_commands.intake_event_once, ctx, principal=event.principal, report=event.report, key=event.key,
                 fingerprint=event.fingerprint, answer=event.answer)
         except Exception as exc:  # noqa: BLE001 - handed to the event's own request, which raises it
             answers[i] = exc
@@ -108,12 +113,14 @@ def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, Int
                     if pair in in_use:
                         idempotency.store_new(session, ctx, new)  # so the key's check sees this batch's answers
                         new = []
-                        written.append(case_commands.intake_keyed_in(
-                            session, ctx, principal=event.principal, report=event.report, key=event.key,
-                            fingerprint=event.fingerprint, answer=event.answer, now=now))
+                        written.append(event.context.run(
+                            case_commands.intake_keyed_in, session, ctx, principal=event.principal,
+                            report=event.report, key=event.key, fingerprint=event.fingerprint, answer=event.answer,
+                            now=now))
                         continue
-                    response, result = case_commands.intake_answer_in(
-                        session, ctx, principal=event.principal, report=event.report, answer=event.answer, now=now)
+                    response, result = event.context.run(
+                        case_commands.intake_answer_in, session, ctx, principal=event.principal, report=event.report,
+                        answer=event.answer, now=now)
                     new.append(case_commands.new_answer(event.principal, event.key, event.fingerprint, response))
                     in_use.add(pair)
                     written.append((response, result))
