@@ -8,6 +8,8 @@ instead, each event exactly as `case_commands.intake_event_once` would.
 What callers may rely on:
 - Each event's answer (or the exception it raised) is the one `intake_event_once` gives for it:
   the batch only changes how many events share a commit.
+- An event that would be refused before anything is written (outside every grid or the key's area,
+  an unknown category) is set aside before the batch writes, all such events at once.
 - An event whose answer is a refusal or an error, and every event of a batch that met another
   writer's row (an IntegrityError: the same key or event from another process) or a store fault,
   is run again alone through `intake_event_once`. The batch then commits without it, so one bad
@@ -50,11 +52,11 @@ class KeyedEvent:
 
 
 class _Alone(Exception):
-    """Events of the batch that must run alone: `every` for all of them, else the one at `index`."""
+    """Events of the batch that must run alone: `every` for all of them, else those at `indices`."""
 
-    def __init__(self, index: int, every: bool = False) -> None:
-        super().__init__(index)
-        self.index, self.every = index, every
+    def __init__(self, indices: list[int], every: bool = False) -> None:
+        super().__init__(indices)
+        self.indices, self.every = indices, every
 
 
 def intake_events_once(ctx: ServiceContext, events: Sequence[KeyedEvent]) -> list[Any]:
@@ -66,11 +68,9 @@ def intake_events_once(ctx: ServiceContext, events: Sequence[KeyedEvent]) -> lis
         try:
             written = _write(ctx, [events[i] for i in batch])
         except _Alone as spoiled:
-            if spoiled.every:
-                alone.extend(batch)
-                batch = []
-            else:
-                alone.append(batch.pop(spoiled.index))
+            out = set(range(len(batch))) if spoiled.every else set(spoiled.indices)
+            alone.extend(batch[i] for i in out)
+            batch = [event for i, event in enumerate(batch) if i not in out]
             continue
         except DBAPIError:  # the COMMIT itself failed: nothing of the batch is stored
             alone.extend(batch)
@@ -105,6 +105,11 @@ def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, Int
         try:
             with grouped_writes.grouped(session):  # the cases' audit rows: one INSERT each for the batch
                 in_use = idempotency.keys_in_use(session, {(event.principal.id, event.key) for event in events})
+                # Refusals known before any write are set aside at once: one bad event costs no re-run per event.
+                refused = [i for i, event in enumerate(events) if (event.principal.id, event.key) not in in_use
+                           and intake_machine.refusal_of(session, ctx, event.principal, event.report) is not None]
+                if refused:
+                    raise _Alone(refused)
                 intake_machine.prefetch(session, ctx, [(event.principal.id, event.report) for event in events], now)
                 new: list[idempotency.NewAnswer] = []
                 for index, event in enumerate(events):
@@ -125,8 +130,10 @@ def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, Int
                     in_use.add(pair)
                     written.append((response, result))
                 idempotency.store_new(session, ctx, new)
+        except _Alone:
+            raise
         except DBAPIError:  # another writer's row, or the store: the transaction is spoiled for all
-            raise _Alone(index, every=True) from None
+            raise _Alone([], every=True) from None
         except Exception:  # a refusal, a key in use, a fault: this event's own path answers it
-            raise _Alone(index) from None
+            raise _Alone([index]) from None
     return written

@@ -259,15 +259,33 @@ def _create(ctx: ServiceContext, session: Session, principal: Principal, report:
     return case
 
 
-def _claim_or_fold(ctx: ServiceContext, session: Session, principal: Principal, report: MachineReport,
-                   grid_code: str | None, now: datetime) -> IntakeResult | None:
-    """Answer a repeat or fold the event into an open case, within `session`; None for a new case."""
-    ref = report.source_ref
+def _accepted_category(session: Session, principal: Principal, report: MachineReport,
+                       grid_code: str | None) -> Category:
+    """The event's category; raises OutsideArea or UnknownCategory (an unknown or inactive one). Reads only."""
     if not area_in_scope(session, principal, grid_code):
         raise OutsideArea(grid_code or "")
     category = reference.category(session, report.category_code)
     if category is None or not category.active:
         raise UnknownCategory(report.category_code)
+    return category
+
+
+def refusal_of(session: Session, ctx: ServiceContext, principal: Principal, report: MachineReport) -> CaseError | None:
+    """The refusal `intake_in` would meet before writing anything (a source that is no machine's, a point
+    outside every grid or the key's area, an unknown or inactive category), or None. Reads only (cached
+    reference data): a batch sets such events aside before it writes (services/intake_batch.py)."""
+    try:
+        _accepted_category(session, principal, report, locate(ctx, report))
+    except CaseError as exc:
+        return exc
+    return None
+
+
+def _claim_or_fold(ctx: ServiceContext, session: Session, principal: Principal, report: MachineReport,
+                   grid_code: str | None, now: datetime) -> IntakeResult | None:
+    """Answer a repeat or fold the event into an open case, within `session`; None for a new case."""
+    ref = report.source_ref
+    category = _accepted_category(session, principal, report, grid_code)
     known: _Prefetched | None = session.info.get(_PREFETCHED)
     no_claim = known is not None and known.no_claim(report)
     claim = None if no_claim else session.exec(_CLAIM, params={"source": report.source.value, "ref": ref}).first()

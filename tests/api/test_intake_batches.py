@@ -151,3 +151,23 @@ async def test_each_event_of_a_batch_is_logged_under_its_own_request_id(api) -> 
     assert [r.status_code for r in answers] == [201] * 10
     assert sorted(seen) == sorted((r.json()["case"]["number"], r.headers["X-Request-ID"]) for r in answers)
     assert {r.headers["X-Request-ID"] for r in answers} == {f"req-log-{i:04d}" for i in range(10)}
+
+
+async def test_refusals_mixed_into_a_batch_each_get_their_own_answer(api) -> None:
+    far = event(api, "m-far", "m3", device="cam-3")
+    far = KeyedEvent(principal=far.principal, key=far.key, fingerprint=far.fingerprint, answer=far.answer,
+                     report=MachineReport(source=CaseSource.CAMERA, event_id="m3", device_id="cam-3",
+                                          category_code="exposed_garbage", lat=0.5, lon=0.5))
+    lat, lon = api.point("SH-HP-02")
+    other_street = KeyedEvent(principal=far.principal, key="m-other", fingerprint="fp-m5", answer=render,
+                              report=MachineReport(source=CaseSource.CAMERA, event_id="m5", device_id="cam-5",
+                                                   category_code="exposed_garbage", lat=lat, lon=lon))
+    answers = intake_events_once(api.ctx, [
+        event(api, "m-1", "m1"), event(api, "m-unknown", "m2", device="cam-2", category="no_such_category"),
+        far, event(api, "m-4", "m4", device="cam-4", n=1), other_street, event(api, "m-6", "m6", device="cam-6", n=2)])
+    assert [a.status_code for a in answers] == [201, 422, 422, 201, 422, 201]
+    assert [body(answers[i]) for i in (1, 2, 4)] == [
+        {"refused": "UnknownCategory"}, {"refused": "OutsideGrid"}, {"refused": "OutsideArea"}]
+    assert stored(api, Case) == 3
+    replayed = intake_events_once(api.ctx, [event(api, "m-unknown", "m2", device="cam-2", category="no_such_category")])
+    assert isinstance(replayed[0], idempotency.Replay) and replayed[0].status_code == 422
