@@ -13,14 +13,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from models.events.resident import CaseStatusChanged
 from models.lifecycle import Action, Actor, CaseFacts, Role, Status, Transition, open_case, transition
 from models.tables import Case, CaseEvent, CaseSource, Category, OutboxItem, OutboxStatus
-from services import dispatcher, followers, grouped_writes, reference
+from services import dispatcher, followers, grouped_writes, reference, rows
 from services.context import ServiceContext
 from services.db import transaction
 from services.working_time import registration_deadlines
@@ -228,9 +227,7 @@ def register_in(session: Session, ctx: ServiceContext, *, actor: Actor, source: 
     )
     # Core, not the unit of work: this is the hot path of every report (bench/profile_intake.py).
     case_id = session.execute(_INSERT_CASE, values).scalar_one()
-    case = Case(id=case_id, **values)
-    make_transient_to_detached(case)  # the row as inserted, with its identity: no SELECT to read it back
-    session.add(case)  # persistent in this session from here, as if it had been loaded
+    case = rows.loaded(session, Case, {"id": case_id, **values})  # as if read back: no SELECT, no flush
     record_all(session, case, [opened, registered])
     ctx.publish(session, CaseStatusChanged(
         case_id=case.id, number=case.number, from_status=registered.from_status, to_status=registered.to_status,

@@ -37,7 +37,7 @@ from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
-from services import batch_reads, grouped_writes, reference, welfare_calls
+from services import batch_reads, grouped_writes, reference, rows, welfare_calls
 from services.areas import supervisor_group
 from services.context import ServiceContext
 from services.db import insert_now
@@ -59,8 +59,8 @@ def dispatch_new_case(session: Session, ctx: ServiceContext, case: Case) -> None
         return
     now = ctx.clock.now()
     tasks = [
-        CaseTask(case_id=case.id, department_code=code, lead=index == 0, status=initial(TASKS, TaskStatus.WAITING),
-                 created_at=now, updated_at=now)
+        rows.new(CaseTask, case_id=case.id, department_code=code, lead=index == 0,
+                 status=initial(TASKS, TaskStatus.WAITING), created_at=now, updated_at=now)
         for index, code in enumerate(departments_for(category))
     ]
     for task in tasks:
@@ -139,8 +139,8 @@ def _step_task(session: Session, ctx: ServiceContext, task: CaseTask, action: Ta
 
 def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: CaseTask, worker: Person) -> WorkOffer:
     """Open an offer of `task` to `worker` and publish `OfferMade` (its renderer sends the work order)."""
-    offer = WorkOffer(case_id=case.id, task_id=task.id, worker_id=worker.id, status=initial(OFFERS, OfferStatus.OPEN),
-                      created_at=ctx.clock.now(), follow_up_notification_ids=[])  # given: pydantic's factory is slow
+    offer = rows.new(WorkOffer, case_id=case.id, task_id=task.id, worker_id=worker.id,
+                     status=initial(OFFERS, OfferStatus.OPEN), created_at=ctx.clock.now())
     insert_now(session, offer)
     ctx.publish(session, OfferMade(offer_id=offer.id, case_id=case.id, task_id=task.id, worker_id=worker.id))
     return offer

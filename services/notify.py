@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from models.tables import Notification, NotificationStatus, Person, Priority
+from services import rows
 from services.db import transaction
 
 if TYPE_CHECKING:  # the context holds the event bus, which queues through this module
@@ -67,7 +68,8 @@ def enqueue(
     A person who uses another channel (`Person.channel`, e.g. WeCom) gets no Telegram rows: the row is
     returned unsaved (id None), and that channel's renderers queue the message instead.
     """
-    row = Notification(
+    row = rows.new(
+        Notification,
         chat_id=chat_id,
         method=method,
         payload=payload,
@@ -81,9 +83,9 @@ def enqueue(
     if chat_id is None or person_id is not None and not uses_telegram(session, person_id):
         return row  # no Telegram chat (a WeCom-only person), or the person uses another channel
     session.add(row)
-    rows = _collector.get()
-    if rows is not None:
-        rows.append(row)
+    collecting = _collector.get()
+    if collecting is not None:
+        collecting.append(row)
     return row
 
 

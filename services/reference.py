@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from models.api import IntakeRule
 from models.tables import Area, Category, Department, MapRevision
+from services import rows
 
 REFERENCE_ROW = 2  # map_revision row 1 is the grid map's own revision (services/area_import.py)
 _REVISION = sa.select(MapRevision.revision).where(MapRevision.id == REFERENCE_ROW)
@@ -70,7 +71,7 @@ def _cache(session: Session) -> ReferenceCache:
 def _copy(session: Session, model: type, column: sa.Column, code: str) -> object | None:
     """A transient copy of the row, read with Core so the session's own objects are never touched."""
     row = session.execute(_read_one(model, column.key), {"code": code}).mappings().first()
-    return model(**row) if row is not None else None
+    return rows.new(model, **row) if row is not None else None
 
 
 @cache
