@@ -20,15 +20,36 @@ from services.areas import area_chain
 
 
 # Built once (asked for every task dispatched): SQLAlchemy reuses its compiled form and cache key.
-_ON_DUTY = select(Person).where(
+_ON_DUTY_IN_AREAS = select(Person).where(
     Person.area_code.in_(sa.bindparam("areas", expanding=True)),
-    Person.department_code == sa.bindparam("department"),
     Person.on_duty.is_(True),
     Person.active.is_(True),
     reachable(),
     Person.deleted_at.is_(None),
     Person.blocked_bot_at.is_(None),
 )
+_ON_DUTY = _ON_DUTY_IN_AREAS.where(Person.department_code == sa.bindparam("department"))
+
+_POOLS = "dispatch_pools"  # session.info: (transaction, areas read, {(area, department): [on-duty people]})
+
+
+def read_pools(session: Session, area_codes: Iterable[str]) -> None:
+    """Read the on-duty people of `area_codes` in one query, for `find_workers` to answer from for the
+    rest of this transaction of `session` (the dispatcher's batch: it changes nobody's duty or area)."""
+    areas = set(area_codes)
+    pools: dict[tuple[str | None, str | None], list[Person]] = {}
+    if areas:
+        for person in session.exec(_ON_DUTY_IN_AREAS, params={"areas": sorted(areas)}):
+            pools.setdefault((person.area_code, person.department_code), []).append(person)
+    session.info[_POOLS] = (session.get_transaction(), areas, pools)
+
+
+def _on_duty(session: Session, areas: list[str], department_code: str) -> list[Person]:
+    """The on-duty people of `department_code` in `areas`: from the batch's read when it covers them."""
+    held = session.info.get(_POOLS)
+    if held is not None and held[0] is session.get_transaction() and held[1].issuperset(areas):
+        return [person for area in areas for person in held[2].get((area, department_code), ())]
+    return list(session.exec(_ON_DUTY, params={"areas": areas, "department": department_code}).all())
 
 
 def find_workers(session: Session, *, area_code: str, department_code: str, exclude: Iterable[int] = (),
@@ -40,7 +61,7 @@ def find_workers(session: Session, *, area_code: str, department_code: str, excl
     """
     excluded = set(exclude)
     areas = [area_code] if then is None or then == area_code else [area_code, then]
-    rows = session.exec(_ON_DUTY, params={"areas": areas, "department": department_code}).all()
+    rows = _on_duty(session, areas, department_code)
     eligible = [p for p in rows if p.has_role(Role.WORKER) and p.id not in excluded]
     workers = [p for p in eligible if p.area_code == areas[0]] or [p for p in eligible if p.area_code != areas[0]]
     if len(workers) <= 1:

@@ -29,7 +29,8 @@ from sqlmodel import Session, select
 from models.lifecycle import Status
 from models.tables import Case
 from models.work import CaseTask, PendingDispatch
-from services import batch_reads, dispatch, followers, grouped_writes, snapshots, welfare_calls
+from services import batch_reads, dispatch, dispatch_pool, followers, grouped_writes, snapshots, welfare_calls
+from services.dispatch_pool import parent_code
 from services.context import ServiceContext
 from services.db import transaction
 
@@ -71,6 +72,8 @@ def _read_batch(session: Session, case_ids: list[int]) -> tuple[dict[int, Case],
     with_tasks = set(session.exec(select(CaseTask.case_id).where(CaseTask.case_id.in_(case_ids)).distinct()))
     welfare_calls.read_checks(session, case_ids)
     batch_reads.read_batch(session, case_ids, without_tasks=set(case_ids) - with_tasks)
+    grids = {case.grid_code for case in found.values() if case.grid_code is not None}
+    dispatch_pool.read_pools(session, grids | {parent_code(session, grid) for grid in grids} - {None})
     followers.read_for(session, case_ids)
     return found, with_tasks
 
