@@ -8,7 +8,8 @@ outbox row for the upstream platform.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -51,16 +52,41 @@ def next_case_number(session: Session, *, prefix: str, now: datetime, timezone: 
     """Allocate the next human case number for `now`'s day in the city's timezone, e.g. SH-20261121-000123.
 
     The upsert is atomic on SQLite and PostgreSQL, so two concurrent reports never share a number.
+    Inside `numbers_reserved` the number comes from the block's reservation: no statement.
     """
     day = now.astimezone(ZoneInfo(timezone)).strftime("%Y%m%d")
-    value = session.execute(
-        sa.text(
-            "INSERT INTO case_counter (day, value) VALUES (:day, 1) "
-            "ON CONFLICT (day) DO UPDATE SET value = case_counter.value + 1 RETURNING value"
-        ),
-        {"day": day},
-    ).scalar_one()
+    held = session.info.get(_RESERVED)
+    if held is not None and held[0] is session.get_transaction() and held[1] == day and held[2] <= held[3]:
+        value = held[2]
+        held[2] += 1
+    else:
+        value = session.execute(_COUNTER_ADD, {"day": day, "count": 1}).scalar_one()
     return f"{prefix}-{day}-{value:06d}"
+
+
+_RESERVED = "case_numbers"  # session.info: [transaction, day, next number, last number] (`numbers_reserved`)
+_COUNTER_ADD = sa.text("INSERT INTO case_counter (day, value) VALUES (:day, :count) "
+                       "ON CONFLICT (day) DO UPDATE SET value = case_counter.value + :count RETURNING value")
+_COUNTER_SET = sa.text("UPDATE case_counter SET value = :value WHERE day = :day")
+
+
+@contextmanager
+def numbers_reserved(session: Session, ctx: ServiceContext, *, count: int, now: datetime) -> Iterator[None]:
+    """Take up to `count` case numbers of `now`'s day in one statement, for the cases registered in this
+    block (an intake batch); at its end the counter is set back to the last number used, so the numbers
+    have no gaps. The counter's row is this transaction's from the first statement until it ends (a row
+    lock on PostgreSQL, the write lock on SQLite), so nobody takes a number meanwhile. A block left by
+    an exception gives nothing back: its transaction must roll back.
+    """
+    day = now.astimezone(ZoneInfo(ctx.timezone)).strftime("%Y%m%d")
+    last = session.execute(_COUNTER_ADD, {"day": day, "count": count}).scalar_one()
+    held = session.info[_RESERVED] = [session.get_transaction(), day, last - count + 1, last]
+    try:
+        yield
+        if held[2] <= held[3]:  # some were not used (repeats folded into open cases)
+            session.execute(_COUNTER_SET, {"day": day, "value": held[2] - 1})
+    finally:
+        session.info.pop(_RESERVED, None)
 
 
 # The hot statements, built once: SQLAlchemy then reuses their compiled form and cache key. Built per call,

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from services import case_commands, grouped_writes, idempotency, intake_machine
+from services import case_commands, cases, grouped_writes, idempotency, intake_machine
 from services.api_keys import Principal
 from services.context import ServiceContext
 from services.db import transaction
@@ -112,23 +112,24 @@ def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, Int
                     raise _Alone(refused)
                 intake_machine.prefetch(session, ctx, [(event.principal.id, event.report) for event in events], now)
                 new: list[idempotency.NewAnswer] = []
-                for index, event in enumerate(events):
-                    pair = (event.principal.id, event.key)
-                    idempotency.check_key(event.key)
-                    if pair in in_use:
-                        idempotency.store_new(session, ctx, new)  # so the key's check sees this batch's answers
-                        new = []
-                        written.append(event.context.run(
-                            case_commands.intake_keyed_in, session, ctx, principal=event.principal,
-                            report=event.report, key=event.key, fingerprint=event.fingerprint, answer=event.answer,
-                            now=now))
-                        continue
-                    response, result = event.context.run(
-                        case_commands.intake_answer_in, session, ctx, principal=event.principal, report=event.report,
-                        answer=event.answer, now=now)
-                    new.append(case_commands.new_answer(event.principal, event.key, event.fingerprint, response))
-                    in_use.add(pair)
-                    written.append((response, result))
+                with cases.numbers_reserved(session, ctx, count=len(events), now=now):  # one statement for all
+                    for index, event in enumerate(events):
+                        pair = (event.principal.id, event.key)
+                        idempotency.check_key(event.key)
+                        if pair in in_use:
+                            idempotency.store_new(session, ctx, new)  # so the key's check sees this batch's answers
+                            new = []
+                            written.append(event.context.run(
+                                case_commands.intake_keyed_in, session, ctx, principal=event.principal,
+                                report=event.report, key=event.key, fingerprint=event.fingerprint, answer=event.answer,
+                                now=now))
+                            continue
+                        response, result = event.context.run(
+                            case_commands.intake_answer_in, session, ctx, principal=event.principal,
+                            report=event.report, answer=event.answer, now=now)
+                        new.append(case_commands.new_answer(event.principal, event.key, event.fingerprint, response))
+                        in_use.add(pair)
+                        written.append((response, result))
                 idempotency.store_new(session, ctx, new)
         except _Alone:
             raise

@@ -171,3 +171,16 @@ async def test_refusals_mixed_into_a_batch_each_get_their_own_answer(api) -> Non
     assert stored(api, Case) == 3
     replayed = intake_events_once(api.ctx, [event(api, "m-unknown", "m2", device="cam-2", category="no_such_category")])
     assert isinstance(replayed[0], idempotency.Replay) and replayed[0].status_code == 422
+
+
+async def test_a_batch_takes_its_case_numbers_at_once_and_leaves_no_gap(api) -> None:
+    # Five events, two of them repeats that fold: the batch reserved five numbers and used three.
+    answers = intake_events_once(api.ctx, [
+        event(api, "n-1", "n1"), event(api, "n-2", "n2"), event(api, "n-3", "n3", device="cam-5", n=1),
+        event(api, "n-4", "n4", device="cam-5", n=1), event(api, "n-5", "n5", device="cam-6", n=2)])
+    assert [body(a)["outcome"] for a in answers] == ["created", "folded", "created", "folded", "created"]
+    (later,) = intake_events_once(api.ctx, [event(api, "n-6", "n6", device="cam-8", n=3)])
+    numbers = [body(a)["number"] for a in (answers[0], answers[2], answers[4], later)]
+    assert [int(number.rsplit("-", 1)[1]) for number in numbers] == [1, 2, 3, 4]
+    with api.ctx.sessions() as s:
+        assert sorted(s.exec(select(Case.number)).all()) == sorted(numbers)
