@@ -16,7 +16,7 @@ from models.work import CaseTask, OfferStatus, PendingDispatch, WorkOffer
 from services import cases, dispatcher
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
-from tests.worker_support import add_worker, make_ctx, queued, report
+from tests.worker_support import OTHER_GRID, STREET, add_worker, make_ctx, queued, report
 from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 
@@ -131,6 +131,29 @@ def test_two_dispatchers_on_one_store_offer_each_case_once(ctx, db, clock) -> No
     assert sorted(c for c, _ in per_case) == sorted(c.id for c in cases) and {n for _, n in per_case} == {1}
     assert {n for *_, n in offers} == {1} and len(offers) == len(cases) * len(workers)
     assert statuses == {Status.DISPATCHED}
+
+
+def test_a_batch_reads_its_grids_on_duty_workers_once_and_offers_as_case_by_case(ctx, db, clock) -> None:
+    in_grid = add_worker(db.sessions, clock.now(), 740)
+    street_pool = add_worker(db.sessions, clock.now(), 741, area_code=STREET)
+    add_worker(db.sessions, clock.now(), 742, area_code=OTHER_GRID, on_duty=False)  # off duty: never offered
+    silent = crashed_before_dispatch(ctx)
+    here = [report(silent, description=f"here {i}", dispatch_now=False) for i in range(3)]
+    there = [report(silent, grid=OTHER_GRID, description=f"there {i}", dispatch_now=False) for i in range(2)]
+    people_reads: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+        if " ".join(statement.split()).count("FROM person WHERE person.area_code IN"):  # some areas' on-duty pool
+            people_reads.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert dispatcher.dispatch_pending(ctx) == 5
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert [[o.worker_id for o in offers_of(db, case.id)] for case in here] == [[in_grid]] * 3
+    assert [[o.worker_id for o in offers_of(db, case.id)] for case in there] == [[street_pool]] * 2
+    assert len(people_reads) == 1  # one read for the batch, not one per task
 
 
 def test_a_case_whose_dispatch_fails_waits_and_does_not_block_the_others(ctx, db, clock, monkeypatch) -> None:
