@@ -21,7 +21,7 @@ from api.intake_writer import IntakeWriter
 from api.metrics import ObserveLatency, make_registry
 from api.routes import open311 as open311_routes
 from services.api_keys import RateLimiter
-from onegrid.logs import is_sane_request_id
+from onegrid.logs import is_sane_request_id, new_request_id
 
 if TYPE_CHECKING:
     from onegrid.app import OneGrid
@@ -132,7 +132,8 @@ def create_api(app: OneGrid) -> FastAPI:
         body_limits.update(console.BODY_LIMITS)
     api.add_middleware(BodyLimit, default=settings.api_max_body_bytes, overrides=body_limits)
     # Outermost: every log line of a request, even a 413's, carries its id; answered as X-Request-ID.
-    api.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_sane_request_id)
+    api.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_sane_request_id,
+                       generator=new_request_id)
 
     @api.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> Response:

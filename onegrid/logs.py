@@ -16,8 +16,10 @@ uvicorn, SQLAlchemy, aiogram, Alembic and APScheduler share one formatter:
 from __future__ import annotations
 
 import logging
+import random
 import re
 import sys
+import uuid
 from typing import Any, TextIO
 
 import structlog
@@ -106,6 +108,13 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 def is_sane_request_id(value: str) -> bool:
     """An incoming X-Request-ID is kept when it is 8-128 characters of letters, digits and . _ : -."""
     return bool(_REQUEST_ID.match(value))
+
+
+def new_request_id() -> str:
+    """A request id for a request that brought none: a random UUID4 in hex, as asgi-correlation-id makes,
+    from the process's pseudo-random generator. It only ties log lines together, so it needs no secret
+    randomness; `uuid4()` asks the kernel (a system call that lets go of the GIL) on every request."""
+    return uuid.UUID(int=random.getrandbits(128), version=4).hex
 
 
 def _renderer(fmt: str, stream: TextIO) -> Any:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import httpx
 import pytest
@@ -71,6 +72,7 @@ def test_the_json_log_of_a_request_has_its_id_and_case_number_and_no_key(db, clo
     assert created is not None and read is not None, f"onegrid serve did not become ready:\n{log[-3000:]}"
     assert created.status_code == 201, created.text
     number, request_id = created.json()["case"]["number"], created.headers["X-Request-ID"]
+    assert uuid.UUID(request_id).version == 4 and uuid.UUID(request_id).hex == request_id  # made here: a UUID4
     lines = [json.loads(line) for line in log.splitlines() if line.strip()]  # every line is a JSON object
 
     of_request = [line for line in lines if line.get("request_id") == request_id]
