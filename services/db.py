@@ -138,10 +138,18 @@ def insert_now(session: Session, row: object) -> None:
     For the hot paths (the dispatcher makes a task, an offer and a work order per case): the unit of
     work's flush costs more than the statement. A column left None that has a default gets the
     default, and the attribute is read back when next used.
+
+    In a block that takes new rows (`grouped_writes.grouped(session, new_rows=True)`: the dispatcher's
+    batch), a row that fills every such column gets its key at once and its INSERT waits for the batch's.
     """
     if row in session:
         session.expunge(row)  # added, not flushed: written here instead
     plan = _insert_plan(type(row))
+    if plan.complete(row) and grouped_writes.new_row(session, row, plan.table, plan.pk, plan.values):
+        make_transient_to_detached(row)  # its key is set, its INSERT waits with the batch's
+        session.add(row)
+        session.info.setdefault(INSERTED_NOW, set()).add(type(row))
+        return
     values, defaulted = {}, []
     for key, column_key, has_default in plan.columns:
         value = getattr(row, key)
@@ -163,6 +171,23 @@ class _InsertPlan:
     statement: sa.Insert  # INSERT ... RETURNING the key; the columns come from the parameters' keys
     pk: str
     columns: tuple[tuple[str, str, bool], ...]  # (attribute, column, filled by the store when None)
+    table: sa.Table
+
+    def complete(self, row: object) -> bool:
+        """Whether `row` gives every column the store would fill (its key aside): then its INSERT can wait."""
+        state = row.__dict__
+        return all(state.get(key) is not None for key, _, has_default in self.columns if has_default and key != self.pk)
+
+    def values(self, row: object) -> dict:
+        """The INSERT's parameters from the object as it is now (a batch's waiting INSERT reads them late)."""
+        state = row.__dict__
+        return {column: state[key] if key in state else _unset(row, key) for key, column, _ in self.columns}
+
+
+def _unset(row: object, key: str) -> None:
+    """A column the object never had a value for is NULL; one expired meanwhile would be lost: refuse."""
+    if key in sa.inspect(row).expired_attributes:
+        raise RuntimeError(f"{type(row).__name__}.{key} was expired before its waiting INSERT was written")
 
 
 @cache
@@ -172,7 +197,8 @@ def _insert_plan(model: type) -> _InsertPlan:
     columns = tuple((prop.key, prop.columns[0].key, prop.columns[0] is pk or (
         prop.columns[0].default is not None or prop.columns[0].server_default is not None))
         for prop in mapper.column_attrs)
-    return _InsertPlan(sa.insert(mapper.local_table).returning(pk), mapper.get_property_by_column(pk).key, columns)
+    return _InsertPlan(sa.insert(mapper.local_table).returning(pk), mapper.get_property_by_column(pk).key, columns,
+                       mapper.local_table)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

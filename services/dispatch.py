@@ -132,7 +132,8 @@ def _step_task(session: Session, ctx: ServiceContext, task: CaseTask, action: Ta
     learns the new values without a flush of the unit of work."""
     values = {"status": TASKS.step(TaskStatus(task.status), action), "updated_at": ctx.clock.now(),
               "version": task.version + 1}
-    grouped_writes.write(session, _TASK_STEP, [{"task_id": task.id, **values}])  # a batch's go together
+    if not grouped_writes.waits(session, task):  # else the task's own INSERT, still waiting, writes them
+        grouped_writes.write(session, _TASK_STEP, [{"task_id": task.id, **values}])  # a batch's go together
     for key, value in values.items():
         set_committed_value(task, key, value)
 
@@ -152,8 +153,9 @@ _ORDER_MESSAGE = sa.update(WorkOffer.__table__).where(WorkOffer.__table__.c.id =
 def remember_order_message(session: Session, offer: WorkOffer, notification_id: int | None) -> None:
     """The offer's work order is the queued notification `notification_id` (a retraction edits or unqueues
     it); one prebuilt UPDATE, the offer in the session learns it without a flush."""
-    grouped_writes.write(session, _ORDER_MESSAGE, [{"offer_id": offer.id, "message_notification_id": notification_id,
-                                                    "follow_up_notification_ids": []}])
+    if not grouped_writes.waits(session, offer):  # else the offer's own INSERT, still waiting, writes it
+        grouped_writes.write(session, _ORDER_MESSAGE, [{
+            "offer_id": offer.id, "message_notification_id": notification_id, "follow_up_notification_ids": []}])
     set_committed_value(offer, "message_notification_id", notification_id)
     set_committed_value(offer, "follow_up_notification_ids", [])
 

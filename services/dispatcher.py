@@ -97,8 +97,9 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
         claimed = _claim(session, now, limit)
         found, with_tasks = _read_batch(session, [case_id for case_id, _ in claimed]) if claimed else ({}, set())
         try:
-            # The whole batch under one savepoint, not one per case; its audit rows in one INSERT each.
-            with session.begin_nested(), grouped_writes.grouped(session):
+            # The whole batch under one savepoint, not one per case; its audit rows, tasks, offers and work
+            # orders in one INSERT each (new rows' keys are reserved: the claim took SQLite's write lock).
+            with session.begin_nested(), grouped_writes.grouped(session, new_rows=True):
                 for case_id, _ in claimed:
                     _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
         except Exception:  # noqa: BLE001 - some case failed: the batch again, case by case, each on its own

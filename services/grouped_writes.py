@@ -18,12 +18,23 @@ What callers may rely on:
 - Writes to one table keep their order: a statement for a table that has rows waiting under another
   statement writes those first, and so does a flush of the session's unit of work.
 - A block that raises writes nothing of what waited; the caller's transaction rolls back anyway.
+
+New rows (`grouped(session, new_rows=True)`, the dispatcher's batch): `new_row` gives a new object
+its primary key at once, from keys the block reserves a few at a time (PostgreSQL: the table's
+sequence; SQLite: after the largest key, which is safe only while the transaction holds the write
+lock, as the dispatcher's does from its first statement), and its INSERT waits with the rest. The
+object is in the session as if loaded; what the block changes on it before its INSERT goes out is
+written with it (`waits` tells callers that may skip their UPDATE). Any other write to such a table
+(a plain INSERT too, or the unit of work's flush) first writes what waits, and on SQLite makes the
+block read the largest key afresh. A block that raises takes its new objects out of the session.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
@@ -35,9 +46,65 @@ _KEY = "grouped_writes"
 
 
 class _Waiting:
-    def __init__(self) -> None:
-        self.rows: dict[sa.Insert | sa.Update, list[dict]] = {}
+    def __init__(self, new_rows: bool) -> None:
+        self.rows: dict[sa.Insert | sa.Update, list] = {}  # parameter sets, or new objects (built when written)
         self.tables: dict[sa.FromClause, sa.Insert | sa.Update] = {}  # the last statement asked for per table
+        self.build: dict[sa.Insert, Callable[[object], dict]] = {}  # a new object's parameters, at its write
+        self.new_rows = new_rows
+        self.new: dict[int, object] = {}  # id() -> new objects whose INSERT still waits
+        self.made: list[object] = []  # every new object of the block (taken out of the session if it fails)
+        self.keys: dict[sa.Table, Iterator[int]] = {}  # keys reserved and not yet given, per table
+
+    def next_key(self, session: Session, table: sa.Table) -> int:
+        keys = self.keys.get(table)
+        key = next(keys, None) if keys is not None else None
+        if key is None:
+            keys = self.keys[table] = _reserve(session, table)
+            key = next(keys)
+        return key
+
+
+RESERVED = 32  # PostgreSQL: keys taken from a sequence per query (the unused ones are a gap, as any rollback's)
+
+
+def _reserve(session: Session, table: sa.Table) -> Iterator[int]:
+    (pk,) = table.primary_key.columns
+    if session.get_bind().dialect.name == "postgresql":
+        return iter(session.execute(sa.text(
+            "SELECT nextval(pg_get_serial_sequence(:table, :column)) FROM generate_series(1, :count)"),
+            {"table": table.name, "column": pk.name, "count": RESERVED}).scalars().all())
+    top = session.execute(sa.select(sa.func.max(pk))).scalar()  # the write lock is this transaction's
+    return itertools.count((top or 0) + 1)
+
+
+def new_row(session: Session, row: object, table: sa.Table, key: str, build: Callable[[object], dict]) -> bool:
+    """In a `grouped(session, new_rows=True)` block: set `row`'s primary key (attribute `key`) from the
+    block's reserved keys and let its INSERT wait; `build(row)` makes its parameters when it is written.
+    False outside such a block: the caller writes it now."""
+    waiting: _Waiting | None = session.info.get(_KEY)
+    if waiting is None or not waiting.new_rows:
+        return False
+    row.__dict__[key] = waiting.next_key(session, table)
+    statement = _insert_of(table)
+    if waiting.tables.get(table, statement) is not statement:
+        write_waiting(session, frozenset({table}))
+    waiting.rows.setdefault(statement, []).append(row)
+    waiting.build[statement] = build
+    waiting.tables[table] = statement
+    waiting.new[id(row)] = row
+    waiting.made.append(row)
+    return True
+
+
+def waits(session: Session, row: object) -> bool:
+    """Whether `row`'s INSERT still waits in the block: a change set on the object now is written with it."""
+    waiting: _Waiting | None = session.info.get(_KEY)
+    return waiting is not None and id(row) in waiting.new
+
+
+@cache
+def _insert_of(table: sa.Table) -> sa.Insert:
+    return sa.insert(table)
 
 
 def write(session: Session, statement: sa.Insert | sa.Update, rows: list[dict]) -> None:
@@ -64,19 +131,30 @@ def write_waiting(session: Session, tables: frozenset[sa.FromClause] | None = No
         if waiting.tables.get(statement.table) is statement:
             del waiting.tables[statement.table]
     for statement, batch in batches:
+        build = waiting.build.get(statement)
+        if build is not None:
+            for row in batch:
+                del waiting.new[id(row)]
+            batch = [build(row) for row in batch]
         session.execute(statement, batch)
 
 
 @contextmanager
-def grouped(session: Session) -> Iterator[None]:
-    """Within the block, `write` collects; at its end, one execution per statement. Nested blocks join the outer."""
+def grouped(session: Session, *, new_rows: bool = False) -> Iterator[None]:
+    """Within the block, `write` collects; at its end, one execution per statement. Nested blocks join the
+    outer. `new_rows`: `new_row` lets new objects' INSERTs wait too (see the module)."""
     if _KEY in session.info:
         yield
         return
-    session.info[_KEY] = _Waiting()
+    waiting = session.info[_KEY] = _Waiting(new_rows)
     try:
         yield
         write_waiting(session)
+    except BaseException:
+        for row in waiting.made:  # never written, or rolled back with the caller's transaction
+            if row in session:
+                session.expunge(row)
+        raise
     finally:
         session.info.pop(_KEY, None)
 
@@ -95,11 +173,24 @@ def _tables(statement: sa.Executable) -> frozenset[sa.FromClause]:
 
 def _before_execute(state: ORMExecuteState) -> None:
     waiting: _Waiting | None = state.session.info.get(_KEY)
-    if waiting is None or not waiting.tables or _adds_only(state.statement):
+    if waiting is None or not waiting.tables and not waiting.keys:
         return
+    if state.statement in waiting.build:
+        return  # the block's own new rows going out
     named = _tables(state.statement)
-    if not named.isdisjoint(waiting.tables):
+    if waiting.keys and _adds_only(state.statement) and not named.isdisjoint(waiting.keys):
+        write_waiting(state.session, named)  # another INSERT into a table of new rows: theirs go first,
+        _forget_sqlite_keys(state.session, waiting, named)  # and its key may be one the block reserved
+        return
+    if waiting.tables and not _adds_only(state.statement) and not named.isdisjoint(waiting.tables):
         write_waiting(state.session, named)
+
+
+def _forget_sqlite_keys(session: Session, waiting: _Waiting, tables: Iterable[sa.FromClause]) -> None:
+    """SQLite's next key is the largest plus one: after another writer's INSERT, read it afresh."""
+    if session.get_bind().dialect.name != "postgresql":
+        for table in tables:
+            waiting.keys.pop(table, None)
 
 
 def _adds_only(statement: sa.Executable) -> bool:
@@ -109,6 +200,9 @@ def _adds_only(statement: sa.Executable) -> bool:
 
 def _before_flush(session: Session, _flush_context: object, _instances: object) -> None:
     write_waiting(session)  # the unit of work's own writes come after what was asked for before them
+    waiting: _Waiting | None = session.info.get(_KEY)
+    if waiting is not None and waiting.keys:
+        _forget_sqlite_keys(session, waiting, list(waiting.keys))  # it may insert into them
 
 
 def install(factory: sessionmaker) -> None:
