@@ -104,6 +104,8 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
                     _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
         except Exception:  # noqa: BLE001 - some case failed: the batch again, case by case, each on its own
             log.debug("dispatcher: a batch of %s failed; dispatching its cases one by one", len(claimed))
+            session.expire_all()  # what the batch set on its objects (a case's status) was rolled back with it
+            found, with_tasks = _read_batch(session, [case_id for case_id, _ in claimed])
             _one_by_one(session, ctx, claimed, found, with_tasks, now)
     if claimed:
         ctx.on_notifications()  # after the commit: the work orders it queued go out at once
@@ -116,7 +118,7 @@ def _one_by_one(session: Session, ctx: ServiceContext, claimed: list[tuple[int, 
     `not_before` (or, after MAX_ATTEMPTS, is left registered for the sweep); the others are offered."""
     for case_id, attempts in claimed:
         try:
-            with session.begin_nested():
+            with session.begin_nested(), grouped_writes.grouped(session, new_rows=True):  # a failure keeps none
                 _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
         except Exception:
             if attempts + 1 >= MAX_ATTEMPTS:

@@ -179,6 +179,30 @@ def test_a_case_whose_dispatch_fails_waits_and_does_not_block_the_others(ctx, db
     assert len(offers_of(db, bad.id)) == 1 and waiting(db) == []
 
 
+def test_a_failure_after_earlier_cases_of_the_batch_were_offered_loses_none_of_them(ctx, db, clock, monkeypatch) -> None:
+    worker = add_worker(db.sessions, clock.now(), 725)
+    silent = crashed_before_dispatch(ctx)
+    good = [report(silent, description=f"good {i}", dispatch_now=False) for i in range(3)]
+    bad = report(silent, description="bad", dispatch_now=False)  # last: the others' rows wait in the batch
+    real = dispatcher.dispatch.dispatch_new_case
+
+    def flaky(session, ctx_, case) -> None:  # noqa: ANN001 - a store fault on the batch's last case only
+        if case.id == bad.id:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+        real(session, ctx_, case)
+
+    monkeypatch.setattr(dispatcher.dispatch, "dispatch_new_case", flaky)
+    assert dispatcher.dispatch_pending(ctx) == 4
+    assert [[o.worker_id for o in offers_of(db, case.id)] for case in good] == [[worker]] * 3
+    assert waiting(db) == [bad.id] and offers_of(db, bad.id) == []
+    orders = queued(db.sessions, 725)
+    assert len(orders) == 3 and all(case.number in order.payload.get("caption", order.payload.get("text", ""))
+                                    for case, order in zip(good, orders, strict=True))
+    monkeypatch.setattr(dispatcher.dispatch, "dispatch_new_case", real)
+    clock.advance(seconds=5)
+    assert dispatcher.dispatch_pending(ctx) == 1 and [o.worker_id for o in offers_of(db, bad.id)] == [worker]
+
+
 def test_a_case_handled_by_hand_before_the_dispatcher_ran_is_left_alone(ctx, db, clock) -> None:
     add_worker(db.sessions, clock.now(), 730)
     case = report(crashed_before_dispatch(ctx), dispatch_now=False)
