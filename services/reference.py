@@ -39,11 +39,13 @@ class ReferenceCache:
         self.rules: dict[str, IntakeRule | None] = {}
         self.areas: dict[str, Area | None] = {}
         self.departments: dict[str, Department | None] = {}
+        self.all_areas = False  # every area of the revision is in `areas` (read at its first miss)
 
     def sync(self, revision: int) -> None:
         with self.lock:
             if revision != self.revision:
                 self.categories, self.rules, self.areas, self.departments = {}, {}, {}, {}
+                self.all_areas = False
                 self.revision = revision
 
 
@@ -76,11 +78,15 @@ def _copy(session: Session, model: type, column: sa.Column, code: str) -> object
 
 @cache
 def _read_one(model: type, column: str) -> sa.Select:
-    """The row by `column`, built once per table. An area's geometry is left out: nothing asks the cache
-    for it (the grid index holds the shapes), and a polygon per grid would be most of the cache's memory."""
-    table = model.__table__
-    columns = [c for c in table.columns if not (model is Area and c.key == "geometry")]
-    return sa.select(*columns).where(table.c[column] == sa.bindparam("code"))
+    """The row by `column`, built once per table."""
+    return _read_every(model).where(model.__table__.c[column] == sa.bindparam("code"))
+
+
+@cache
+def _read_every(model: type) -> sa.Select:
+    """Every row, without an area's geometry: nothing asks the cache for it (the grid index holds the
+    shapes), and a polygon per grid would be most of the cache's memory."""
+    return sa.select(*(c for c in model.__table__.columns if not (model is Area and c.key == "geometry")))
 
 
 def _lookup(session: Session, kind: str, model: type, column: sa.Column, code: str) -> object | None:
@@ -108,8 +114,27 @@ def intake_rule(session: Session, code: str) -> IntakeRule | None:
 
 
 def area(session: Session, code: str) -> Area | None:
-    """The area with this code, or None; its `geometry` is not held (None): read the row for it."""
-    return _lookup(session, "areas", Area, Area.__table__.c.code, code)  # type: ignore[return-value]
+    """The area with this code, or None; its `geometry` is not held (None): read the row for it.
+
+    The first miss at a revision reads every area at once: a burst of camera cases over a city's grids
+    would otherwise read each grid's row with a query of its own."""
+    cache = _cache(session)
+    found = cache.areas.get(code, _MISSING)
+    if found is _MISSING and not cache.all_areas:
+        _read_all_areas(session, cache)
+        found = cache.areas.get(code, _MISSING)
+    if found is _MISSING:  # unknown at the revision's read: asked again, and remembered
+        found = cache.areas[code] = _copy(session, Area, Area.__table__.c.code, code)
+    return found  # type: ignore[return-value]
+
+
+def _read_all_areas(session: Session, cache: ReferenceCache) -> None:
+    revision = cache.revision
+    read = {row["code"]: rows.new(Area, **row) for row in session.execute(_read_every(Area)).mappings()}
+    with cache.lock:
+        if cache.revision == revision:  # else reset meanwhile: the next ask reads the new revision's
+            cache.areas.update(read)
+            cache.all_areas = True
 
 
 def bump(session: Session, now: datetime | None = None) -> None:
