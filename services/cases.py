@@ -152,9 +152,10 @@ def change_status(session: Session, ctx: ServiceContext, case: Case, tr: Transit
         values["closed_at"] = tr.at
     elif tr.to_status is Status.REWORK:
         values["closed_at"] = None
-    result = session.execute(_CHANGE_STATUS, {"case_id": case.id, "seen_version": case.version, **values})
-    if result.rowcount != 1:
-        raise StaleCase(case.number)
+    row = {"case_id": case.id, "seen_version": case.version, **values}
+    if not grouped_writes.write_checked(session, _CHANGE_STATUS, row, StaleCase(case.number)):
+        if session.execute(_CHANGE_STATUS, row).rowcount != 1:
+            raise StaleCase(case.number)
     # The row now holds exactly `values`: the object learns them without reading the row back.
     for key, value in values.items():
         set_committed_value(case, key, value)

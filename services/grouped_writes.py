@@ -54,6 +54,7 @@ class _Waiting:
         self.new: dict[int, object] = {}  # id() -> new objects whose INSERT still waits
         self.made: list[object] = []  # every new object of the block (taken out of the session if it fails)
         self.keys: dict[sa.Table, Iterator[int]] = {}  # keys reserved and not yet given, per table
+        self.checked: dict[sa.Update, Exception] = {}  # UPDATEs that must each change one row, and what to raise
 
     def next_key(self, session: Session, table: sa.Table) -> int:
         keys = self.keys.get(table)
@@ -93,6 +94,21 @@ def new_row(session: Session, row: object, table: sa.Table, key: str, build: Cal
     waiting.tables[table] = statement
     waiting.new[id(row)] = row
     waiting.made.append(row)
+    return True
+
+
+def write_checked(session: Session, statement: sa.Update, row: dict, stale: Exception) -> bool:
+    """In a block that takes new rows (the dispatcher's batch): let the UPDATE of one row (a conditional
+    one: a version check) wait with the rest; when written, if any of them changed no row, `stale` (or
+    another's) is raised and the block fails. False elsewhere: the caller executes it now and checks it."""
+    waiting: _Waiting | None = session.info.get(_KEY)
+    if waiting is None or not waiting.new_rows:
+        return False
+    known = waiting.rows.get(statement)
+    if known and known[0].keys() != row.keys():
+        write_waiting(session, frozenset({statement.table}))  # one executemany takes one set of names
+    write(session, statement, [row])
+    waiting.checked[statement] = stale
     return True
 
 
@@ -136,7 +152,10 @@ def write_waiting(session: Session, tables: frozenset[sa.FromClause] | None = No
             for row in batch:
                 del waiting.new[id(row)]
             batch = [build(row) for row in batch]
-        session.execute(statement, batch)
+        result = session.execute(statement, batch)
+        stale = waiting.checked.pop(statement, None)
+        if stale is not None and result.rowcount != len(batch):
+            raise stale
 
 
 @contextmanager

@@ -203,6 +203,29 @@ def test_a_failure_after_earlier_cases_of_the_batch_were_offered_loses_none_of_t
     assert dispatcher.dispatch_pending(ctx) == 1 and [o.worker_id for o in offers_of(db, bad.id)] == [worker]
 
 
+def test_a_case_changed_under_the_batch_fails_its_version_check_and_every_case_is_offered_once(
+        ctx, db, clock, monkeypatch) -> None:
+    worker = add_worker(db.sessions, clock.now(), 727)
+    silent = crashed_before_dispatch(ctx)
+    batch = [report(silent, description=f"pile {i}", dispatch_now=False) for i in range(3)]
+    real = dispatcher.dispatch.dispatch_new_case
+    changed: list[int] = []
+
+    def meddled(session, ctx_, case) -> None:  # noqa: ANN001 - another writer's change lands mid-batch, once
+        if case.id == batch[1].id and not changed:
+            changed.append(case.id)  # a raw statement: the batch's own bookkeeping does not see it
+            session.execute(sa.text('UPDATE "case" SET version = version + 1 WHERE id = :id'), {"id": case.id})
+        real(session, ctx_, case)
+
+    monkeypatch.setattr(dispatcher.dispatch, "dispatch_new_case", meddled)
+    assert dispatcher.dispatch_pending(ctx) == 3
+    assert changed == [batch[1].id]  # the batch's waiting UPDATE of that case changed no row: it failed whole
+    assert [[o.worker_id for o in offers_of(db, case.id)] for case in batch] == [[worker]] * 3
+    with db.sessions() as s:
+        assert {s.get(Case, case.id).status for case in batch} == {Status.DISPATCHED}
+    assert len(queued(db.sessions, 727)) == 3 and waiting(db) == []
+
+
 def test_a_case_handled_by_hand_before_the_dispatcher_ran_is_left_alone(ctx, db, clock) -> None:
     add_worker(db.sessions, clock.now(), 730)
     case = report(crashed_before_dispatch(ctx), dispatch_now=False)
