@@ -103,7 +103,9 @@ def _write(ctx: ServiceContext, events: list[KeyedEvent]) -> list[tuple[Any, Int
     with transaction(ctx.sessions) as session:
         index = 0
         try:
-            with grouped_writes.grouped(session):  # the cases' audit rows: one INSERT each for the batch
+            # The cases and their audit rows: one INSERT each for the batch. New rows' keys are reserved
+            # once the counter's UPSERT (`numbers_reserved`, before any case) holds SQLite's write lock.
+            with grouped_writes.grouped(session, new_rows=True):
                 in_use = idempotency.keys_in_use(session, {(event.principal.id, event.key) for event in events})
                 # Refusals known before any write are set aside at once: one bad event costs no re-run per event.
                 refused = [i for i, event in enumerate(events) if (event.principal.id, event.key) not in in_use
