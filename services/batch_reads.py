@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from models.api import CaseSubmission
 from models.tables import Photo
 from models.work import CaseTask
 
@@ -25,7 +26,7 @@ def _memo(session: Session) -> dict[str, dict[int, list]]:
     tx = session.get_transaction()
     held = session.info.get(_KEY)
     if held is None or held[0] is not tx:
-        held = session.info[_KEY] = (tx, {"photos": {}, "tasks": {}, "followers": {}})
+        held = session.info[_KEY] = (tx, {"photos": {}, "tasks": {}, "followers": {}, "submissions": {}})
     return held[1]
 
 
@@ -34,10 +35,15 @@ def memo(session: Session, kind: str) -> dict[int, list]:
     return _memo(session)[kind]
 
 
-def read_batch(session: Session, case_ids: list[int], *, without_tasks: set[int]) -> None:
+def read_batch(session: Session, case_ids: list[int], *, without_tasks: set[int], residents: list[int] = ()) -> None:
     """The report photos of `case_ids` in one query; `without_tasks` have no tasks yet (their tasks are
-    noted by `note_tasks` as dispatch creates them)."""
+    noted by `note_tasks` as dispatch creates them); the Open311 submissions of the `residents`' cases
+    (the only ones that can have one) in one query."""
     held = _memo(session)
+    if residents:
+        found = {row.case_id: row for row in session.exec(
+            select(CaseSubmission).where(CaseSubmission.case_id.in_(residents)))}
+        held["submissions"].update({case_id: found.get(case_id) for case_id in residents})
     photos: dict[int, list] = {case_id: [] for case_id in case_ids}
     for photo in session.exec(select(Photo).where(Photo.case_id.in_(case_ids), Photo.purpose == "report")
                               .order_by(Photo.id)):
@@ -51,6 +57,14 @@ def note_tasks(session: Session, case_id: int, tasks: list[CaseTask]) -> None:
     known = _memo(session)["tasks"]
     if case_id in known:
         known[case_id] = [*known[case_id], *((task.id, task.department_code) for task in tasks)]
+
+
+def submission(session: Session, case_id: int) -> CaseSubmission | None:
+    """The case's Open311 submission (its answers to the category's questions), or None."""
+    known = _memo(session)["submissions"]
+    if case_id in known:
+        return known[case_id]
+    return session.exec(select(CaseSubmission).where(CaseSubmission.case_id == case_id)).first()
 
 
 def report_photos(session: Session, case_id: int) -> list[Photo]:

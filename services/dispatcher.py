@@ -27,8 +27,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from models.lifecycle import Status
-from models.tables import Case
-from models.work import CaseTask, PendingDispatch
+from models.elders import WelfareCheck
+from models.tables import Case, CaseSource, Notification
+from models.work import CaseTask, PendingDispatch, WorkOffer
 from services import batch_reads, dispatch, dispatch_pool, followers, grouped_writes, snapshots, welfare_calls
 from services.dispatch_pool import parent_code
 from services.context import ServiceContext
@@ -45,6 +46,9 @@ _INSERT = sa.insert(TABLE)  # built once: its compiled form is reused on every r
 def enqueue(session: Session, *, case_id: int, now: datetime) -> None:
     """Queue `case_id` for dispatch inside the registering transaction."""
     grouped_writes.write(session, _INSERT, [{"case_id": case_id, "queued_at": now, "attempts": 0, "not_before": now}])
+
+
+NEW_ROWS = (CaseTask.__table__, WorkOffer.__table__, Notification.__table__)  # what a batch makes per case
 
 
 def _claim(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]:
@@ -64,14 +68,26 @@ def _claim(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]
     return sorted((row[0], row[1]) for row in rows)
 
 
+_BATCH_CASES = (select(Case, WelfareCheck, sa.exists().where(CaseTask.case_id == Case.id))
+                .outerjoin(WelfareCheck, WelfareCheck.case_id == Case.id)
+                .where(Case.id.in_(sa.bindparam("case_ids", expanding=True))))
+
+
 def _read_batch(session: Session, case_ids: list[int]) -> tuple[dict[int, Case], set[int]]:
-    """The claimed cases, and which of them have tasks already, in two queries for the whole batch
-    (their welfare checks and report photos too: `welfare_calls.check_of` and the work orders'
-    `batch_reads` answer from what this reads)."""
-    found = {case.id: case for case in session.exec(select(Case).where(Case.id.in_(case_ids)))}
-    with_tasks = set(session.exec(select(CaseTask.case_id).where(CaseTask.case_id.in_(case_ids)).distinct()))
-    welfare_calls.read_checks(session, case_ids)
-    batch_reads.read_batch(session, case_ids, without_tasks=set(case_ids) - with_tasks)
+    """The claimed cases, which of them have tasks already, and their welfare checks, in one query for the
+    whole batch; their report photos, followers and workers in one each (`welfare_calls.check_of`, the
+    work orders' `batch_reads` and `dispatch_pool.find_workers` answer from what this reads)."""
+    found: dict[int, Case] = {}
+    checks: dict[int, WelfareCheck | None] = dict.fromkeys(case_ids)
+    with_tasks: set[int] = set()
+    for case, check, has_tasks in session.exec(_BATCH_CASES, params={"case_ids": case_ids}):
+        found[case.id] = case
+        checks[case.id] = checks[case.id] or check
+        if has_tasks:
+            with_tasks.add(case.id)
+    welfare_calls.note_checks(session, checks)
+    batch_reads.read_batch(session, case_ids, without_tasks=set(case_ids) - with_tasks,
+                           residents=[case.id for case in found.values() if case.source == CaseSource.RESIDENT])
     grids = {case.grid_code for case in found.values() if case.grid_code is not None}
     dispatch_pool.read_pools(session, grids | {parent_code(session, grid) for grid in grids} - {None})
     followers.read_for(session, case_ids)
@@ -99,7 +115,7 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
         try:
             # The whole batch under one savepoint, not one per case; its audit rows, tasks, offers and work
             # orders in one INSERT each (new rows' keys are reserved: the claim took SQLite's write lock).
-            with session.begin_nested(), grouped_writes.grouped(session, new_rows=True):
+            with session.begin_nested(), grouped_writes.grouped(session, new_rows=True, reserve=NEW_ROWS):
                 for case_id, _ in claimed:
                     _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
         except Exception:  # noqa: BLE001 - some case failed: the batch again, case by case, each on its own

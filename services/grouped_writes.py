@@ -46,7 +46,7 @@ _KEY = "grouped_writes"
 
 
 class _Waiting:
-    def __init__(self, new_rows: bool) -> None:
+    def __init__(self, new_rows: bool, reserve: tuple[sa.Table, ...] = ()) -> None:
         self.rows: dict[sa.Insert | sa.Update, list] = {}  # parameter sets, or new objects (built when written)
         self.tables: dict[sa.FromClause, sa.Insert | sa.Update] = {}  # the last statement asked for per table
         self.build: dict[sa.Insert, Callable[[object], dict]] = {}  # a new object's parameters, at its write
@@ -55,27 +55,36 @@ class _Waiting:
         self.made: list[object] = []  # every new object of the block (taken out of the session if it fails)
         self.keys: dict[sa.Table, Iterator[int]] = {}  # keys reserved and not yet given, per table
         self.checked: dict[sa.Update, Exception] = {}  # UPDATEs that must each change one row, and what to raise
+        self.reserve = reserve  # tables whose keys the first need reserves together, in one statement
 
     def next_key(self, session: Session, table: sa.Table) -> int:
         keys = self.keys.get(table)
         key = next(keys, None) if keys is not None else None
         if key is None:
-            keys = self.keys[table] = _reserve(session, table)
-            key = next(keys)
+            if table in self.reserve:
+                self.keys.update(_reserve(session, self.reserve))
+                self.reserve = ()  # once: a table that runs out, or is forgotten, reserves alone
+            else:
+                self.keys.update(_reserve(session, (table,)))
+            key = next(self.keys[table])
         return key
 
 
 RESERVED = 32  # PostgreSQL: keys taken from a sequence per query (the unused ones are a gap, as any rollback's)
 
 
-def _reserve(session: Session, table: sa.Table) -> Iterator[int]:
-    (pk,) = table.primary_key.columns
+def _reserve(session: Session, tables: tuple[sa.Table, ...]) -> dict[sa.Table, Iterator[int]]:
+    """Keys for each of `tables`, in one statement."""
+    pks = [table.primary_key.columns[0] for table in tables]
     if session.get_bind().dialect.name == "postgresql":
-        return iter(session.execute(sa.text(
-            "SELECT nextval(pg_get_serial_sequence(:table, :column)) FROM generate_series(1, :count)"),
-            {"table": table.name, "column": pk.name, "count": RESERVED}).scalars().all())
-    top = session.execute(sa.select(sa.func.max(pk))).scalar()  # the write lock is this transaction's
-    return itertools.count((top or 0) + 1)
+        sequences = ", ".join(f"nextval(pg_get_serial_sequence(:table_{i}, :column_{i}))" for i in range(len(tables)))
+        params = {f"table_{i}": table.name for i, table in enumerate(tables)}
+        params.update({f"column_{i}": pk.name for i, pk in enumerate(pks)})
+        rows = session.execute(sa.text(f"SELECT {sequences} FROM generate_series(1, {RESERVED})"), params).all()
+        return {table: iter([row[i] for row in rows]) for i, table in enumerate(tables)}
+    # SQLite: the next keys follow the largest, which nobody else moves while this transaction holds the write lock.
+    tops = session.execute(sa.select(*(sa.select(sa.func.max(pk)).scalar_subquery() for pk in pks))).one()
+    return {table: itertools.count((top or 0) + 1) for table, top in zip(tables, tops, strict=True)}
 
 
 def new_row(session: Session, row: object, table: sa.Table, key: str, build: Callable[[object], dict]) -> bool:
@@ -159,13 +168,14 @@ def write_waiting(session: Session, tables: frozenset[sa.FromClause] | None = No
 
 
 @contextmanager
-def grouped(session: Session, *, new_rows: bool = False) -> Iterator[None]:
+def grouped(session: Session, *, new_rows: bool = False, reserve: tuple[sa.Table, ...] = ()) -> Iterator[None]:
     """Within the block, `write` collects; at its end, one execution per statement. Nested blocks join the
-    outer. `new_rows`: `new_row` lets new objects' INSERTs wait too (see the module)."""
+    outer. `new_rows`: `new_row` lets new objects' INSERTs wait too (see the module); the keys of the
+    `reserve` tables are reserved together at the first need of any."""
     if _KEY in session.info:
         yield
         return
-    waiting = session.info[_KEY] = _Waiting(new_rows)
+    waiting = session.info[_KEY] = _Waiting(new_rows, reserve)
     try:
         yield
         write_waiting(session)

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from models.api import CaseSubmission, ServiceQuestion
 from models.lifecycle import Actor, Role
 from models.tables import Case, CaseSource, Category
-from services import cases
+from services import batch_reads, cases
 from services.api_keys import Principal, area_in_scope
 from services.cases import CaseError, CaseNotFound, OutsideGrid, UnknownCategory
 from services.context import ServiceContext
@@ -133,7 +133,7 @@ def submit_service_request(ctx: ServiceContext, *, principal: Principal, request
 def case_answers(session: Session, case_id: int) -> list[tuple[str, str]]:
     """(question, answer) of the attributes an Open311 client answered for the case, in the questions'
     order: the question's description (else its code), list answers by their value names."""
-    submission = session.exec(select(CaseSubmission).where(CaseSubmission.case_id == case_id)).first()
+    submission = batch_reads.submission(session, case_id)  # a dispatcher's batch read them all at once
     if submission is None or not submission.attributes:
         return []
     case = session.get(Case, case_id)

@@ -42,11 +42,10 @@ def check_of(session: Session, case_id: int) -> WelfareCheck | None:
     return known[case_id]
 
 
-def read_checks(session: Session, case_ids: list[int]) -> None:
-    """Read the checks of many cases in one query (the dispatcher's batch), for `check_of` to answer from."""
-    known = _known(session)
-    found = {c.case_id: c for c in session.exec(select(WelfareCheck).where(WelfareCheck.case_id.in_(case_ids)))}
-    known.update({case_id: found.get(case_id) for case_id in case_ids})
+def note_checks(session: Session, checks: dict[int, WelfareCheck | None]) -> None:
+    """The checks of many cases, read by the caller (the dispatcher's batch, with its cases), for `check_of`
+    to answer from; None: the case has none."""
+    _known(session).update(checks)
 
 
 def open_for_alarm(session: Session, case: Case, category: Category, device_id: str) -> WelfareCheck | None:

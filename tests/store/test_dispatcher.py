@@ -16,7 +16,7 @@ from models.work import CaseTask, OfferStatus, PendingDispatch, WorkOffer
 from services import cases, dispatcher
 from services.context import ServiceContext
 from services.db import make_engine, make_session_factory
-from tests.worker_support import OTHER_GRID, STREET, add_worker, make_ctx, queued, report
+from tests.worker_support import GRID, OTHER_GRID, STREET, add_worker, make_ctx, queued, report
 from tests.work_invariants import check_work_invariants  # noqa: F401  (autouse: no stuck case after each test)
 
 
@@ -154,6 +154,32 @@ def test_a_batch_reads_its_grids_on_duty_workers_once_and_offers_as_case_by_case
     assert [[o.worker_id for o in offers_of(db, case.id)] for case in here] == [[in_grid]] * 3
     assert [[o.worker_id for o in offers_of(db, case.id)] for case in there] == [[street_pool]] * 2
     assert len(people_reads) == 1  # one read for the batch, not one per task
+
+
+def test_a_batch_sends_as_many_statements_for_six_cases_as_for_two(ctx, db, clock) -> None:
+    add_worker(db.sessions, clock.now(), 745)
+    add_worker(db.sessions, clock.now(), 746, area_code=OTHER_GRID)
+    silent = crashed_before_dispatch(ctx)
+    report(silent, description="the first, to warm the caches", dispatch_now=False)
+    assert dispatcher.dispatch_pending(ctx) == 1
+    sent: list[int] = []
+    for size in (2, 6):
+        for i in range(size):
+            report(silent, grid=OTHER_GRID if i % 2 else GRID, description=f"batch of {size}: {i}", dispatch_now=False)
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+            statements.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert dispatcher.dispatch_pending(ctx) == size
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        sent.append(len(statements))
+    # Tasks, offers, work orders, status changes and their audit rows: one statement each for the batch.
+    assert sent[0] == sent[1], sent
+    assert len(queued(db.sessions, 745)) + len(queued(db.sessions, 746)) == 9
 
 
 def test_a_case_whose_dispatch_fails_waits_and_does_not_block_the_others(ctx, db, clock, monkeypatch) -> None:
