@@ -27,6 +27,8 @@ object is in the session as if loaded; what the block changes on it before its I
 written with it (`waits` tells callers that may skip their UPDATE). Any other write to such a table
 (a plain INSERT too, or the unit of work's flush) first writes what waits, and on SQLite makes the
 block read the largest key afresh. A block that raises takes its new objects out of the session.
+In such a block an UPDATE of one row whose count is checked (a version check) may wait as well
+(`write_checked`): when written, a count short of its rows raises and the whole block fails.
 """
 
 from __future__ import annotations
