@@ -139,8 +139,9 @@ def insert_now(session: Session, row: object) -> None:
     work's flush costs more than the statement. A column left None that has a default gets the
     default, and the attribute is read back when next used.
 
-    In a block that takes new rows (`grouped_writes.grouped(session, new_rows=True)`: the dispatcher's
-    batch), a row that fills every such column gets its key at once and its INSERT waits for the batch's.
+    In a block that takes new rows (`grouped_writes.grouped(session, new_rows=True)`: the intake and
+    dispatcher batches), a row that fills every such column gets its key at once and its INSERT waits
+    for the batch's.
     """
     if row in session:
         session.expunge(row)  # added, not flushed: written here instead

@@ -114,7 +114,7 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = BATCH) -> int:
         found, with_tasks = _read_batch(session, [case_id for case_id, _ in claimed]) if claimed else ({}, set())
         try:
             # The whole batch under one savepoint, not one per case; its audit rows, tasks, offers and work
-            # orders in one INSERT each (new rows' keys are reserved: the claim took SQLite's write lock).
+            # orders in one INSERT each (new rows' keys are reserved under SQLite's write lock, BEGIN IMMEDIATE's).
             with session.begin_nested(), grouped_writes.grouped(session, new_rows=True, reserve=NEW_ROWS):
                 for case_id, _ in claimed:
                     _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)

@@ -19,10 +19,10 @@ What callers may rely on:
   statement writes those first, and so does a flush of the session's unit of work.
 - A block that raises writes nothing of what waited; the caller's transaction rolls back anyway.
 
-New rows (`grouped(session, new_rows=True)`, the dispatcher's batch): `new_row` gives a new object
-its primary key at once, from keys the block reserves a few at a time (PostgreSQL: the table's
+New rows (`grouped(session, new_rows=True)`: the intake and dispatcher batches): `new_row` gives a new
+object its primary key at once, from keys the block reserves a few at a time (PostgreSQL: the table's
 sequence; SQLite: after the largest key, which is safe only while the transaction holds the write
-lock, as the dispatcher's does from its first statement), and its INSERT waits with the rest. The
+lock, as every transaction here does from its `BEGIN IMMEDIATE`), and its INSERT waits with the rest. The
 object is in the session as if loaded; what the block changes on it before its INSERT goes out is
 written with it (`waits` tells callers that may skip their UPDATE). Any other write to such a table
 (a plain INSERT too, or the unit of work's flush) first writes what waits, and on SQLite makes the
@@ -109,7 +109,7 @@ def new_row(session: Session, row: object, table: sa.Table, key: str, build: Cal
 
 
 def write_checked(session: Session, statement: sa.Update, row: dict, stale: Exception) -> bool:
-    """In a block that takes new rows (the dispatcher's batch): let the UPDATE of one row (a conditional
+    """In a block that takes new rows (a batch): let the UPDATE of one row (a conditional
     one: a version check) wait with the rest; when written, if any of them changed no row, `stale` (or
     another's) is raised and the block fails. False elsewhere: the caller executes it now and checks it."""
     waiting: _Waiting | None = session.info.get(_KEY)
