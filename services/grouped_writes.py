@@ -4,7 +4,7 @@ The batch writers (services/intake_batch.py, services/dispatcher.py) write many 
 transaction. Each case's audit events, outbox rows and dispatch queue row would be an INSERT of their
 own, and each work order's task step and message link an UPDATE; inside `grouped(session)` they wait,
 and go to the store when the block ends, one statement with many parameter sets each (executemany),
-in the order first asked for.
+parents before children (the tables' foreign-key order).
 
 What callers may rely on:
 - Outside a `grouped` block, `write` executes at once: code that calls it behaves the same anywhere.
@@ -129,6 +129,18 @@ def waits(session: Session, row: object) -> bool:
     return waiting is not None and id(row) in waiting.new
 
 
+def _rank(table: sa.FromClause) -> int:
+    metadata = getattr(table, "metadata", None)
+    if metadata is None:
+        return 0
+    return _ranks(metadata, len(metadata.tables)).get(table, 0)  # (a table defined later: ranked afresh)
+
+
+@cache
+def _ranks(metadata: sa.MetaData, _tables: int) -> dict[sa.Table, int]:
+    return {table: rank for rank, table in enumerate(metadata.sorted_tables)}
+
+
 @cache
 def _insert_of(table: sa.Table) -> sa.Insert:
     return sa.insert(table)
@@ -152,7 +164,10 @@ def write_waiting(session: Session, tables: frozenset[sa.FromClause] | None = No
     waiting: _Waiting | None = session.info.get(_KEY)
     if waiting is None or not waiting.rows:
         return
-    due = [statement for statement in waiting.rows if tables is None or statement.table in tables]
+    # Parents before children (the tables' foreign-key order): a table whose rows went out early (a read
+    # of it wrote them) and came back later in the block is still written before the rows that point at it.
+    due = sorted((statement for statement in waiting.rows if tables is None or statement.table in tables),
+                 key=lambda statement: _rank(statement.table))
     batches = [(statement, waiting.rows.pop(statement)) for statement in due]
     for statement, _ in batches:
         if waiting.tables.get(statement.table) is statement:

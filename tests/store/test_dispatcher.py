@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from dataclasses import replace
 
@@ -154,6 +155,23 @@ def test_a_batch_reads_its_grids_on_duty_workers_once_and_offers_as_case_by_case
     assert [[o.worker_id for o in offers_of(db, case.id)] for case in here] == [[in_grid]] * 3
     assert [[o.worker_id for o in offers_of(db, case.id)] for case in there] == [[street_pool]] * 2
     assert len(people_reads) == 1  # one read for the batch, not one per task
+
+
+def test_a_batch_mixing_grids_of_one_and_two_workers_goes_through_as_one(ctx, db, clock, caplog) -> None:
+    """Offering to two workers reads their load from the tasks and offers the batch is writing, which
+    writes those rows early; the next case's rows wait again, in another order. The batch still goes
+    through as one (it used to fail on a foreign key and run case by case)."""
+    pair = [add_worker(db.sessions, clock.now(), 750), add_worker(db.sessions, clock.now(), 751)]
+    alone = add_worker(db.sessions, clock.now(), 752, area_code=OTHER_GRID)
+    silent = crashed_before_dispatch(ctx)
+    grids = [OTHER_GRID, GRID, OTHER_GRID, GRID, OTHER_GRID]
+    made = [report(silent, grid=grid, description=f"pile {i}", dispatch_now=False) for i, grid in enumerate(grids)]
+    caplog.set_level(logging.DEBUG, logger="services.dispatcher")
+    assert dispatcher.dispatch_pending(ctx) == 5
+    assert [sorted(o.worker_id for o in offers_of(db, case.id)) for case in made] == \
+        [[alone] if grid == OTHER_GRID else pair for grid in grids]
+    assert "failed" not in caplog.text and waiting(db) == []
+    assert [len(queued(db.sessions, person)) for person in (750, 751, 752)] == [2, 2, 3]
 
 
 def test_a_batch_sends_as_many_statements_for_six_cases_as_for_two(ctx, db, clock) -> None:

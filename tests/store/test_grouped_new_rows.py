@@ -10,8 +10,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 
 from models.tables import Notification, NotificationStatus
+from models.work import CaseTask, OfferStatus, TaskStatus, WorkOffer
 from services import grouped_writes, rows
 from services.db import insert_now, transaction
+from tests.worker_support import add_worker, make_ctx, report
 
 
 def message(text: str, at) -> Notification:  # noqa: ANN001
@@ -79,3 +81,33 @@ def test_a_failed_batch_keeps_none_of_its_new_rows_and_leaves_the_session_usable
         kept = message("kept", clock.now())
         insert_now(session, kept)  # outside a block: at once; its key may be the lost one's
     assert list(stored(db).values()) == ["kept"] and inserts == [1]
+
+
+def test_rows_pointing_at_rows_that_went_out_early_and_came_back_are_written_after_them(db, clock, tmp_path) -> None:
+    """A read of a table mid-block writes its waiting rows; new rows of it that follow wait again, now
+    behind the rows of a table that points at them. They still go first (the dispatcher's batch did this
+    when a grid had two workers: their load is read from the tasks and offers the batch was making)."""
+    ctx = make_ctx(db.sessions, clock, tmp_path)
+    worker = add_worker(db.sessions, clock.now(), 801)
+    case = report(ctx, dispatch_now=False)
+    now = clock.now()
+
+    def task(department: str) -> CaseTask:
+        return rows.new(CaseTask, case_id=case.id, department_code=department, status=TaskStatus.OFFERED,
+                        created_at=now, updated_at=now)
+
+    def offer(of: CaseTask) -> WorkOffer:
+        return rows.new(WorkOffer, case_id=case.id, task_id=of.id, worker_id=worker, status=OfferStatus.OPEN,
+                        follow_up_notification_ids=[], created_at=now)
+
+    with transaction(db.sessions) as session, grouped_writes.grouped(session, new_rows=True):
+        first = task("test_department_a")
+        insert_now(session, first)
+        insert_now(session, offer(first))
+        assert first.id in session.exec(select(CaseTask.id).where(CaseTask.case_id == case.id)).all()  # written now
+        second = task("test_department_b")  # its INSERT now waits after the offers'
+        insert_now(session, second)
+        insert_now(session, offer(second))
+    with db.sessions() as s:
+        offered = s.exec(select(WorkOffer.task_id).where(WorkOffer.case_id == case.id).order_by(WorkOffer.id)).all()
+    assert offered[-2:] == [first.id, second.id]
