@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from models.api import Scope
-from services.api_keys import Principal, authenticate, recently_authenticated
+from services.api_keys import Principal, RateLimiter, authenticate, recently_authenticated
 from services.api_views import BadCursor, BadFilter, NotVisible
 from services.context import ServiceContext
 
@@ -63,12 +63,21 @@ async def principal_for(request: Request, ctx: ServiceContext, token: str | None
     principal = recently_authenticated(ctx, token=token) or await asyncio.to_thread(authenticate, ctx, token=token)
     if principal is None:
         raise ApiError(401, "unauthenticated", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
-    retry_after = request.app.state.rate_limiter.check(principal.id, principal.rate_per_minute, ctx.clock.now())
+    take_turn(request.app.state.rate_limiter, ctx, principal)
+    return principal
+
+
+def take_turn(limiter: RateLimiter, ctx: ServiceContext, principal: Principal) -> None:
+    """Spend one request of the key's rate limit; ApiError 429 with Retry-After when there is none left."""
+    retry_after = limiter.check(principal.id, principal.rate_per_minute, ctx.clock.now())
     if retry_after:
         raise ApiError(429, "rate_limited", "too many requests for this key",
                        {"Retry-After": str(int(retry_after))})
-    request.state.principal = principal
-    return principal
+
+
+def check_scope(principal: Principal, scope: Scope) -> None:
+    if not principal.allows(scope):
+        raise ApiError(403, "forbidden", f"this key lacks the {scope.value!r} scope")
 
 
 async def current_key(
@@ -82,8 +91,7 @@ CurrentKey = Annotated[Principal, Depends(current_key)]
 
 def require(scope: Scope) -> Callable[..., Any]:
     async def dependency(principal: CurrentKey) -> Principal:
-        if not principal.allows(scope):
-            raise ApiError(403, "forbidden", f"this key lacks the {scope.value!r} scope")
+        check_scope(principal, scope)
         return principal
 
     dependency.__name__ = f"require_{scope.value}"

@@ -7,7 +7,8 @@ unsafe routes check visibility before the idempotency layer, so not even a key r
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import FileResponse
@@ -40,11 +41,17 @@ from models.lifecycle import Action, IllegalTransition, LifecycleError, NoteRequ
 from models.tables import CaseSource
 from services import case_commands, case_queries, idempotency, intake
 from services.case_ending import MergeTargetInvalid
+from services.context import ServiceContext
 from services.intake_batch import KeyedEvent
 from services.office_actions import NobodyAvailable
+from services.api_keys import Principal
 from services.cases import CaseError, CaseNotFound, OutsideGrid, StaleCase, UnknownCategory
 
+if TYPE_CHECKING:
+    from api.intake_writer import IntakeWriter
+
 router = APIRouter(prefix=V1_PREFIX)
+INTAKE_PATH = f"{V1_PREFIX}/cases"
 NOT_IN_AREA: dict[int | str, dict[str, str]] = {404: {"description": "No such case in the key's area"}}
 
 
@@ -85,10 +92,26 @@ def list_cases(principal: ReadKey, ctx: CtxDep, status: StatusQ = None, category
 )
 async def intake_case(request: Request, ctx: CtxDep, principal: IntakeKey, body: CaseCreate,
                       idempotency_key: IdempotencyKey = None) -> Response:
-    report = intake.MachineReport(
+    report = machine_report(body)
+    if idempotency_key is None:
+        try:
+            outcome = await asyncio.to_thread(case_commands.intake_event, ctx, principal=principal, report=report)
+        except CaseError as exc:
+            raise intake_refusal(exc) from None
+        return intake_answer(principal)(outcome)
+    return await write_keyed(request.app.state.intake_writer, ctx, principal, report,
+                             key=idempotency_key, body=await request.body())
+
+
+def machine_report(body: CaseCreate) -> intake.MachineReport:
+    return intake.MachineReport(
         source=CaseSource(body.source.value), event_id=body.source_event_id, device_id=body.device_id,
         category_code=body.category_code, lat=body.lat, lon=body.lon, description=body.description,
         address=body.address, media_urls=list(body.media_urls), drill=body.drill)
+
+
+def intake_answer(principal: Principal) -> Callable[[case_commands.CaseOutcome | CaseError], Response]:
+    """How an intake's outcome answers: 201 for a new case, 200 for a folded or repeated event, else the refusal."""
 
     def answer(result: case_commands.CaseOutcome | CaseError) -> Response:
         if isinstance(result, CaseError):
@@ -96,17 +119,19 @@ async def intake_case(request: Request, ctx: CtxDep, principal: IntakeKey, body:
         return json_answer(IntakeAnswer(outcome=result.outcome, case=case_public(result.view, principal)),
                            201 if result.outcome == "created" else 200)
 
-    if idempotency_key is None:
-        try:
-            return answer(await asyncio.to_thread(case_commands.intake_event, ctx, principal=principal, report=report))
-        except CaseError as exc:
-            raise intake_refusal(exc) from None
-    # The key's record, the case and the stored answer: one transaction, one thread hop.
-    fp = idempotency.fingerprint(request.method, request.url.path, await request.body())
+    return answer
+
+
+async def write_keyed(writer: IntakeWriter, ctx: ServiceContext, principal: Principal,
+                      report: intake.MachineReport, *, key: str, body: bytes) -> Response:
+    """A keyed machine event written by the group commit (api/intake_writer.py): the key's record, the
+    case and the stored answer in one transaction. Raises ApiError for a key that cannot be used or an
+    event still in flight; `api/intake_fast.py` calls it too, for requests it takes past the framework."""
+    fp = idempotency.fingerprint("POST", INTAKE_PATH, body)
     try:
-        idempotency.check_key(idempotency_key)
-        answered = await request.app.state.intake_writer.write(KeyedEvent(  # api/intake_writer.py: group commit
-            principal=principal, report=report, key=idempotency_key, fingerprint=fp, answer=answer))
+        idempotency.check_key(key)
+        answered = await writer.write(KeyedEvent(
+            principal=principal, report=report, key=key, fingerprint=fp, answer=intake_answer(principal)))
     except idempotency.IdempotencyError as exc:
         raise key_refusal(exc) from None
     except CaseError as exc:  # IntakeInProgress: the event kept losing a race; nothing stored, so retry
