@@ -37,7 +37,7 @@ from models.tables import Area, AreaLevel, Case, CaseSource, Category, Person
 from models.work import CaseTask, Escalation, EscalationReason, OfferStatus, TaskStatus, WorkOffer
 from models.work_lifecycles import OFFERS, TASKS, OfferAction, TaskAction, initial
 from services import cases  # cases dispatches through this module: attribute access keeps the mutual import safe
-from services import batch_reads, grouped_writes, reference, rows, welfare_calls
+from services import batch_reads, dispatch_pool, grouped_writes, reference, rows, welfare_calls
 from services.areas import supervisor_group
 from services.context import ServiceContext
 from services.db import insert_now
@@ -143,6 +143,7 @@ def offer_to_worker(session: Session, ctx: ServiceContext, case: Case, task: Cas
     offer = rows.new(WorkOffer, case_id=case.id, task_id=task.id, worker_id=worker.id,
                      status=initial(OFFERS, OfferStatus.OPEN), created_at=ctx.clock.now())
     insert_now(session, offer)
+    dispatch_pool.note_offer(session, worker.id)
     ctx.publish(session, OfferMade(offer_id=offer.id, case_id=case.id, task_id=task.id, worker_id=worker.id))
     return offer
 

@@ -31,6 +31,7 @@ _ON_DUTY_IN_AREAS = select(Person).where(
 _ON_DUTY = _ON_DUTY_IN_AREAS.where(Person.department_code == sa.bindparam("department"))
 
 _POOLS = "dispatch_pools"  # session.info: (transaction, areas read, {(area, department): [on-duty people]})
+_LOADS = "dispatch_loads"  # session.info: (transaction, {worker id: [tasks accepted, offers open]})
 
 
 def read_pools(session: Session, area_codes: Iterable[str]) -> None:
@@ -42,6 +43,7 @@ def read_pools(session: Session, area_codes: Iterable[str]) -> None:
         for person in session.exec(_ON_DUTY_IN_AREAS, params={"areas": sorted(areas)}):
             pools.setdefault((person.area_code, person.department_code), []).append(person)
     session.info[_POOLS] = (session.get_transaction(), areas, pools)
+    session.info.pop(_LOADS, None)
 
 
 def _on_duty(session: Session, areas: list[str], department_code: str) -> list[Person]:
@@ -66,8 +68,14 @@ def find_workers(session: Session, *, area_code: str, department_code: str, excl
     workers = [p for p in eligible if p.area_code == areas[0]] or [p for p in eligible if p.area_code != areas[0]]
     if len(workers) <= 1:
         return workers  # nothing to rank: the load counts below would not change the answer
-    ids = [w.id for w in workers]
-    open_case = Case.status.in_([s.value for s in OPEN])  # a case ended elsewhere is nobody's load
+    loads = _batch_loads(session, [w.id for w in workers]) or _load_counts(session, [w.id for w in workers])
+    workers.sort(key=lambda w: (*loads.get(w.id, (0, 0)), w.id))
+    return workers if limit is None else workers[:limit]
+
+
+def _load_counts(session: Session, ids: list[int]) -> dict[int, list[int]]:
+    """[tasks accepted, offers open] of each of `ids`, in open cases (a case ended elsewhere is nobody's load)."""
+    open_case = Case.status.in_([s.value for s in OPEN])
     held = dict(session.exec(
         select(CaseTask.assignee_id, func.count()).join(Case, Case.id == CaseTask.case_id)
         .where(CaseTask.assignee_id.in_(ids), CaseTask.status == TaskStatus.ACCEPTED, open_case)
@@ -78,8 +86,32 @@ def find_workers(session: Session, *, area_code: str, department_code: str, excl
         .where(WorkOffer.worker_id.in_(ids), WorkOffer.status == OfferStatus.OPEN, open_case)
         .group_by(WorkOffer.worker_id)
     ).all())
-    workers.sort(key=lambda w: (held.get(w.id, 0), offered.get(w.id, 0), w.id))
-    return workers if limit is None else workers[:limit]
+    return {i: [held.get(i, 0), offered.get(i, 0)] for i in ids}
+
+
+def _batch_loads(session: Session, ids: list[int]) -> dict[int, list[int]] | None:
+    """In a transaction that read its pools (`read_pools`): the loads of every worker of those pools, read
+    at the first need in two queries and kept up to date by `note_offer`; None elsewhere."""
+    pools = session.info.get(_POOLS)
+    if pools is None or pools[0] is not session.get_transaction():
+        return None
+    held = session.info.get(_LOADS)
+    if held is None or held[0] is not pools[0]:
+        every = sorted({p.id for people in pools[2].values() for p in people if p.has_role(Role.WORKER)})
+        held = session.info[_LOADS] = (pools[0], _load_counts(session, every))
+    return held[1] if all(i in held[1] for i in ids) else None
+
+
+def note_offer(session: Session, worker_id: int) -> None:
+    """An offer to `worker_id` was just opened in this transaction: one more open offer in the batch's loads."""
+    held = session.info.get(_LOADS)
+    if held is not None and held[0] is session.get_transaction() and worker_id in held[1]:
+        held[1][worker_id][1] += 1
+
+
+def forget_loads(session: Session) -> None:
+    """The batch's loads may count offers a failed savepoint took back: read them afresh at the next need."""
+    session.info.pop(_LOADS, None)
 
 
 def handed_back_by(session: Session, task_id: int) -> set[int]:

@@ -137,6 +137,7 @@ def _one_by_one(session: Session, ctx: ServiceContext, claimed: list[tuple[int, 
             with session.begin_nested(), grouped_writes.grouped(session, new_rows=True):  # a failure keeps none
                 _dispatch_one(session, ctx, found.get(case_id), case_id in with_tasks)
         except Exception:
+            dispatch_pool.forget_loads(session)  # its offers were taken back with its savepoint
             if attempts + 1 >= MAX_ATTEMPTS:
                 log.exception("case id %s: dispatch failed %s times; left registered for the sweep",
                               case_id, attempts + 1)

@@ -174,6 +174,32 @@ def test_a_batch_mixing_grids_of_one_and_two_workers_goes_through_as_one(ctx, db
     assert [len(queued(db.sessions, person)) for person in (750, 751, 752)] == [2, 2, 3]
 
 
+def test_a_batch_offers_to_the_least_loaded_counting_its_own_offers_and_reads_the_loads_once(ctx, db, clock) -> None:
+    """Four workers in one grid, three offered per task (least loaded first, then the longest-serving):
+    each case of one batch sees the offers the cases before it made, as if each had come alone."""
+    w1, w2, w3, w4 = (add_worker(db.sessions, clock.now(), 760 + i) for i in range(4))
+    busy = add_worker(db.sessions, clock.now(), 765, area_code=OTHER_GRID)
+    silent = crashed_before_dispatch(ctx)
+    elsewhere = report(silent, grid=OTHER_GRID, description="elsewhere", dispatch_now=False)
+    assert dispatcher.dispatch_pending(ctx) == 1 and [o.worker_id for o in offers_of(db, elsewhere.id)] == [busy]
+    made = [report(silent, description=f"pile {i}", dispatch_now=False) for i in range(4)]
+    loads: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+        if "count(" in statement.lower():
+            loads.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert dispatcher.dispatch_pending(ctx) == 4
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    offered = [sorted(o.worker_id for o in offers_of(db, case.id)) for case in made]
+    # Open offers before each case: none; one each for w1-w3; two for w1 and w2, one for w3 and w4; three for w1.
+    assert offered == [sorted([w1, w2, w3]), sorted([w4, w1, w2]), sorted([w3, w4, w1]), sorted([w2, w3, w4])]
+    assert len(loads) == 2  # tasks held and offers open, for the whole batch's pool, once
+
+
 def test_a_batch_sends_as_many_statements_for_six_cases_as_for_two(ctx, db, clock) -> None:
     add_worker(db.sessions, clock.now(), 745)
     add_worker(db.sessions, clock.now(), 746, area_code=OTHER_GRID)
