@@ -119,7 +119,10 @@ def begin_in(session: Session, ctx: ServiceContext, *, api_key_id: int, key: str
     return Started(row["id"])
 
 
+# Both columns of uq_idempotency_key, so its index answers (by `idem_key` alone the table was scanned:
+# a batch's read grew with every key ever stored). The pairs are sorted out below.
 _IN_USE = sa.select(_TABLE.c.api_key_id, _TABLE.c.idem_key).where(
+    _TABLE.c.api_key_id.in_(sa.bindparam("api_key_ids", expanding=True)),
     _TABLE.c.idem_key.in_(sa.bindparam("keys", expanding=True)))
 _INSERT = sa.insert(_TABLE)
 
@@ -129,7 +132,8 @@ def keys_in_use(session: Session, pairs: set[tuple[int, str]]) -> set[tuple[int,
     batch (services/intake_batch.py), which runs those through `begin_in` and the rest through `store_new`."""
     if not pairs:
         return set()
-    rows = session.execute(_IN_USE, {"keys": sorted({key for _, key in pairs})})
+    rows = session.execute(_IN_USE, {"api_key_ids": sorted({api_key_id for api_key_id, _ in pairs}),
+                                     "keys": sorted({key for _, key in pairs})})
     return {(api_key_id, key) for api_key_id, key in rows if (api_key_id, key) in pairs}
 
 

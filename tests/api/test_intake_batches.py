@@ -7,6 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from asgi_correlation_id import correlation_id
 from sqlmodel import func, select
 
@@ -184,3 +185,37 @@ async def test_a_batch_takes_its_case_numbers_at_once_and_leaves_no_gap(api) -> 
     assert [int(number.rsplit("-", 1)[1]) for number in numbers] == [1, 2, 3, 4]
     with api.ctx.sessions() as s:
         assert sorted(s.exec(select(Case.number)).all()) == sorted(numbers)
+
+
+async def test_a_batch_finds_its_keys_claims_and_devices_through_their_indexes(api) -> None:
+    """A batch's reads of keys, claims and open cases by device name their indexes' columns: read by the
+    key, ref or device alone, each scanned its whole table, and intake slowed with every case ever taken."""
+    seen: list[tuple[str, object]] = []
+    tables = {"idempotency_record": "FROM idempotency_record WHERE", "intake_claim": "FROM intake_claim WHERE",
+              "machine_case": "FROM machine_case JOIN"}
+
+    def keep(conn, cursor, statement, params, context, executemany) -> None:  # noqa: ANN001
+        flat = " ".join(statement.split())
+        if flat.upper().startswith("SELECT") and any(m in flat for m in tables.values()):
+            seen.append((statement, params))
+
+    sa.event.listen(api.app.engine, "before_cursor_execute", keep)
+    try:
+        answers = await asyncio.gather(*(api.intake("street_a", event=f"ix-{i}", device=f"cam-{i}", n=i,
+                                                    headers={"Idempotency-Key": f"ix-{i}"}) for i in range(3)))
+    finally:
+        sa.event.remove(api.app.engine, "before_cursor_execute", keep)
+    assert [r.status_code for r in answers] == [201] * 3
+    postgres = api.app.engine.dialect.name == "postgresql"
+    for table, marker in tables.items():
+        statement, params = next(((s, p) for s, p in seen if marker in " ".join(s.split())), (None, None))
+        assert statement is not None, (table, [s[:120] for s, _ in seen])
+        with api.app.engine.connect() as conn:
+            if postgres:
+                conn.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: make the planner say what it can use
+                plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, params))
+                leading = {"idempotency_record": "api_key_id", "intake_claim": "source", "machine_case": "api_key_id"}
+                assert f" on {table} " in plan and f"Index Cond: (({leading[table]} " in plan, plan
+            else:
+                plan = " ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
+                assert f"SCAN {table}" not in plan and f"SEARCH {table} USING" in plan, plan
