@@ -7,13 +7,16 @@ and SH-HP-02 (The Bund, "street B"). `points[street]` are points inside that str
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from asgi_correlation_id import correlation_id
 from shapely.geometry import shape
 
 from onegrid.app import OneGrid, build
@@ -126,3 +129,24 @@ def open311_validator(name: str):  # noqa: ANN201
         for path in SCHEMAS.glob("*.json") if path.name != "swagger.json"
     )
     return Draft4Validator(load_schema(name), registry=registry, format_checker=FormatChecker())
+
+
+@contextmanager
+def machine_event_log() -> Iterator[list[tuple[str | None, str | None]]]:
+    """(case number, request id) of each "machine event from" line logged inside, where it was logged."""
+    seen: list[tuple[str | None, str | None]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # runs where the line was logged
+            if record.getMessage().startswith("machine event from"):
+                seen.append((getattr(record, "case", None), correlation_id.get()))
+
+    handler, log = Keep(), logging.getLogger("services.case_commands")
+    level = log.level
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from asgi_correlation_id import correlation_id
 from sqlmodel import func, select
 
 from models.api import IdempotencyRecord
@@ -19,7 +17,7 @@ from services.case_commands import CaseOutcome
 from services.cases import CaseError
 from services.intake_batch import KeyedEvent, intake_events_once
 from services.intake_machine import MachineReport
-from tests.api.conftest import STREET_A
+from tests.api.conftest import STREET_A, machine_event_log
 
 
 @dataclass(frozen=True)
@@ -130,25 +128,11 @@ async def test_a_batch_knows_the_claims_and_open_cases_of_earlier_batches_and_of
 
 
 async def test_each_event_of_a_batch_is_logged_under_its_own_request_id(api) -> None:
-    seen: list[tuple[str | None, str | None]] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:  # runs where the line was logged
-            if record.getMessage().startswith("machine event from"):
-                seen.append((getattr(record, "case", None), correlation_id.get()))
-
-    handler, log = Keep(), logging.getLogger("services.case_commands")
-    level = log.level
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
-    try:
+    with machine_event_log() as seen:
         answers = await asyncio.gather(*(
             api.intake("street_a", event=f"log-{i}", device=f"cam-{i}", n=i % 4,
                        headers={"Idempotency-Key": f"log-{i}", "X-Request-ID": f"req-log-{i:04d}"})
             for i in range(10)))
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
     assert [r.status_code for r in answers] == [201] * 10
     assert sorted(seen) == sorted((r.json()["case"]["number"], r.headers["X-Request-ID"]) for r in answers)
     assert {r.headers["X-Request-ID"] for r in answers} == {f"req-log-{i:04d}" for i in range(10)}

@@ -16,14 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_correlation_id import correlation_id
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
 from models.tables import Case
 from onegrid.app import OneGrid, build
-from tests.api.conftest import STREET_A, STREET_B, api_settings, client_for, prepare_store
+from tests.api.conftest import STREET_A, STREET_B, api_settings, client_for, machine_event_log, prepare_store
 
 KEYS = ("intake", "reader", "slow", "unknown", "none", "basic")
 # (what the caller sends, how the Idempotency-Key header is made from it)
@@ -198,23 +197,9 @@ def test_past_the_framework_or_through_it_every_request_gets_the_same_answer(pai
 
 async def test_an_answer_past_the_framework_is_counted_and_logged_under_its_request_id(api) -> None:
     await api.intake("street_a", headers={"Idempotency-Key": "first"})  # (the key's first use is checked by the app)
-    seen: list[tuple[str | None, str | None]] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:  # runs where the line was logged
-            if record.getMessage().startswith("machine event from"):
-                seen.append((getattr(record, "case", None), correlation_id.get()))
-
-    handler, log = Keep(), logging.getLogger("services.case_commands")
-    level = log.level
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
-    try:
+    with machine_event_log() as seen:
         r = await api.intake("street_a", event="e2", n=1, device="cam-2",
                              headers={"Idempotency-Key": "second", "X-Request-ID": "lb-req-0002-abcdef"})
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
     assert r.status_code == 201 and r.headers["X-Request-ID"] == "lb-req-0002-abcdef"
     assert seen == [(r.json()["case"]["number"], "lb-req-0002-abcdef")]
     metrics = (await api.client.get("/metrics")).text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -29,6 +31,22 @@ def ctx(db, clock, tmp_path) -> ServiceContext:
 def crashed_before_dispatch(ctx: ServiceContext) -> ServiceContext:
     """A process that registers cases and dies before its dispatcher runs: the wake goes nowhere."""
     return replace(ctx, on_registered=lambda: None)
+
+
+@contextmanager
+def statements(db, keep: Callable[[str], bool] = lambda statement: True) -> Iterator[list[str]]:  # noqa: ANN001
+    """The SQL statements sent to the store inside the block that `keep` accepts (an executemany once)."""
+    sent: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+        if keep(statement):
+            sent.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
 
 
 def offers_of(db, case_id: int) -> list[WorkOffer]:
@@ -141,17 +159,8 @@ def test_a_batch_reads_its_grids_on_duty_workers_once_and_offers_as_case_by_case
     silent = crashed_before_dispatch(ctx)
     here = [report(silent, description=f"here {i}", dispatch_now=False) for i in range(3)]
     there = [report(silent, grid=OTHER_GRID, description=f"there {i}", dispatch_now=False) for i in range(2)]
-    people_reads: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
-        if " ".join(statement.split()).count("FROM person WHERE person.area_code IN"):  # some areas' on-duty pool
-            people_reads.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        assert dispatcher.dispatch_pending(ctx) == 5
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", count)
+    with statements(db, lambda s: "FROM person WHERE person.area_code IN" in " ".join(s.split())) as people_reads:
+        assert dispatcher.dispatch_pending(ctx) == 5  # (people_reads: some areas' on-duty pool)
     assert [[o.worker_id for o in offers_of(db, case.id)] for case in here] == [[in_grid]] * 3
     assert [[o.worker_id for o in offers_of(db, case.id)] for case in there] == [[street_pool]] * 2
     assert len(people_reads) == 1  # one read for the batch, not one per task
@@ -183,17 +192,8 @@ def test_a_batch_offers_to_the_least_loaded_counting_its_own_offers_and_reads_th
     elsewhere = report(silent, grid=OTHER_GRID, description="elsewhere", dispatch_now=False)
     assert dispatcher.dispatch_pending(ctx) == 1 and [o.worker_id for o in offers_of(db, elsewhere.id)] == [busy]
     made = [report(silent, description=f"pile {i}", dispatch_now=False) for i in range(4)]
-    loads: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
-        if "count(" in statement.lower():
-            loads.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with statements(db, lambda s: "count(" in s.lower()) as loads:
         assert dispatcher.dispatch_pending(ctx) == 4
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", count)
     offered = [sorted(o.worker_id for o in offers_of(db, case.id)) for case in made]
     # Open offers before each case: none; one each for w1-w3; two for w1 and w2, one for w3 and w4; three for w1.
     assert offered == [sorted([w1, w2, w3]), sorted([w4, w1, w2]), sorted([w3, w4, w1]), sorted([w2, w3, w4])]
@@ -210,17 +210,9 @@ def test_a_batch_sends_as_many_statements_for_six_cases_as_for_two(ctx, db, cloc
     for size in (2, 6):
         for i in range(size):
             report(silent, grid=OTHER_GRID if i % 2 else GRID, description=f"batch of {size}: {i}", dispatch_now=False)
-        statements: list[str] = []
-
-        def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
-            statements.append(statement)
-
-        sa.event.listen(db.engine, "before_cursor_execute", count)
-        try:
+        with statements(db) as made:
             assert dispatcher.dispatch_pending(ctx) == size
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", count)
-        sent.append(len(statements))
+        sent.append(len(made))
     # Tasks, offers, work orders, status changes and their audit rows: one statement each for the batch.
     assert sent[0] == sent[1], sent
     assert len(queued(db.sessions, 745)) + len(queued(db.sessions, 746)) == 9
