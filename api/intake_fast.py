@@ -12,7 +12,9 @@ the body limit.
 Anything unusual goes to the full app, the body it read handed on unchanged: no or an unknown key (the
 app authenticates it and, once accepted, it comes here), no Idempotency-Key, another content type, no or
 a too large Content-Length, a body that does not validate (the app's 422 says why). So the answers are
-the app's; the tests of the route run through here.
+the app's; the tests of the route run through here, and tests/api/test_intake_fast.py compares both
+ways for any mix of requests. A rule added to the route as a FastAPI dependency, or a middleware that
+must see these requests, has to be added here too: that test fails when its answers differ.
 """
 
 from __future__ import annotations
