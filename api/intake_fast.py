@@ -1,9 +1,10 @@
 """Keyed machine intake past the framework: `POST /api/v1/cases` with an Idempotency-Key, a known key and a
 valid body, answered without FastAPI's routing, dependency solving and middleware stack.
 
-Cameras and sensors send bursts of exactly this request. Through the framework it cost about 1.4 ms of
-the server's CPU before the route's own work began (docs/BENCHMARKS.md, 2026-12-06): seven middleware
-layers, matching the path against every route, solving eight dependencies. This takes the request when
+Cameras and sensors send bursts of exactly this request. Through the framework its API side cost
+0.27–0.31 ms of CPU per case, here 0.13 (bench/intake_parts.py, "api"; docs/BENCHMARKS.md, 2026-12-06,
+14:28): seven middleware layers, matching the path against every route, solving eight dependencies
+(a wall-clock profile with the GIL shared by three threads put far more there). This takes the request when
 everything about it is the usual and gives the same answer the route gives, through the same functions
 (`api/routes/cases.py` `write_keyed`, the key's rate limit and scope, the error shapes), with what the
 middleware would have added: the request id (`X-Request-ID`, its log context), the latency histogram,
