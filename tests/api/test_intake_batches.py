@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -199,7 +200,7 @@ async def test_a_batch_finds_its_keys_claims_and_devices_through_their_indexes(a
                 conn.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: make the planner say what it can use
                 plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, params))
                 leading = {"idempotency_record": "api_key_id", "intake_claim": "source", "machine_case": "api_key_id"}
-                assert f" on {table} " in plan and f"Index Cond: (({leading[table]} " in plan, plan
+                assert f" on {table} " in plan and re.search(rf"Index Cond: \(+{leading[table]} ", plan), plan
             else:
                 plan = " ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
                 assert f"SCAN {table}" not in plan and f"SEARCH {table} USING" in plan, plan
