@@ -6,9 +6,12 @@ What callers may rely on:
 - The most urgent work goes first (models.tables.Priority: life safety, work orders, supervision,
   replies, resident updates, housekeeping). A chat ranks by its most urgent waiting row, so a
   work order queued behind a menu update in the same chat takes that menu update along.
-- Telegram's limits are respected before Telegram has to say so: evenly spaced sends under
-  `global_per_second` per bot (bot/pace.py, shared with handlers' replies), and at least `chat_interval_s` (groups:
-  `group_interval_s`) between two messages posted to one chat (edits are not paced per chat).
+- Telegram's limits are respected before Telegram has to say so: at most `window_count` calls per bot in
+  any `window_s`, each counted until a window after its answer, spaced at `global_per_second` with up to
+  `burst` at once (across processes through Redis: evenly spaced; bot/pace.py, shared with handlers'
+  replies), and at least
+  `chat_interval_s` (groups: `group_interval_s`) between two messages posted to one chat (edits are not
+  paced per chat).
   A 429 is waited out for its `retry_after`.
 - Network errors and 5xx are retried a few times at once (tenacity), then rescheduled in the
   store with exponential backoff; after `max_attempts` the row is marked failed and logged.
@@ -91,9 +94,10 @@ class NotificationSender:
         self._stopping = False
         self.lease = lease
         self.stats = DeliveryStats()
-        # The bot-wide pace, shared with the handlers' replies (bot/pace.py): slots evenly spaced, so no
-        # sliding one-second window ever sees a burst.
-        self._global = gate or make_gate("", self.limits.global_per_second, None)
+        # The bot-wide pace, shared with the handlers' replies (bot/pace.py): never more than Telegram's 30
+        # in a second, however late a call reaches it.
+        self._global = gate or make_gate("", self.limits.global_per_second, None, count=self.limits.window_count,
+                                         window=self.limits.window_s, burst=self.limits.burst)
         self._chat_last_sent: OrderedDict[int, float] = OrderedDict()  # loop time of each chat's last send
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Future[str]] = set()
@@ -375,14 +379,14 @@ class NotificationSender:
             with attempt:
                 if posts:
                     await self._pace_chat(chat_id)
-                await self._global.slot(priority)
-                if posts:
-                    self._mark_chat_sent(chat_id)
-                try:
-                    with already_paced():
-                        return await self.bot(method)
-                except _TRANSIENT as exc:
-                    self.stats.transient_errors += 1
-                    self.stats.count_error(exc)
-                    raise
+                async with self._global.slot(priority):  # counted until answered (bot/pace.py)
+                    if posts:
+                        self._mark_chat_sent(chat_id)
+                    try:
+                        with already_paced():
+                            return await self.bot(method)
+                    except _TRANSIENT as exc:
+                        self.stats.transient_errors += 1
+                        self.stats.count_error(exc)
+                        raise
         raise AssertionError("unreachable")  # pragma: no cover

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
 class DeliveryLimits:
-    global_per_second: float = 29.8
+    global_per_second: float = 29.8  # across processes (Redis): evenly spaced slots
+    window_count: int = 30  # in one process: at most this many messages in any `window_s` (bot/pace.py),
+    window_s: float = 1.0  # each counted until `window_s` after its answer,
+    burst: int = 10  # and spaced at `global_per_second` with up to this many at once after a quiet spell
     chat_interval_s: float = 1.05
     group_interval_s: float = 3.05
     max_attempts: int = 20
@@ -42,19 +47,21 @@ def backoff_seconds(attempts: int) -> float:
 class UrgencyGate:
     """The bot-wide pace, taken most urgent first.
 
-    The slots are evenly spaced (bot/pace.py); this gate decides who waits for the next one: one caller
-    at a time, the most urgent (lowest priority number), first come first served within a priority.
-    So an urgent message waits for at most one slot behind the housekeeping already in flight.
+    The limiter (bot/pace.py) says when the next call may go; this gate decides who waits for it: one
+    caller at a time, the most urgent (lowest priority number), first come first served within a
+    priority. So an urgent message waits for at most one slot behind the housekeeping already in flight.
     """
 
-    def __init__(self, limiter: Any) -> None:  # anything with `async acquire()`: bot/pace.py's slots
+    def __init__(self, limiter: Any) -> None:  # `async acquire()` returning `answered()`: bot/pace.py's slots
         self._limiter = limiter
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._busy = False
 
-    async def slot(self, priority: int) -> None:
-        """Return when the caller may make its call (the rate is the limiter's)."""
+    @asynccontextmanager
+    async def slot(self, priority: int) -> AsyncIterator[None]:
+        """Enter when the caller may make its call, and make it inside: the limiter counts the call until
+        it is answered (bot/pace.py's window is measured from answers)."""
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (priority, next(self._order), turn))
         self._next()
@@ -66,10 +73,14 @@ class UrgencyGate:
                 self._next()
             raise
         try:
-            await self._limiter.acquire()
+            answered = await self._limiter.acquire()
         finally:
             self._busy = False
             self._next()
+        try:
+            yield
+        finally:
+            answered()
 
     async def aclose(self) -> None:
         """Close what the slots come from, if it holds a connection (bot/pace.py's Redis)."""

@@ -134,6 +134,9 @@ class OneGrid:
 def delivery_limits(settings: Settings) -> DeliveryLimits:
     return DeliveryLimits(
         global_per_second=settings.delivery_global_per_second,
+        window_count=settings.delivery_window_count,
+        window_s=settings.delivery_window_s,
+        burst=settings.delivery_burst,
         chat_interval_s=settings.delivery_chat_interval_s,
         group_interval_s=settings.delivery_group_interval_s,
         max_attempts=settings.delivery_max_attempts,
@@ -184,7 +187,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     if settings.bot_token is not None or app.sandbox is not None:
         token = app.sandbox.token if app.sandbox is not None else settings.bot_token.get_secret_value()
         # One bot-wide pace for the sender and the handlers' replies; through Redis across processes.
-        app.pace = make_gate(token, settings.delivery_global_per_second, settings.pace_redis_url or settings.redis_url)
+        app.pace = make_gate(token, settings.delivery_global_per_second, settings.pace_redis_url or settings.redis_url,
+                             count=settings.delivery_window_count, window=settings.delivery_window_s,
+                             burst=settings.delivery_burst)
         app.bot = create_bot(token, api_url=app.sandbox.api_url if app.sandbox else settings.telegram_api_url,
                              gate=app.pace)
         app.dispatcher = create_dispatcher(ctx, default_locale=settings.default_locale,

@@ -40,7 +40,12 @@ class Settings(BaseSettings):
     store_threads: int = Field(default=0, ge=0, le=64, description="Threads for store work; 0 chooses by store")
 
     # Delivery limits (Telegram: ~30 messages/s per bot, 1/s per chat, 20/min per group).
-    delivery_global_per_second: float = 29.8
+    delivery_global_per_second: float = 29.8  # shared through Redis: evenly spaced
+    # One process: at most `delivery_window_count` in any `delivery_window_s`, counted until a window after
+    # each answer, and up to `delivery_burst` at once after a quiet spell (bot/pace.py).
+    delivery_window_count: int = Field(default=30, ge=1)
+    delivery_window_s: float = Field(default=1.0, gt=0)
+    delivery_burst: int = Field(default=10, ge=1)
     delivery_chat_interval_s: float = 1.05  # 50 ms above the 1 s limit: room for timing jitter
     delivery_group_interval_s: float = 3.05
     delivery_max_attempts: int = 20

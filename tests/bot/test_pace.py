@@ -14,8 +14,10 @@ import uuid
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.pace import make_gate
+from bot.pace import WindowSlots, make_gate
 from models.tables import Priority
 
 REDIS_URL = os.environ.get("ONEGRID_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -32,8 +34,13 @@ def redis_url() -> str:
 async def _take(gates: list, count: int) -> float:
     """`count` slots taken at once, spread over `gates`; seconds from the first call to the last slot."""
     started = time.monotonic()
-    await asyncio.gather(*(gates[i % len(gates)].slot(Priority.REPLY) for i in range(count)))
+    await asyncio.gather(*(_slot(gates[i % len(gates)]) for i in range(count)))
     return time.monotonic() - started
+
+
+async def _slot(gate) -> None:
+    async with gate.slot(Priority.REPLY):
+        pass
 
 
 async def test_two_processes_gates_share_one_pace_through_redis() -> None:
@@ -56,21 +63,117 @@ async def test_two_processes_gates_share_one_pace_through_redis() -> None:
 
 
 async def test_without_redis_the_gate_paces_in_process_and_says_so(caplog) -> None:
-    gate = make_gate(f"789:{uuid.uuid4().hex}", 40.0, "redis://127.0.0.1:1/0")  # nothing listens there
+    gate = make_gate(f"789:{uuid.uuid4().hex}", 40.0, "redis://127.0.0.1:1/0",  # nothing listens there
+                     count=5, window=0.2)
     try:
         with caplog.at_level(logging.WARNING, logger="bot.pace"):
             elapsed = await _take([gate], 11)
-        assert elapsed >= 0.9 * 10 / 40.0  # still evenly spaced, by the in-process limiter
+        assert elapsed >= 0.9 * 2 * 0.2  # five, five more a window later, the eleventh after another
         assert [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()] == [
             "the shared send pace in Redis is unreachable (ConnectionError): pacing in this process only"]
     finally:
         await gate.aclose()
 
 
-async def test_in_process_slots_do_not_catch_up_in_a_burst_after_a_quiet_spell() -> None:
-    gate = make_gate(f"321:{uuid.uuid4().hex}", 20.0, None)  # one slot every 50 ms
-    await gate.slot(Priority.REPLY)
-    await asyncio.sleep(0.3)  # six slots' worth of quiet: none of them may be spent at once now
-    started = time.monotonic()
-    await _take([gate], 4)
-    assert time.monotonic() - started >= 0.9 * 3 / 20.0
+class FakeTime:
+    """The window's clock: sleeping moves it on at once."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+
+async def test_a_burst_goes_at_once_and_the_next_waits_a_window_after_the_first_answer() -> None:
+    time_ = FakeTime()
+    slots = WindowSlots(3, 1.0, per_second=100.0, burst=3, clock=lambda: time_.now, sleep=time_.sleep)
+    answers = [await slots.acquire() for _ in range(3)]
+    assert time_.now == 100.0  # three after a quiet spell: none waits
+    time_.now = 100.25
+    answers[1]()  # Telegram answered the second first, the others are still on the wire
+    time_.now = 100.5
+    answers[0]()
+    answers[2]()
+    fourth = await slots.acquire()
+    # Counted until a window after its answer, not after it left: the first to leave the window is the
+    # one answered first (100.25), though all three left at 100.0.
+    assert time_.now == 101.25
+    fifth = await slots.acquire()
+    assert time_.now == 101.5
+    fourth(), fifth()
+    assert (await slots.acquire()) and time_.now == 101.5  # the third slot of the window at 101.5: free
+
+
+async def test_calls_on_the_wire_hold_their_place_until_answered() -> None:
+    time_ = FakeTime()
+    slots = WindowSlots(2, 1.0, per_second=100.0, burst=2, clock=lambda: time_.now, sleep=time_.sleep)
+    first, _second = await slots.acquire(), await slots.acquire()
+    waiting = asyncio.ensure_future(slots.acquire())
+    time_.now = 107.0  # long after a window: still no room, both are unanswered
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    first()  # answered at 107.0: it counts until 108.0
+    await asyncio.sleep(0)
+    third = await waiting
+    assert time_.now == 108.0
+    first()  # a second call of `answered` changes nothing
+    third()
+    assert slots._in_flight == 1  # the second, still on the wire
+
+
+async def test_under_load_the_calls_are_evenly_spaced_and_a_quiet_spell_allows_a_burst() -> None:
+    time_ = FakeTime()
+    slots = WindowSlots(30, 1.0, per_second=20.0, burst=4, clock=lambda: time_.now, sleep=time_.sleep)
+    at = []
+    for _ in range(8):
+        (await slots.acquire())()  # answered at once: the window is not what holds them
+        at.append(round(time_.now - 100.0, 3))
+    assert at == [0.0, 0.0, 0.0, 0.0, 0.05, 0.1, 0.15, 0.2]  # four at once, then one every 50 ms
+    time_.now += 0.1  # two intervals of quiet: two may go at once again, not four
+    start = time_.now
+    for _ in range(3):
+        (await slots.acquire())()
+    assert round(time_.now - start, 3) == 0.05
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 0.4), st.floats(0, 0.4), st.floats(0, 0.3)), min_size=1, max_size=40))
+def test_no_second_of_arrivals_holds_more_than_the_window_allows_whatever_the_delays(calls) -> None:
+    """However late each call reaches Telegram and however late its answer comes back, no second of
+    arrivals on Telegram's clock holds more than `count` (here 5)."""
+    arrivals = asyncio.run(_arrivals(calls))
+    for start in arrivals:
+        assert sum(1 for t in arrivals if start <= t < start + 1.0) <= 5, arrivals
+
+
+async def _arrivals(calls: list[tuple[float, float, float]]) -> list[float]:
+    """Each call, `gap` after the previous one asked, leaves when the window lets it, reaches Telegram
+    `there` later and is answered `back` after that; the arrival times on Telegram's clock."""
+    time_ = FakeTime()
+    slots = WindowSlots(5, 1.0, per_second=20.0, burst=3, clock=lambda: time_.now, sleep=time_.sleep)
+    pending: list[tuple[float, object]] = []  # (answer time, answered), of calls on the wire
+    arrivals = []
+
+    def answer_due() -> None:
+        for item in sorted((p for p in pending if p[0] <= time_.now), key=lambda p: p[0]):
+            pending.remove(item)
+            item[1]()
+
+    for gap, there, back in calls:
+        time_.now += gap
+        answer_due()
+        acquiring = asyncio.ensure_future(slots.acquire())
+        while not acquiring.done():
+            for _ in range(5):
+                await asyncio.sleep(0)
+            if not acquiring.done():  # it waits for an answer: time runs on to the next one
+                assert pending, "a caller waits with nothing on the wire"
+                time_.now = max(time_.now, min(t for t, _ in pending))
+                answer_due()
+        answered = acquiring.result()
+        answer_due()  # its own wait may have run the clock past answers
+        arrivals.append(time_.now + there)
+        pending.append((time_.now + there + back, answered))
+    return arrivals
