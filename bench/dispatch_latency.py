@@ -10,7 +10,9 @@ resident's photo, so every work order is one sendPhoto (the order as its caption
 
 For each rate it prints p50/p99/max of registration → the worker's work order arriving at the
 emulator, how long registration itself took, what was still undelivered when it stopped waiting,
-and the verdict against the 2-second target. Between rates the queue is drained completely.
+and the verdict against the 2-second target (and the 100 ms one). Between rates the queue is drained
+completely. Before the first rate, `--warmup` seconds of orders at that rate run and are printed apart:
+the first photo order after start-up pays for first uses (the emulator's first decode, the first upload).
 
     .venv/bin/python bench/dispatch_latency.py
     .venv/bin/python bench/dispatch_latency.py --rates 5,10,15,25,60 --seconds 10 --database-url postgresql+psycopg://...
@@ -52,6 +54,7 @@ from services.photos import clean_photo, save_photo  # noqa: E402
 
 DEMO_MAP = ROOT / "data" / "shanghai-demo-grids.geojson"
 TARGET_S = 2.0
+ORDER_TARGET_S = 0.100  # issue 12: registration → the work order at the Bot API, p99 at 25 orders/s
 
 
 def grid_points(limit: int, map_path: Path = DEMO_MAP) -> list[tuple[str, float, float]]:
@@ -208,6 +211,9 @@ async def main() -> None:
                         help="the Bot API emulator in its own process on --emulator-core (default), or in this one")
     parser.add_argument("--core", type=int, default=0, help="the core OneGrid runs on (with --emulator process)")
     parser.add_argument("--emulator-core", type=int, default=1)
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help="seconds of orders at the first rate before measuring, printed apart (first photo "
+                             "decoded, first upload; 0: none)")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--poll-interval", type=float, default=None,
@@ -260,18 +266,23 @@ async def main() -> None:
               f"{settings.delivery_global_per_second / per_order:.1f} work orders/s sustained")
         print(f"{'rate/s':>7} {'cases':>6} {'deliv':>6} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'reg p50 ms':>11} "
               f"{'reg p99 ms':>11} {'msg/s':>6} {'429s':>5}  verdict")
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+        runs = ([(rates[0], args.warmup, "warm-up")] if args.warmup > 0 and rates else []) + [
+            (rate, args.seconds, "") for rate in rates]
         try:
-            for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
-                r = await run_rate(app, emulator, grids, workers, rate, args.seconds, photo, args.drain_timeout)
+            for rate, seconds, label in runs:
+                r = await run_rate(app, emulator, grids, workers, rate, seconds, photo, args.drain_timeout)
                 over_ceiling = rate * per_order > settings.delivery_global_per_second
                 if r["delivered"] < r["cases"]:
                     verdict = f"BREAKS: {r['cases'] - r['delivered']} work orders not delivered in time"
                 elif r["p99"] <= TARGET_S:
-                    verdict = "OK (p99 ≤ 2 s)"
+                    verdict = "OK (p99 ≤ 2 s)" + (", ≤ 100 ms" if r["p99"] <= ORDER_TARGET_S else ", over 100 ms")
                 elif over_ceiling:
                     verdict = "BREAKS: above Telegram's 30 msg/s, the backlog grows for as long as the rate lasts"
                 else:
                     verdict = "over target below Telegram's ceiling: time spent in the store and the sender"
+                if label:
+                    verdict = f"({label}, not the figure) {verdict}"
                 print(f"{rate:>7.0f} {r['cases']:>6} {r['delivered']:>6} {r['p50']:>7.2f} {r['p99']:>7.2f} "
                       f"{r['max']:>7.2f} {r['register_p50_ms']:>11.1f} {r['register_p99_ms']:>11.1f} "
                       f"{r['msgs_per_s']:>6.1f} {r['flood_429']:>5}  {verdict}")
