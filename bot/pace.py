@@ -5,17 +5,16 @@ sender (bot/delivery.py: notifications, work orders) and handlers answering the 
 wrote (`message.answer(...)`). Both take their slot from one `UrgencyGate`, so their sum keeps the pace.
 
 What callers may rely on:
-- `make_gate` builds the gate once per process (onegrid/app.py). Without Redis its slots come from
-  `WindowSlots`: at most 30 calls in any second, each counted until a second after its answer, so
-  Telegram's clock never sees more than 30 in a second; evenly spaced under load, and up to ten at
-  once after a quiet spell, so a batch of work orders goes together. Right for one process, the
-  SQLite layout.
-- With `pace_redis_url` (default: the `redis_url`) the slots come from Redis, shared by every process
-  that sends for the same bot token, so two or three `onegrid serve` behind a load balancer
+- `make_gate` builds the gate once per process (onegrid/app.py). Its slots are evenly spaced at 29.8
+  a second; after a quiet spell up to ten calls go at once, so a batch of work orders goes together,
+  as long as fewer than 30 calls are counted in the last second, each until a second after its answer,
+  which keeps Telegram's clock from seeing more than 30 in a second (`WindowSlots`).
+- Without Redis the slots are counted in the process: right for one process, the SQLite layout. With
+  `pace_redis_url` (default: the `redis_url`) they are counted in Redis, shared by every process that
+  sends for the same bot token, so two or three `onegrid serve` behind a load balancer
   (docs/DEPLOY.md) together stay at the pace: the sender in one of them and the handlers' replies in
-  all of them. Redis keeps one number per bot, the time the next slot is free (GCRA, "generic cell
-  rate algorithm": a reservation moves it one interval on, in one Lua script, on Redis's clock so the
-  hosts' clocks do not matter). A caller sleeps until its slot: evenly spaced, no bursts.
+  all of them. Redis keeps per bot the calls of the last window (a sorted set) and the spacing's next
+  time, changed by one Lua script on Redis's clock, so the hosts' clocks do not matter.
 - If Redis cannot be reached, a caller takes its slot from the in-process window instead and says so
   in the log (at most once a minute): messages keep flowing, at worst faster than the pace, and
   Telegram's 429 answers are retried by the sender as before.
@@ -28,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
+import itertools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -48,33 +49,62 @@ log = logging.getLogger(__name__)
 
 _PACED: ContextVar[bool] = ContextVar("onegrid_already_paced", default=False)
 
-# KEYS[1]: the bot's next free slot (ms, Redis time); ARGV[1]: the interval in ms.
-# Returns how many ms the caller waits for the slot it just reserved.
+# KEYS[1]: the bot's calls in the window (a sorted set: member a call's id, score when it was answered, or
+# when it will count as answered at the latest while it is on the wire); KEYS[2]: GCRA's next arrival time.
+# ARGV: count, window, interval, tolerance, hold (ms), the call's id. All times on Redis's clock.
+# Returns "0" with the slot taken, or how many ms to wait before asking again.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
-if slot < now then slot = now end
-redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[1])), 'PX', 60000)
-return tostring(slot - now)
+local count, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tat < now then tat = now end
+local wait = tat - now
+if redis.call('ZCARD', KEYS[1]) < count then
+  local early = tat - tonumber(ARGV[4]) - now
+  if early < wait then wait = early end
+else
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local free = tonumber(oldest[2]) + window - now
+  if free < wait then wait = free end
+end
+if wait > 0.001 then return tostring(wait) end
+redis.call('SET', KEYS[2], tostring(tat + tonumber(ARGV[3])), 'PX', 60000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[6])
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[5]) + window) + 1000)
+return '0'
 """
+
+# KEYS[1]: as above; ARGV[1]: the call's id. The call was answered now (if it is still counted).
+_ANSWERED = """
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000, ARGV[1])
+return 0
+"""
+
+HOLD_S = 60.0  # a call never answered (its process died) counts as answered this long after it left
 
 
 class WindowSlots:
-    """At most `count` calls in any `window` seconds, in one process, each counted from the moment it
-    takes its slot until `window` seconds after it is answered; within that, evenly spaced at
-    `per_second` with up to `burst` at once after a quiet spell.
+    """Evenly spaced slots at `per_second`, as GCRA ("generic cell rate algorithm") keeps them, and calls
+    up to `burst` - 1 slots early while the window has room: fewer than `count` calls counted in it,
+    each from the moment it goes until `window` seconds after it is answered. In one process.
 
-    Telegram counts a message when it arrives, which is some time after the call leaves and before its
-    answer comes back. Counting each call until a window after its answer therefore holds for Telegram's
-    clock whatever the network's delay: any `count` + 1 calls that Telegram saw within one window would
-    include one that left a window after another's answer, later than that one arrived.
-
-    The spacing (GCRA with a tolerance of `burst` - 1 intervals) shapes what the window allows: a
-    dispatcher's batch of work orders goes at once instead of one every 34 ms (the tenth of ten waited
-    0.3 s with evenly spaced slots alone), and under a sustained load the calls stay evenly spaced, so
-    the window never fills in one burst and then holds the next urgent message back for a second.
-    Sustained, it allows the lower of `per_second` and `count` per `window` plus one answer's delay.
+    - Early calls make a dispatcher's batch of work orders go at once: with evenly spaced slots alone the
+      tenth of ten waited 0.3 s. An early call takes a later slot's place (the schedule moves on one
+      interval per call), so the sustained pace stays `per_second`.
+    - Early calls never make Telegram see more than `count` in a window. Telegram counts a message when
+      it arrives: after the call left and before its answer came back. Take any calls Telegram saw within
+      one window, the last of them to leave being an early one: each other one was counted when it left
+      (answered less than a window before, or still on the wire), or it was answered, so had arrived,
+      more than a window before that call left, outside the window. So there were fewer than `count`
+      others, whatever the network's delay. When the last to leave went at its slot, no slot was owed
+      (no call early), so the window held at most `window` × `per_second` calls before it: 29 at the
+      defaults, as with evenly spaced slots alone.
+    - Slow answers (a loaded or far Bot API) only take the bursts away: the calls go at their slots,
+      `per_second`, as before. A window alone would fall to `count` per `window` plus the answer's
+      delay: 20 a second in one run with the emulator on a loaded core.
 
     `clock` and `sleep` default to the running loop's; tests pass a clock of their own. The callers come
     one at a time, through `UrgencyGate`.
@@ -91,7 +121,6 @@ class WindowSlots:
         self._tat = float("-inf")  # GCRA's "theoretical arrival time" of the next call
         self._answered: list[float] = []  # a heap of the answer times still inside a window
         self._in_flight = 0
-        self._answer: asyncio.Event | None = None  # set on each answer, for a caller waiting on calls in flight
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
@@ -103,14 +132,12 @@ class WindowSlots:
             now = self._now()
             while self._answered and self._answered[0] <= now - self.window:
                 heapq.heappop(self._answered)
-            wait = max(self._tat, now) - self.tolerance - now
-            if self._in_flight + len(self._answered) >= self.count:
-                if not self._answered:  # every counted call is still on the wire: wait for an answer
-                    self._answer = self._answer or asyncio.Event()
-                    self._answer.clear()
-                    await self._answer.wait()
-                    continue
-                wait = max(wait, self._answered[0] + self.window - now)  # the oldest answer leaves first
+            tat = max(self._tat, now)
+            wait = tat - now  # the evenly spaced slot: always allowed
+            if self._in_flight + len(self._answered) < self.count:
+                wait = min(wait, tat - self.tolerance - now)  # early, inside the burst, while the window has room
+            elif self._answered:
+                wait = min(wait, self._answered[0] + self.window - now)  # room again when the oldest answer leaves
             if wait <= 1e-9:  # (float rounding of the intervals added up)
                 break
             await self._sleep(wait)
@@ -125,49 +152,74 @@ class WindowSlots:
             done = True
             self._in_flight -= 1
             heapq.heappush(self._answered, self._now())
-            if self._answer is not None:
-                self._answer.set()
 
         return answered
 
 
-def _nothing() -> None:
-    """`answered` of a slot whose pace is kept elsewhere (Redis)."""
-
-
 class RedisSlots:
-    """Evenly spaced slots shared through Redis by every process sending for one bot (see the module)."""
+    """`WindowSlots` shared through Redis by every process sending for one bot (see the module)."""
 
     def __init__(self, redis: Redis, token: str, per_second: float, *, count: int, window: float, burst: int) -> None:
         self.redis = redis
-        self.key = "onegrid:pace:" + hashlib.sha256(token.encode()).hexdigest()[:24]
-        self.interval_ms = 1000.0 / per_second
+        key = hashlib.sha256(token.encode()).hexdigest()[:24]
+        self.keys = [f"onegrid:pace:{key}:calls", f"onegrid:pace:{key}:tat"]
+        interval = 1000.0 / per_second
+        self.args = [str(count), f"{window * 1000:.3f}", f"{interval:.3f}", f"{(max(burst, 1) - 1) * interval:.3f}",
+                     f"{HOLD_S * 1000:.0f}"]
         self.local = WindowSlots(count, window, per_second=per_second, burst=burst)
         self._reserve = redis.register_script(_RESERVE)
+        self._answered = redis.register_script(_ANSWERED)
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:12]
+        self._pending: set[asyncio.Task] = set()
         self._warned_at = float("-inf")
 
     async def acquire(self) -> Callable[[], None]:
+        call = f"{self._prefix}:{next(self._ids)}"
+        while True:
+            try:
+                wait_ms = float(await self._reserve(keys=self.keys, args=[*self.args, call]))
+            except (RedisError, OSError) as exc:
+                self._warn(exc)
+                return await self.local.acquire()
+            if wait_ms <= 0:
+                break
+            await asyncio.sleep(min(wait_ms, 250.0) / 1000)  # calls on the wire may be answered meanwhile
+        done = False
+
+        def answered() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                task = asyncio.ensure_future(self._answer(call))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+        return answered
+
+    async def _answer(self, call: str) -> None:
         try:
-            wait_ms = float(await self._reserve(keys=[self.key], args=[f"{self.interval_ms:.3f}"]))
-        except (RedisError, OSError) as exc:
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                log.warning("the shared send pace in Redis is unreachable (%s): pacing in this process only",
-                            type(exc).__name__)
-            return await self.local.acquire()
-        if wait_ms > 0:
-            await asyncio.sleep(wait_ms / 1000)
-        return _nothing
+            await self._answered(keys=self.keys[:1], args=[call])
+        except (RedisError, OSError) as exc:  # it counts until HOLD_S has passed instead
+            self._warn(exc)
+
+    def _warn(self, exc: BaseException) -> None:
+        if time.monotonic() - self._warned_at > 60:
+            self._warned_at = time.monotonic()
+            log.warning("the shared send pace in Redis is unreachable (%s): pacing in this process only",
+                        type(exc).__name__)
 
     async def close(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         await self.redis.aclose()
 
 
 def make_gate(token: str, per_second: float, redis_url: str | None, *, count: int = 30, window: float = 1.0,
               burst: int = 10) -> UrgencyGate:
-    """The process's one gate for `token`: Redis-shared slots `per_second` with a URL; without one, at most
-    `count` calls in any `window` seconds, counted until a window after each answer, spaced at `per_second`
-    with up to `burst` at once (`WindowSlots`)."""
+    """The process's one gate for `token`: at most `count` calls in any `window` seconds, counted until a
+    window after each answer, spaced at `per_second` with up to `burst` at once; counted in Redis with a
+    URL (`RedisSlots`), in this process without (`WindowSlots`)."""
     if redis_url:
         return UrgencyGate(RedisSlots(Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2),
                                       token, per_second, count=count, window=window, burst=burst))

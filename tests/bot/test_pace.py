@@ -62,13 +62,31 @@ async def test_two_processes_gates_share_one_pace_through_redis() -> None:
         await second.aclose()
 
 
+async def test_calls_on_the_wire_in_one_process_hold_their_place_in_another_through_redis() -> None:
+    url, token = redis_url(), f"123:{uuid.uuid4().hex}"
+    # Slots 0.5 s apart, up to ten early while fewer than three are counted in a 0.3 s window.
+    first, second = (make_gate(token, 2.0, url, count=3, window=0.3, burst=10) for _ in range(2))
+    try:
+        async with first.slot(Priority.REPLY), first.slot(Priority.REPLY), first.slot(Priority.REPLY):
+            # The window is full with three calls on the wire in the other process, however long they
+            # take: no early call; the next waits for its slot (1.5 s on) or for their answers and a window.
+            waiting = asyncio.ensure_future(_slot(second))
+            await asyncio.sleep(0.6)
+            assert not waiting.done()
+            answered = time.monotonic()
+        await asyncio.wait_for(waiting, 5)
+        assert 0.9 * 0.3 <= time.monotonic() - answered < 0.6  # a window after the answers, before its slot
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
 async def test_without_redis_the_gate_paces_in_process_and_says_so(caplog) -> None:
-    gate = make_gate(f"789:{uuid.uuid4().hex}", 40.0, "redis://127.0.0.1:1/0",  # nothing listens there
-                     count=5, window=0.2)
+    gate = make_gate(f"789:{uuid.uuid4().hex}", 40.0, "redis://127.0.0.1:1/0", burst=1)  # nothing listens there
     try:
         with caplog.at_level(logging.WARNING, logger="bot.pace"):
             elapsed = await _take([gate], 11)
-        assert elapsed >= 0.9 * 2 * 0.2  # five, five more a window later, the eleventh after another
+        assert elapsed >= 0.9 * 10 / 40.0  # still evenly spaced, by the in-process limiter
         assert [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()] == [
             "the shared send pace in Redis is unreachable (ConnectionError): pacing in this process only"]
     finally:
@@ -88,7 +106,7 @@ class FakeTime:
 
 async def test_a_burst_goes_at_once_and_the_next_waits_a_window_after_the_first_answer() -> None:
     time_ = FakeTime()
-    slots = WindowSlots(3, 1.0, per_second=100.0, burst=3, clock=lambda: time_.now, sleep=time_.sleep)
+    slots = WindowSlots(3, 1.0, per_second=2.0, burst=10, clock=lambda: time_.now, sleep=time_.sleep)
     answers = [await slots.acquire() for _ in range(3)]
     assert time_.now == 100.0  # three after a quiet spell: none waits
     time_.now = 100.25
@@ -106,21 +124,20 @@ async def test_a_burst_goes_at_once_and_the_next_waits_a_window_after_the_first_
     assert (await slots.acquire()) and time_.now == 101.5  # the third slot of the window at 101.5: free
 
 
-async def test_calls_on_the_wire_hold_their_place_until_answered() -> None:
+async def test_calls_on_the_wire_hold_their_place_and_the_next_waits_for_its_evenly_spaced_slot() -> None:
     time_ = FakeTime()
-    slots = WindowSlots(2, 1.0, per_second=100.0, burst=2, clock=lambda: time_.now, sleep=time_.sleep)
-    first, _second = await slots.acquire(), await slots.acquire()
-    waiting = asyncio.ensure_future(slots.acquire())
-    time_.now = 107.0  # long after a window: still no room, both are unanswered
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    first()  # answered at 107.0: it counts until 108.0
-    await asyncio.sleep(0)
-    third = await waiting
-    assert time_.now == 108.0
+    slots = WindowSlots(2, 1.0, per_second=1.0, burst=10, clock=lambda: time_.now, sleep=time_.sleep)
+    first, second = await slots.acquire(), await slots.acquire()  # the second early, in the burst
+    assert time_.now == 100.0
+    time_.now = 100.5
+    third = await slots.acquire()
+    # Both are still on the wire, so the window has no room for an early call: the third goes at its
+    # evenly spaced slot, two intervals after the first's (the second took the one between).
+    assert time_.now == 102.0
+    first()
     first()  # a second call of `answered` changes nothing
-    third()
-    assert slots._in_flight == 1  # the second, still on the wire
+    second(), third()
+    assert slots._in_flight == 0
 
 
 async def test_under_load_the_calls_are_evenly_spaced_and_a_quiet_spell_allows_a_burst() -> None:
@@ -140,19 +157,21 @@ async def test_under_load_the_calls_are_evenly_spaced_and_a_quiet_spell_allows_a
 
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 0.4), st.floats(0, 0.4), st.floats(0, 0.3)), min_size=1, max_size=40))
-def test_no_second_of_arrivals_holds_more_than_the_window_allows_whatever_the_delays(calls) -> None:
-    """However late each call reaches Telegram and however late its answer comes back, no second of
-    arrivals on Telegram's clock holds more than `count` (here 5)."""
+def test_no_window_of_arrivals_holds_more_than_the_count_whatever_the_delays(calls) -> None:
+    """However late each call reaches Telegram (up to 0.4 s) and its answer comes back, no 0.6 s of
+    arrivals on Telegram's clock holds more than `count` (5): early calls keep to the window (whatever
+    the delays), calls at their slots (4 a second) to the spacing (which the 0.4 s of delay can bunch
+    into 0.6 s, not less)."""
     arrivals = asyncio.run(_arrivals(calls))
     for start in arrivals:
-        assert sum(1 for t in arrivals if start <= t < start + 1.0) <= 5, arrivals
+        assert sum(1 for t in arrivals if start <= t < start + 0.6) <= 5, arrivals
 
 
 async def _arrivals(calls: list[tuple[float, float, float]]) -> list[float]:
     """Each call, `gap` after the previous one asked, leaves when the window lets it, reaches Telegram
     `there` later and is answered `back` after that; the arrival times on Telegram's clock."""
     time_ = FakeTime()
-    slots = WindowSlots(5, 1.0, per_second=20.0, burst=3, clock=lambda: time_.now, sleep=time_.sleep)
+    slots = WindowSlots(5, 1.0, per_second=4.0, burst=3, clock=lambda: time_.now, sleep=time_.sleep)
     pending: list[tuple[float, object]] = []  # (answer time, answered), of calls on the wire
     arrivals = []
 
