@@ -64,18 +64,18 @@ async def test_two_processes_gates_share_one_pace_through_redis() -> None:
 
 async def test_calls_on_the_wire_in_one_process_hold_their_place_in_another_through_redis() -> None:
     url, token = redis_url(), f"123:{uuid.uuid4().hex}"
-    # Slots 0.5 s apart, up to ten early while fewer than three are counted in a 0.3 s window.
-    first, second = (make_gate(token, 2.0, url, count=3, window=0.3, burst=10) for _ in range(2))
+    # Slots a second apart, up to ten early while fewer than three are counted in a 0.3 s window.
+    first, second = (make_gate(token, 1.0, url, count=3, window=0.3, burst=10) for _ in range(2))
     try:
         async with first.slot(Priority.REPLY), first.slot(Priority.REPLY), first.slot(Priority.REPLY):
             # The window is full with three calls on the wire in the other process, however long they
-            # take: no early call; the next waits for its slot (1.5 s on) or for their answers and a window.
+            # take: no early call; the next waits for its slot (3 s on) or for their answers and a window.
             waiting = asyncio.ensure_future(_slot(second))
             await asyncio.sleep(0.6)
             assert not waiting.done()
             answered = time.monotonic()
         await asyncio.wait_for(waiting, 5)
-        assert 0.9 * 0.3 <= time.monotonic() - answered < 0.6  # a window after the answers, before its slot
+        assert 0.9 * 0.3 <= time.monotonic() - answered < 1.5  # a window after the answers, before its slot
     finally:
         await first.aclose()
         await second.aclose()
