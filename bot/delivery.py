@@ -6,12 +6,11 @@ What callers may rely on:
 - The most urgent work goes first (models.tables.Priority: life safety, work orders, supervision,
   replies, resident updates, housekeeping). A chat ranks by its most urgent waiting row, so a
   work order queued behind a menu update in the same chat takes that menu update along.
-- Telegram's limits are respected before Telegram has to say so: at most `window_count` calls per bot in
-  any `window_s`, each counted until a window after its answer, spaced at `global_per_second` with up to
-  `burst` at once (across processes through Redis: evenly spaced; bot/pace.py, shared with handlers'
-  replies), and at least
-  `chat_interval_s` (groups: `group_interval_s`) between two messages posted to one chat (edits are not
-  paced per chat).
+- Telegram's limits are respected before Telegram has to say so: sends evenly spaced at
+  `global_per_second` per bot, up to `burst` early while fewer than `window_count` calls are counted in
+  the last `window_s` (bot/pace.py, shared with handlers' replies and, through Redis, other processes),
+  and at least `chat_interval_s` (groups: `group_interval_s`) between two messages posted to one chat
+  (edits are not paced per chat).
   A 429 is waited out for its `retry_after`.
 - Network errors and 5xx are retried a few times at once (tenacity), then rescheduled in the
   store with exponential backoff; after `max_attempts` the row is marked failed and logged.

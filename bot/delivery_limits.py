@@ -13,10 +13,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DeliveryLimits:
-    global_per_second: float = 29.8  # across processes (Redis): evenly spaced slots
-    window_count: int = 30  # in one process: at most this many messages in any `window_s` (bot/pace.py),
-    window_s: float = 1.0  # each counted until `window_s` after its answer,
-    burst: int = 10  # and spaced at `global_per_second` with up to this many at once after a quiet spell
+    # The bot-wide pace (bot/pace.py): slots evenly spaced at `global_per_second`, and up to `burst` early
+    # while fewer than `window_count` calls are counted in the last `window_s`, each until a window after its answer.
+    global_per_second: float = 29.8
+    window_count: int = 30
+    window_s: float = 1.0
+    burst: int = 10
     chat_interval_s: float = 1.05
     group_interval_s: float = 3.05
     max_attempts: int = 20

@@ -103,8 +103,7 @@ class WindowSlots:
       (no call early), so the window held at most `window` × `per_second` calls before it: 29 at the
       defaults, as with evenly spaced slots alone.
     - Slow answers (a loaded or far Bot API) only take the bursts away: the calls go at their slots,
-      `per_second`, as before. A window alone would fall to `count` per `window` plus the answer's
-      delay: 20 a second in one run with the emulator on a loaded core.
+      `per_second`, as before. A window alone would fall to `count` per `window` plus the answer's delay.
 
     `clock` and `sleep` default to the running loop's; tests pass a clock of their own. The callers come
     one at a time, through `UrgencyGate`.

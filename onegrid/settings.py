@@ -40,9 +40,10 @@ class Settings(BaseSettings):
     store_threads: int = Field(default=0, ge=0, le=64, description="Threads for store work; 0 chooses by store")
 
     # Delivery limits (Telegram: ~30 messages/s per bot, 1/s per chat, 20/min per group).
-    delivery_global_per_second: float = 29.8  # shared through Redis: evenly spaced
-    # One process: at most `delivery_window_count` in any `delivery_window_s`, counted until a window after
-    # each answer, and up to `delivery_burst` at once after a quiet spell (bot/pace.py).
+    # Bot-wide pace (bot/pace.py; through Redis across processes): slots evenly spaced at
+    # `delivery_global_per_second`, and up to `delivery_burst` early while fewer than `delivery_window_count`
+    # calls are counted in the last `delivery_window_s`, each until a window after its answer.
+    delivery_global_per_second: float = 29.8
     delivery_window_count: int = Field(default=30, ge=1)
     delivery_window_s: float = Field(default=1.0, gt=0)
     delivery_burst: int = Field(default=10, ge=1)
