@@ -122,7 +122,8 @@ def create_api(app: OneGrid) -> FastAPI:
     api.state.onegrid = app
     api.state.rate_limiter = RateLimiter()
     # Group commit of keyed machine intake (api/intake_writer.py): SQLite's writers take turns anyway.
-    api.state.intake_writer = IntakeWriter(app.ctx, writers=1 if app.engine.dialect.name == "sqlite" else 3)
+    api.state.intake_writer = IntakeWriter(app.ctx, writers=1 if app.engine.dialect.name == "sqlite" else 2,
+                                           gather_s=settings.intake_gather_ms / 1000)
     registry, latency = make_registry(app)
     api.state.metrics_registry = registry
     # Keyed machine intake past the framework when the request is the usual one (api/intake_fast.py).

@@ -6,11 +6,20 @@ store thread, the requests that arrive queue up; they form the next batch as soo
 idle server answers a lone request at once, with no timer, and a busy one pays one BEGIN, one COMMIT and
 one thread hop for up to `max_batch` events instead of one each. On PostgreSQL, where every statement
 is a round trip, a few batches are written at once (`writers`); on SQLite one, as its writers take turns.
+
+Under steady load the batches would see-saw: while a big batch is written only a few requests arrive,
+they go out alone as the next batch, and the big batch's clients come back while it is written. A
+batch's fixed cost (the transaction, the thread hop, the dispatcher's turn after it) is then paid
+for two or three cases. So after a batch of at least `GATHER_FROM` events, the next one waits up to
+`gather_s` for as many requests as the last batch held (PostgreSQL's `commit_delay` with
+`commit_siblings`). It never waits when the last batch was small: a lone request, an idle server or a
+light load are written at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -18,15 +27,19 @@ from services.context import ServiceContext
 from services.intake_batch import KeyedEvent, intake_events_once
 
 MAX_BATCH = 64
+GATHER_FROM = 4  # a batch at least this big means a busy server: the next one gathers siblings
 
 
 class IntakeWriter:
     """One per API app; each event loop that calls it (one in `onegrid serve`) has its own queue and drain."""
 
-    def __init__(self, ctx: ServiceContext, *, writers: int = 1, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, ctx: ServiceContext, *, writers: int = 1, max_batch: int = MAX_BATCH, gather_s: float = 0.0,
+                 write: Callable[[ServiceContext, Sequence[KeyedEvent]], list[Any]] = intake_events_once) -> None:
         self.ctx = ctx
         self.writers = max(1, writers)  # batches written at once: one on SQLite (one writer anyway)
         self.max_batch = max_batch
+        self.gather_s = gather_s  # how long a batch after a big one may wait for its siblings (0: never)
+        self._write = write
         self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = WeakKeyDictionary()
 
     async def write(self, event: KeyedEvent) -> Any:
@@ -37,6 +50,8 @@ class IntakeWriter:
             queue = self._queues[loop] = _Queue()
         answered: asyncio.Future[Any] = loop.create_future()
         queue.waiting.append((event, answered))
+        if queue.gathered is not None and len(queue.waiting) >= queue.expected:
+            queue.gathered.set()
         queue.drains = {drain for drain in queue.drains if not drain.done()}
         if len(queue.drains) < self.writers:
             queue.drains.add(loop.create_task(self._drain(queue)))
@@ -44,12 +59,14 @@ class IntakeWriter:
 
     async def _drain(self, queue: _Queue) -> None:
         while queue.waiting:
+            await self._gather(queue)
             batch = [item for item in queue.waiting[: self.max_batch] if not item[1].done()]
             del queue.waiting[: self.max_batch]  # (done: a request cancelled while it waited)
             if not batch:
                 continue
+            queue.last = len(batch)
             try:
-                answers = await asyncio.to_thread(intake_events_once, self.ctx, [event for event, _ in batch])
+                answers = await asyncio.to_thread(self._write, self.ctx, [event for event, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every request of the batch answers with it
                 answers = [exc] * len(batch)
             for (_, answered), answer in zip(batch, answers, strict=True):
@@ -61,7 +78,24 @@ class IntakeWriter:
                     answered.set_result(answer)
 
 
+    async def _gather(self, queue: _Queue) -> None:
+        """After a big batch, wait up to `gather_s` until as many requests wait as it held."""
+        expected = min(queue.last, self.max_batch)
+        if self.gather_s <= 0 or queue.last < GATHER_FROM or len(queue.waiting) >= expected:
+            return
+        queue.expected, queue.gathered = expected, asyncio.Event()
+        try:
+            await asyncio.wait_for(queue.gathered.wait(), self.gather_s)
+        except TimeoutError:
+            pass  # as many as came: the batch goes now
+        finally:
+            queue.gathered = None
+
+
 class _Queue:
     def __init__(self) -> None:
         self.waiting: list[tuple[KeyedEvent, asyncio.Future[Any]]] = []
         self.drains: set[asyncio.Task[None]] = set()
+        self.last = 0  # events in the batch written last
+        self.expected = 0  # while a batch gathers: how many waiting requests let it go at once
+        self.gathered: asyncio.Event | None = None

@@ -180,7 +180,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> OneGrid:
     )
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     app = OneGrid(settings=settings, engine=engine, ctx=ctx, scheduler=scheduler,
-                  case_dispatcher=CaseDispatcher(ctx, poll_interval=settings.dispatch_poll_interval_s))
+                  case_dispatcher=CaseDispatcher(ctx, poll_interval=settings.dispatch_poll_interval_s,
+                                                 gather_s=settings.dispatch_gather_ms / 1000))
     ctx.on_registered = app.case_dispatcher.wake  # inline until start_background starts its loop
     if settings.sandbox_active:
         app.sandbox = Sandbox(settings, ctx)  # the bot below is pointed at its emulator on start

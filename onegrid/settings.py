@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     grid_map_refresh_s: float = Field(default=15.0, gt=0)
     # Threads `onegrid serve` runs store work in (intake, the dispatcher). 0: 2 on SQLite, whose writers take
     # turns anyway (more threads only contend for the lock and the GIL), 4 on PostgreSQL (docs/BENCHMARKS.md).
+    # Keyed machine intake's group commit (api/intake_writer.py): after a big batch, the next waits up to
+    # this long for as many requests, so a busy server writes few big batches instead of big and small ones.
+    intake_gather_ms: float = Field(default=3.0, ge=0, le=100, description="Wait for a batch's siblings, ms")
     store_threads: int = Field(default=0, ge=0, le=64, description="Threads for store work; 0 chooses by store")
 
     # Delivery limits (Telegram: ~30 messages/s per bot, 1/s per chat, 20/min per group).
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     bot_username: str | None = Field(default=None, description="For invitation links; else asked from Telegram (getMe)")
     invitation_ttl_hours: int = 72  # a staff invitation link works once, until then
     dispatch_poll_interval_s: float = 5.0  # the dispatcher's fallback poll; it is woken after each registration
+    # While registrations pour in, a dispatcher wake waits up to this long for the next registering commit,
+    # so a batch offers more cases at once (services/dispatcher.py); a lone case is dispatched at once.
+    dispatch_gather_ms: float = Field(default=10.0, ge=0, le=1000, description="Wait for the next registrations, ms")
     dispatch_offer_limit: int = 3  # workers offered one task at once, least loaded first; the first Accept wins
     proof_max_photos: int = 3
     proof_location_max_age_s: int = 180  # a location proof must have been sent within this of the clock

@@ -13,8 +13,11 @@ What callers may rely on:
   batch runs again case by case, each in a savepoint of its own; the failing row goes back with a
   growing `not_before`, and after `MAX_ATTEMPTS` it is left registered for the supervisors' sweep (logged).
 - `CaseDispatcher` is the loop `onegrid serve` runs: woken right after each registering commit,
-  polling only as a fallback. Until it is started (the CLI, tests, a script), `wake` dispatches
-  inline, right after the commit, so a case registered anywhere is offered at once.
+  polling only as a fallback. While registrations pour in (its last batch held `GATHER_FROM` cases or
+  more), a wake waits up to `gather_s` for the next registering commit, so that a batch's fixed cost
+  (its reads, its transaction) is shared by more cases; after a small batch a wake dispatches at once.
+  Until it is started (the CLI, tests, a script), `wake` dispatches inline, right after the commit,
+  so a case registered anywhere is offered at once.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from services.db import transaction
 log = logging.getLogger(__name__)
 
 BATCH = 50
+GATHER_FROM = 4  # a batch at least this big means registrations pour in: the next wake gathers more
 MAX_ATTEMPTS = 5
 TABLE = PendingDispatch.__table__
 _INSERT = sa.insert(TABLE)  # built once: its compiled form is reused on every registration
@@ -157,10 +161,12 @@ def queued(ctx: ServiceContext) -> int:
 class CaseDispatcher:
     """The dispatch loop of a running process (see the module docstring)."""
 
-    def __init__(self, ctx: ServiceContext, *, poll_interval: float = 5.0, batch: int = BATCH) -> None:
+    def __init__(self, ctx: ServiceContext, *, poll_interval: float = 5.0, batch: int = BATCH,
+                 gather_s: float = 0.0) -> None:
         self.ctx = ctx
         self.poll_interval = poll_interval
         self.batch = batch
+        self.gather_s = gather_s  # after a big batch, how long a wake waits for the next (0: never)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
 
@@ -191,11 +197,17 @@ class CaseDispatcher:
                     taken = 0
                 if taken >= self.batch:
                     continue  # more may be waiting: no sleep between full batches
-                waiter = asyncio.ensure_future(self._event.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.poll_interval,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
+                await self._wait(stop, self.poll_interval)
+                if taken >= GATHER_FROM and self.gather_s > 0 and self._event.is_set() and not stop.is_set():
+                    self._event.clear()  # busy: let the next registering commit join this batch
+                    await self._wait(stop, self.gather_s)
         finally:
             self._loop = self._event = None
+
+    async def _wait(self, stop: asyncio.Event, timeout: float) -> None:
+        """Until a wake, `stop`, or `timeout` seconds."""
+        waiter = asyncio.ensure_future(self._event.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()

@@ -94,7 +94,8 @@ def test_a_woken_dispatcher_offers_the_case_without_waiting_for_its_poll(ctx, db
 
     async def scenario() -> Status:
         stop = asyncio.Event()
-        loop = dispatcher.CaseDispatcher(ctx, poll_interval=3600)  # only a wake can make it run again
+        # Only a wake can make it run again; a lone registration does not wait for others, however long it may.
+        loop = dispatcher.CaseDispatcher(ctx, poll_interval=3600, gather_s=3600)
         task = asyncio.create_task(loop.run(stop))
         while not loop.running:
             await asyncio.sleep(0)
@@ -113,6 +114,46 @@ def test_a_woken_dispatcher_offers_the_case_without_waiting_for_its_poll(ctx, db
 
     assert asyncio.run(scenario()) is Status.DISPATCHED
     assert waiting(db) == []
+
+
+async def _until_none_wait(db) -> None:  # noqa: ANN001
+    for _ in range(1000):
+        if not waiting(db):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"cases still wait for the dispatcher: {waiting(db)}")
+
+
+def test_while_registrations_pour_in_a_wake_waits_for_the_next_and_one_batch_offers_both(ctx, db, clock) -> None:
+    add_worker(db.sessions, clock.now(), 703)
+    silent = crashed_before_dispatch(ctx)
+    for i in range(dispatcher.GATHER_FROM):  # a pile found at start: a batch big enough to mean "busy"
+        report(silent, description=f"pile {i}", dispatch_now=False)
+    claims = lambda statement: statement.lstrip().upper().startswith("DELETE FROM PENDING_DISPATCH")  # noqa: E731
+
+    async def scenario() -> tuple[int, int, list[str], list[int]]:
+        stop = asyncio.Event()
+        loop = dispatcher.CaseDispatcher(ctx, poll_interval=3600, gather_s=3600)  # only wakes move it
+        task = asyncio.create_task(loop.run(stop))
+        await _until_none_wait(db)
+        live = replace(ctx, on_registered=loop.wake)
+        with statements(db, keep=claims) as taken:
+            first = await asyncio.to_thread(report, live, description="first of a storm", dispatch_now=False)
+            for _ in range(20):  # the wake came; the dispatcher waits for the next registering commit
+                await asyncio.sleep(0.01)
+            still = waiting(db)
+            second = await asyncio.to_thread(report, live, description="second of a storm", dispatch_now=False)
+            await _until_none_wait(db)
+        stop.set()
+        await task
+        return first.id, second.id, taken, still
+
+    first, second, taken, still = asyncio.run(scenario())
+    assert still == [first]
+    assert len(taken) == 1  # one claim took both
+    with db.sessions() as s:
+        assert [Status(s.get(Case, i).status) for i in (first, second)] == [Status.DISPATCHED] * 2
+    assert [len(offers_of(db, i)) for i in (first, second)] == [1, 1]
 
 
 def test_two_dispatchers_on_one_store_offer_each_case_once(ctx, db, clock) -> None:
