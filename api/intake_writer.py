@@ -83,13 +83,16 @@ class IntakeWriter:
         expected = min(queue.last, self.max_batch)
         if self.gather_s <= 0 or queue.last < GATHER_FROM or len(queue.waiting) >= expected:
             return
-        queue.expected, queue.gathered = expected, asyncio.Event()
+        if queue.gathered is None:  # else another drain (PostgreSQL's) gathers already: wait with it
+            queue.expected, queue.gathered = expected, asyncio.Event()
+        gathered = queue.gathered
         try:
-            await asyncio.wait_for(queue.gathered.wait(), self.gather_s)
+            await asyncio.wait_for(gathered.wait(), self.gather_s)
         except TimeoutError:
             pass  # as many as came: the batch goes now
         finally:
-            queue.gathered = None
+            if queue.gathered is gathered:
+                queue.gathered = None
 
 
 class _Queue:
