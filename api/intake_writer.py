@@ -5,7 +5,7 @@ A request hands its event to the writer and awaits its answer. While a batch is 
 store thread, the requests that arrive queue up; they form the next batch as soon as it is done. So an
 idle server answers a lone request at once, with no timer, and a busy one pays one BEGIN, one COMMIT and
 one thread hop for up to `max_batch` events instead of one each. On PostgreSQL, where every statement
-is a round trip, a few batches are written at once (`writers`); on SQLite one, as its writers take turns.
+is a round trip, two batches are written at once (`writers`); on SQLite one, as its writers take turns.
 
 Under steady load the batches would see-saw: while a big batch is written only a few requests arrive,
 they go out alone as the next batch, and the big batch's clients come back while it is written. A
@@ -76,7 +76,6 @@ class IntakeWriter:
                     answered.set_exception(answer)
                 else:
                     answered.set_result(answer)
-
 
     async def _gather(self, queue: _Queue) -> None:
         """After a big batch, wait up to `gather_s` until as many requests wait as it held."""

@@ -35,11 +35,11 @@ class Settings(BaseSettings):
     metrics_bind: str | None = Field(default=None, pattern=r"^[\w.:\[\]-]+:\d{1,5}$")
     # Another process's grid import is picked up this often (one primary-key read when nothing changed).
     grid_map_refresh_s: float = Field(default=15.0, gt=0)
-    # Threads `onegrid serve` runs store work in (intake, the dispatcher). 0: 2 on SQLite, whose writers take
-    # turns anyway (more threads only contend for the lock and the GIL), 4 on PostgreSQL (docs/BENCHMARKS.md).
     # Keyed machine intake's group commit (api/intake_writer.py): after a big batch, the next waits up to
     # this long for as many requests, so a busy server writes few big batches instead of big and small ones.
     intake_gather_ms: float = Field(default=3.0, ge=0, le=100, description="Wait for a batch's siblings, ms")
+    # Threads `onegrid serve` runs store work in (intake, the dispatcher). 0: 2 on SQLite, whose writers take
+    # turns anyway (more threads only contend for the lock and the GIL), 4 on PostgreSQL (docs/BENCHMARKS.md).
     store_threads: int = Field(default=0, ge=0, le=64, description="Threads for store work; 0 chooses by store")
 
     # Delivery limits (Telegram: ~30 messages/s per bot, 1/s per chat, 20/min per group).
