@@ -1,4 +1,5 @@
-"""CPU per machine case of each part of intake, in one thread of one process (no contention, no HTTP client):
+"""CPU per machine case of each part of intake, in one thread of one process (no contention, no HTTP client),
+after the warm-up and the garbage collector's start-up freeze that `onegrid serve` does (onegrid/heap.py):
 
 1. the intake service (`intake_batch.intake_events_once`: the key's record, the case, the answer, for
    `--intake-batch` events per transaction as the server's group commit writes them), for `--cases` new
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.intake import CATEGORIES, PG_ADMIN  # noqa: E402
 from bench.seed import seed_store  # noqa: E402
 from models.tables import CaseSource  # noqa: E402
+from onegrid import heap  # noqa: E402
 from onegrid.app import build  # noqa: E402
 from onegrid.settings import Settings  # noqa: E402
 from services import dispatcher  # noqa: E402
@@ -175,6 +177,7 @@ def run(url: str, data_dir: Path, args: argparse.Namespace) -> None:
     intake(10**6, 100)  # warm-up: caches, compiled statements
     while dispatcher.dispatch_pending(ctx, limit=args.batch):
         pass
+    heap.settle()  # as `onegrid serve` does after its start: collections then walk only what came after
     print(f"{args.store}: {args.cases} new camera cases, one thread, {args.intake_batch} per intake transaction")
     with cpu("intake", args.cases, args.profile, app.engine):
         intake(0, args.cases)
