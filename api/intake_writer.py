@@ -12,13 +12,14 @@ they go out alone as the next batch, and the big batch's clients come back while
 batch's fixed cost (the transaction, the thread hop, the dispatcher's turn after it) is then paid
 for two or three cases. So after a batch of at least `GATHER_FROM` events, the next one waits up to
 `gather_s` for as many requests as the last batch held (PostgreSQL's `commit_delay` with
-`commit_siblings`). It never waits when the last batch was small: a lone request, an idle server or a
-light load are written at once.
+`commit_siblings`), if that batch was written less than `BUSY_FOR_S` ago. It never waits when the last
+batch was small or is a second old: a lone request, an idle server or a light load are written at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -28,18 +29,21 @@ from services.intake_batch import KeyedEvent, intake_events_once
 
 MAX_BATCH = 64
 GATHER_FROM = 4  # a batch at least this big means a busy server: the next one gathers siblings
+BUSY_FOR_S = 1.0  # ... if it was written this recently
 
 
 class IntakeWriter:
     """One per API app; each event loop that calls it (one in `onegrid serve`) has its own queue and drain."""
 
     def __init__(self, ctx: ServiceContext, *, writers: int = 1, max_batch: int = MAX_BATCH, gather_s: float = 0.0,
-                 write: Callable[[ServiceContext, Sequence[KeyedEvent]], list[Any]] = intake_events_once) -> None:
+                 write: Callable[[ServiceContext, Sequence[KeyedEvent]], list[Any]] = intake_events_once,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ctx = ctx
         self.writers = max(1, writers)  # batches written at once: one on SQLite (one writer anyway)
         self.max_batch = max_batch
         self.gather_s = gather_s  # how long a batch after a big one may wait for its siblings (0: never)
         self._write = write
+        self._clock = clock
         self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = WeakKeyDictionary()
 
     async def write(self, event: KeyedEvent) -> Any:
@@ -69,6 +73,7 @@ class IntakeWriter:
                 answers = await asyncio.to_thread(self._write, self.ctx, [event for event, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every request of the batch answers with it
                 answers = [exc] * len(batch)
+            queue.written_at = self._clock()
             for (_, answered), answer in zip(batch, answers, strict=True):
                 if answered.done():
                     continue
@@ -82,6 +87,8 @@ class IntakeWriter:
         expected = min(queue.last, self.max_batch)
         if self.gather_s <= 0 or queue.last < GATHER_FROM or len(queue.waiting) >= expected:
             return
+        if self._clock() - queue.written_at > BUSY_FOR_S:
+            return  # the big batch is history: this request is not part of its storm
         if queue.gathered is None:  # else another drain (PostgreSQL's) gathers already: wait with it
             queue.expected, queue.gathered = expected, asyncio.Event()
         gathered = queue.gathered
@@ -99,5 +106,6 @@ class _Queue:
         self.waiting: list[tuple[KeyedEvent, asyncio.Future[Any]]] = []
         self.drains: set[asyncio.Task[None]] = set()
         self.last = 0  # events in the batch written last
+        self.written_at = 0.0  # when it was written (the writer's clock)
         self.expected = 0  # while a batch gathers: how many waiting requests let it go at once
         self.gathered: asyncio.Event | None = None

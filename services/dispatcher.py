@@ -14,8 +14,9 @@ What callers may rely on:
   growing `not_before`, and after `MAX_ATTEMPTS` it is left registered for the supervisors' sweep (logged).
 - `CaseDispatcher` is the loop `onegrid serve` runs: woken right after each registering commit,
   polling only as a fallback. While registrations pour in (its last batch held `GATHER_FROM` cases or
-  more), a wake waits up to `gather_s` for the next registering commit, so that a batch's fixed cost
-  (its reads, its transaction) is shared by more cases; after a small batch a wake dispatches at once.
+  more, less than `BUSY_FOR` ago), a wake waits up to `gather_s` for the next registering commit, so that
+  a batch's fixed cost (its reads, its transaction) is shared by more cases; after a small batch, or a
+  second after a big one, a wake dispatches at once.
   Until it is started (the CLI, tests, a script), `wake` dispatches inline, right after the commit,
   so a case registered anywhere is offered at once.
 """
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 50
 GATHER_FROM = 4  # a batch at least this big means registrations pour in: the next wake gathers more
+BUSY_FOR = timedelta(seconds=1)  # ... if it was taken this recently (the service clock)
 MAX_ATTEMPTS = 5
 TABLE = PendingDispatch.__table__
 _INSERT = sa.insert(TABLE)  # built once: its compiled form is reused on every registration
@@ -190,6 +192,7 @@ class CaseDispatcher:
         try:
             while not stop.is_set():
                 self._event.clear()
+                taken_at = self.ctx.clock.now()
                 try:
                     taken = await asyncio.to_thread(dispatch_pending, self.ctx, limit=self.batch)
                 except Exception:  # noqa: BLE001 - the store may be restarting; the rows wait
@@ -198,7 +201,8 @@ class CaseDispatcher:
                 if taken >= self.batch:
                     continue  # more may be waiting: no sleep between full batches
                 await self._wait(stop, self.poll_interval)
-                if taken >= GATHER_FROM and self.gather_s > 0 and self._event.is_set() and not stop.is_set():
+                busy = taken >= GATHER_FROM and self.ctx.clock.now() - taken_at <= BUSY_FOR
+                if busy and self.gather_s > 0 and self._event.is_set() and not stop.is_set():
                     self._event.clear()  # busy: let the next registering commit join this batch
                     await self._wait(stop, self.gather_s)
         finally:

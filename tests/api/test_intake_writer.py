@@ -11,7 +11,7 @@ import asyncio
 import threading
 from typing import Any
 
-from api.intake_writer import GATHER_FROM, IntakeWriter
+from api.intake_writer import BUSY_FOR_S, GATHER_FROM, IntakeWriter
 
 GUARD_S = 10.0  # a test that would hang fails instead; no assertion is about time
 
@@ -126,3 +126,28 @@ def test_a_batch_after_a_big_one_goes_alone_when_no_sibling_comes_within_the_gat
 
     assert asyncio.run(scenario()) == "answer to lone"
     assert recorder.batches == [["a"], big, ["lone"]]
+
+
+def test_a_request_long_after_a_big_batch_is_not_held_for_siblings() -> None:
+    recorder = Recorder()
+    big = [f"b{i}" for i in range(GATHER_FROM)]
+    now = [100.0]
+
+    async def scenario() -> list[str]:
+        writer = IntakeWriter(ctx=None, gather_s=3600, write=recorder, clock=lambda: now[0])  # type: ignore[arg-type]
+        requests = [asyncio.create_task(writer.write("a"))]
+        await recorder.next_batch()
+        requests += [asyncio.create_task(writer.write(event)) for event in big]
+        await _until_waiting(writer, len(big))
+        recorder.release()
+        await recorder.next_batch()  # the big batch
+        recorder.release()
+        answers = list(await asyncio.wait_for(asyncio.gather(*requests), GUARD_S))
+        now[0] += BUSY_FOR_S + 1  # the storm is over
+        late = asyncio.create_task(writer.write("late"))
+        await recorder.next_batch()  # written at once: waiting for siblings would hang the guard
+        recorder.release()
+        return [*answers, await asyncio.wait_for(late, GUARD_S)]
+
+    assert asyncio.run(scenario()) == [f"answer to {event}" for event in ["a", *big, "late"]]
+    assert recorder.batches == [["a"], big, ["late"]]

@@ -156,6 +156,29 @@ def test_while_registrations_pour_in_a_wake_waits_for_the_next_and_one_batch_off
     assert [len(offers_of(db, i)) for i in (first, second)] == [1, 1]
 
 
+def test_a_registration_a_while_after_a_big_batch_is_offered_at_once(ctx, db, clock) -> None:
+    add_worker(db.sessions, clock.now(), 704)
+    silent = crashed_before_dispatch(ctx)
+    for i in range(dispatcher.GATHER_FROM):  # a pile found at start: a big batch
+        report(silent, description=f"pile {i}", dispatch_now=False)
+
+    async def scenario() -> Status:
+        stop = asyncio.Event()
+        loop = dispatcher.CaseDispatcher(ctx, poll_interval=3600, gather_s=3600)  # only wakes move it
+        task = asyncio.create_task(loop.run(stop))
+        await _until_none_wait(db)
+        clock.advance(seconds=dispatcher.BUSY_FOR.total_seconds() + 1)  # the storm is over
+        live = replace(ctx, on_registered=loop.wake)
+        case = await asyncio.to_thread(report, live, description="the next day's first", dispatch_now=False)
+        await _until_none_wait(db)  # a wake that gathered would wait for another registration: it would fail here
+        stop.set()
+        await task
+        with db.sessions() as s:
+            return Status(s.get(Case, case.id).status)
+
+    assert asyncio.run(scenario()) is Status.DISPATCHED
+
+
 def test_two_dispatchers_on_one_store_offer_each_case_once(ctx, db, clock) -> None:
     workers = [add_worker(db.sessions, clock.now(), 710 + i) for i in range(2)]
     silent = crashed_before_dispatch(ctx)
