@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     invitation_ttl_hours: int = 72  # a staff invitation link works once, until then
     dispatch_poll_interval_s: float = 5.0  # the dispatcher's fallback poll; it is woken after each registration
     # While registrations pour in, a dispatcher wake waits up to this long for the next registering commit,
-    # so a batch offers more cases at once (services/dispatcher.py); a lone case is dispatched at once.
+    # so a batch offers more cases at once (services/dispatcher.py); after a small batch, or a second after
+    # a big one, a case is dispatched at once.
     dispatch_gather_ms: float = Field(default=10.0, ge=0, le=1000, description="Wait for the next registrations, ms")
     dispatch_offer_limit: int = 3  # workers offered one task at once, least loaded first; the first Accept wins
     proof_max_photos: int = 3
