@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -81,11 +82,13 @@ def _round_trip(api, root: str) -> None:  # noqa: ANN001 - blocking: the client 
     form = {"api_key": api.tokens["street_a"], "service_code": "exposed_garbage", "lat": str(lat), "long": str(lon),
             "description": "Bags by the gate, call me at 13812345678", "attribute[volume]": "pile",
             "attribute[kinds][]": ["food", "bulky"], "attribute[bags]": "4", "attribute[seen_at]": "2026-11-21T07:30:00+08:00"}
-    refused = httpx.post(f"{root}/requests.json", data={**form, "attribute[volume]": "truck"})
+    # httpx's own 5 s default once ran out on a loaded CI machine; `requests` (the GET client) waits as long as needed.
+    post = partial(httpx.post, timeout=60)
+    refused = post(f"{root}/requests.json", data={**form, "attribute[volume]": "truck"})
     assert refused.status_code == 400 and "volume" in refused.json()[0]["description"]
-    keyless = httpx.post(f"{root}/requests.json", data={k: v for k, v in form.items() if k != "api_key"})
+    keyless = post(f"{root}/requests.json", data={k: v for k, v in form.items() if k != "api_key"})
     assert keyless.status_code == 403  # keys stay required for POST
-    created = httpx.post(f"{root}/requests.json", data=form)
+    created = post(f"{root}/requests.json", data=form)
     assert created.status_code == 200, created.text
     Draft4Validator(load_schema("swagger.json")["definitions"]["RequestResponse"]).validate(created.json()[0])
     number = created.json()[0]["service_request_id"]
