@@ -3,7 +3,8 @@
 `WecomHandlers.handle(payload)` is the inbox's handler for channel "wecom". Like the Telegram handlers it
 parses, calls one service (in a worker thread) and answers refusals and read-only requests itself; what a
 change means for anyone is queued by the service's events (wecom/renderers*.py). Card buttons carry the
-Telegram keyboards' actions (wecom/actions.py); menu keys are `duty`, `tasks` and `patrol`.
+Telegram keyboards' actions (wecom/actions.py); menu keys are `duty`, `tasks`, `patrol` and, for
+supervisors, `stats` (`stats:today`, `stats:7d`, `stats:30d`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from services.db import transaction
 from services.invitations import INVITE_PREFIX, InvalidInvitation, InvitationProblem, redeem_invitation
 from services.people import find_person_by_wecom_userid
 from wecom import conversation as conv
-from wecom import handlers_patrol, handlers_work
+from wecom import handlers_patrol, handlers_supervision, handlers_work
 from wecom.actions import Gettext, parse_key
 from wecom.client import WecomClient
 from wecom.formats import Button, Inbound, button_card, inbound_from_payload, text_message
@@ -92,6 +93,8 @@ class WecomHandlers:
             await handlers_work.show_tasks(turn)
         elif key == MENU_PATROL:
             await handlers_patrol.start(turn)
+        elif handlers_supervision.is_stats_key(key):
+            await handlers_supervision.stats(turn, key)
 
     async def say(self, userid: str, person_id: int | None, text: str, buttons: list[Button] | None = None) -> None:
         """Answer a refusal or a read-only request (nothing changed, so nothing was queued with it)."""
