@@ -5,7 +5,7 @@ so one action has one name on both channels: `wo:a:<offer>` accept, `wo:r:<offer
 `wt:c:<task>` complete, `wp:d|p|f|x:<completion>` done with photos / retake / submit flagged / finish
 later, `sv:a|r:<case>:<version>` approve / reject, `wf:<task>:<outcome>` a welfare check's outcome,
 `pn:m|a|w|d|t:<task>` progress notes (the choice, then arrived / waiting / another department / own words),
-`wc:<flow>` cancel a prompt.
+`wc:<flow>` cancel a prompt, `eq:<case>` open a case of the verification queue.
 """
 
 from __future__ import annotations
@@ -89,8 +89,10 @@ class Action:
 
 def parse_key(key: str) -> Action | None:
     parts = key.split(":")
-    if len(parts) < 2 or parts[0] not in ("wo", "wt", "wp", "sv", "wf", "pn", "wc"):
+    if len(parts) < 2 or parts[0] not in ("wo", "wt", "wp", "sv", "wf", "pn", "wc", "eq"):
         return None
+    if parts[0] == "eq":  # a verification queue's case: `eq:<case id>`, as aiogram packs QueueCb
+        return Action("eq", "o", (int(parts[1]),)) if len(parts) == 2 and parts[1].isdigit() else None
     if parts[0] == "wc":
         return Action("wc", parts[1], ())
     if parts[0] == "wf":

@@ -4,7 +4,7 @@
 parses, calls one service (in a worker thread) and answers refusals and read-only requests itself; what a
 change means for anyone is queued by the service's events (wecom/renderers*.py). Card buttons carry the
 Telegram keyboards' actions (wecom/actions.py); menu keys are `duty`, `tasks`, `patrol` and, for
-supervisors, `stats` (`stats:today`, `stats:7d`, `stats:30d`).
+supervisors, `stats` (`stats:today`, `stats:7d`, `stats:30d`) and `verify`.
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ class WecomHandlers:
             await handlers_patrol.start(turn)
         elif handlers_supervision.is_stats_key(key):
             await handlers_supervision.stats(turn, key)
+        elif key == handlers_supervision.MENU_VERIFY:
+            await handlers_supervision.verify_queue(turn)
 
     async def say(self, userid: str, person_id: int | None, text: str, buttons: list[Button] | None = None) -> None:
         """Answer a refusal or a read-only request (nothing changed, so nothing was queued with it)."""

@@ -1,7 +1,10 @@
-"""WeCom's 统计 menu: a supervisor's area KPIs, the figures of Telegram's /stats, as a text message.
+"""WeCom's supervisor menus: 统计, an area's KPIs (the figures of Telegram's /stats) as a text message, and
+待核查, the verification queue (Telegram's /verify) as a card whose buttons open a case's proof card.
 
-Menu keys: `stats` (the last 7 days), `stats:today`, `stats:7d`, `stats:30d`. Read-only, so answered
-directly; someone who is not an active supervisor is told so.
+Menu keys: `stats` (the last 7 days), `stats:today`, `stats:7d`, `stats:30d`; `verify`. A queue button's
+key is the Telegram keyboard's callback data, `eq:<case id>`. Reading is answered directly; opening a
+case records its card as if it had been sent (`VerificationRequested`), which wecom/renderers_supervision.py
+queues. Someone who is not an active supervisor is told so.
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from onegrid.kpi_text import kpi_lines
-from services import kpi
-from services.supervision_access import NotASupervisor
+from services import kpi, supervision_access, supervision_queue, verification
+from services.cases import CaseNotFound
+from wecom.formats import MAX_BUTTONS, Button
+from wecom.texts import local_time
 
 if TYPE_CHECKING:
+    from wecom.actions import Gettext
     from wecom.handlers import Turn
 
-MENU_STATS = "stats"
+MENU_STATS, MENU_VERIFY = "stats", "verify"
 DEFAULT_PERIOD = "7d"
 
 
@@ -30,7 +36,49 @@ async def stats(turn: Turn, key: str) -> None:
         period = DEFAULT_PERIOD
     try:
         k = await asyncio.to_thread(kpi.supervisor_kpis, turn.ctx, supervisor_id=turn.person.id, period=period)
-    except NotASupervisor:
-        await turn.say(turn._("Only an active supervisor of this area can do that."))
+    except supervision_access.NotASupervisor as exc:
+        await turn.say(refusal(turn._, exc))
         return
     await turn.say("\n".join(kpi_lines(turn._, k, period, str)))  # a text message: nothing to escape
+
+
+async def verify_queue(turn: Turn) -> None:
+    """The cases awaiting verification in the supervisor's area, oldest first; a button for each of the
+    oldest (a card holds six), the rest listed. Verifying one brings the next onto the card next time."""
+    _ = turn._
+    try:
+        items = await asyncio.to_thread(supervision_queue.verification_queue, turn.ctx, supervisor_id=turn.person.id)
+    except supervision_access.NotASupervisor as exc:
+        await turn.say(refusal(_, exc))
+        return
+    if not items:
+        await turn.say(_("Nothing awaits verification in your area."))
+        return
+    lines = [f"{item.number} · {local_time(item.waiting_since, turn.ctx.timezone)}" for item in items]
+    title = _("🔎 Awaiting verification in your area, oldest first ({count}):").format(count=len(items))
+    await turn.say(title + "\n" + "\n".join(lines),
+                   [Button(item.number, f"eq:{item.case_id}", 1) for item in items[:MAX_BUTTONS]])
+
+
+async def open_card(turn: Turn, case_id: int) -> None:
+    """A queue button: the case's proof card (Approve / Reject, then the photos) comes as a new message."""
+    try:
+        await asyncio.to_thread(supervision_queue.open_proof_card, turn.ctx, case_id=case_id,
+                                supervisor_id=turn.person.id)
+    except (supervision_access.SupervisionError, verification.VerificationError, CaseNotFound) as exc:
+        await turn.say(refusal(turn._, exc))
+
+
+def refusal(_: Gettext, exc: Exception) -> str:
+    """The words of Telegram's supervisor refusals (handlers/supervision_common.py, handlers/supervision.py)."""
+    if isinstance(exc, verification.OwnWork):
+        return _("You handled this case yourself, so you cannot verify it. Another supervisor will.")
+    if isinstance(exc, supervision_access.OutsideYourArea):
+        return _("This case is outside your area.")
+    if isinstance(exc, supervision_access.NotASupervisor):
+        return _("Only an active supervisor of this area can do that.")
+    if isinstance(exc, supervision_access.NotNow):
+        return _("Case {number} cannot be changed that way now.").format(number=exc.number)
+    if isinstance(exc, CaseNotFound):
+        return _("This case does not exist.")
+    return _("That cannot be done now.")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from services import verification, work
 from services.cases import CaseNotFound
 from wecom import conversation as conv
-from wecom import handlers_field, handlers_patrol, handlers_welfare, texts
+from wecom import handlers_field, handlers_patrol, handlers_supervision, handlers_welfare, texts
 from wecom.actions import Action, cancel_buttons
 from wecom.client import WecomError
 
@@ -54,6 +54,8 @@ async def card_button(turn: Turn, action: Action | None) -> None:
             await turn.set_state(conv.REJECT_REASON, {"case_id": action.ids[0], "version": action.ids[1]})
             await turn.say(_("What must be redone? Send the reason in one message; the worker will see it."),
                            cancel_buttons(_, "rej"))
+        elif action.prefix == "eq":
+            await handlers_supervision.open_card(turn, action.ids[0])
         elif action.prefix == "wf":
             await handlers_welfare.choose_outcome(turn, action)
         elif action.prefix == "pn":
