@@ -13,8 +13,8 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from onegrid.kpi_text import kpi_lines
+from onegrid.refusals import REFUSALS, supervision_refusal
 from services import kpi, supervision_access, supervision_queue, verification
-from services.cases import CaseNotFound
 from wecom.formats import MAX_BUTTONS, Button
 from wecom.texts import local_time
 
@@ -65,20 +65,12 @@ async def open_card(turn: Turn, case_id: int) -> None:
     try:
         await asyncio.to_thread(supervision_queue.open_proof_card, turn.ctx, case_id=case_id,
                                 supervisor_id=turn.person.id)
-    except (supervision_access.SupervisionError, verification.VerificationError, CaseNotFound) as exc:
+    except (*REFUSALS, verification.VerificationError) as exc:
         await turn.say(refusal(turn._, exc))
 
 
 def refusal(_: Gettext, exc: Exception) -> str:
-    """The words of Telegram's supervisor refusals (handlers/supervision_common.py, handlers/supervision.py)."""
+    """Telegram's words for a supervisor's refusals (onegrid/refusals.py), and for opening one's own work."""
     if isinstance(exc, verification.OwnWork):
         return _("You handled this case yourself, so you cannot verify it. Another supervisor will.")
-    if isinstance(exc, supervision_access.OutsideYourArea):
-        return _("This case is outside your area.")
-    if isinstance(exc, supervision_access.NotASupervisor):
-        return _("Only an active supervisor of this area can do that.")
-    if isinstance(exc, supervision_access.NotNow):
-        return _("Case {number} cannot be changed that way now.").format(number=exc.number)
-    if isinstance(exc, CaseNotFound):
-        return _("This case does not exist.")
-    return _("That cannot be done now.")
+    return supervision_refusal(_, exc)
