@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from models.lifecycle import Role
 from onegrid.kpi_text import kpi_lines
 from onegrid.refusals import REFUSALS, supervision_refusal
 from services import kpi, supervision_access, supervision_queue, verification
@@ -19,11 +20,23 @@ from wecom.formats import MAX_BUTTONS, Button
 from wecom.texts import local_time
 
 if TYPE_CHECKING:
+    from models.tables import Person
     from wecom.actions import Gettext
     from wecom.handlers import Turn
 
 MENU_STATS, MENU_VERIFY = "stats", "verify"
 DEFAULT_PERIOD = "7d"
+
+
+def menu_hint(_: Gettext, person: Person) -> str:
+    """What a member who wrote outside any prompt is pointed to: the menus of their roles."""
+    hints = []
+    if person.has_role(Role.WORKER) or not person.has_role(Role.SUPERVISOR):
+        hints.append(_("Use the app's menu: go on or off duty, list your work orders, or file a patrol report."))
+    if person.has_role(Role.SUPERVISOR):
+        hints.append(_("Supervisors: the 待核查 menu lists the cases awaiting your verification, and the 统计 menu "
+                       "shows your area's figures."))
+    return "\n".join(hints)
 
 
 def is_stats_key(key: str) -> bool:

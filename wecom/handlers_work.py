@@ -116,8 +116,7 @@ async def text(turn: Turn, content: str) -> None:
         elif state.state == conv.PATROL:
             await handlers_patrol.text(turn, state, content)
         else:
-            await turn.say(_("Use the app's menu: go on or off duty, list your work orders, or file a patrol "
-                             "report."))
+            await turn.say(handlers_supervision.menu_hint(_, turn.person))
     except (work.ReasonRequired, verification.ReasonRequired) as exc:
         await turn.refuse(exc)  # the prompt stays: the next message is the reason
     except REFUSED as exc:

@@ -95,3 +95,16 @@ async def test_a_worker_on_wecom_who_presses_a_supervisor_menu_is_told_it_is_for
         clock.advance(seconds=1)  # the same click in the same second would be WeCom's own retry
         answer = await act(worker, lambda key=key: worker.click_menu(key))
         assert answer.text == ZH("Only an active supervisor of this area can do that."), key
+
+
+async def test_a_message_outside_any_prompt_points_each_member_to_the_menus_of_their_roles(world, wecom_emu, db,
+                                                                                          clock) -> None:
+    add_wecom_person(db.sessions, clock.now(), "lijun", roles=["supervisor"], area_code=STREET, name="李军")
+    add_wecom_person(db.sessions, clock.now(), "zhaomin", roles=["worker", "supervisor"], area_code=GRID,
+                     department_code="greening_appearance", name="赵敏")
+    worker_hint = ZH("Use the app's menu: go on or off duty, list your work orders, or file a patrol report.")
+    supervisor_hint = ZH("Supervisors: the 待核查 menu lists the cases awaiting your verification, and the 统计 menu "
+                         "shows your area's figures.")
+    boss, both = WecomMember(wecom_emu, "lijun"), WecomMember(wecom_emu, "zhaomin")
+    assert (await act(boss, lambda: boss.send_text("你好"))).text == supervisor_hint
+    assert (await act(both, lambda: both.send_text("你好"))).text == worker_hint + "\n" + supervisor_hint
