@@ -23,6 +23,8 @@ from onegrid.settings import Settings
 from tests.api.test_sync import Served, free_port
 
 SECRET = "grid-s3cret_2026"
+# A freshly started server on a loaded CI machine once took longer than httpx's 5 s default to answer.
+HTTP_TIMEOUT = 60
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ async def test_updates_arrive_by_webhook_and_are_answered(db, clock, emulator, t
         assert (row.channel, row.dedup_key, row.seq) == ("telegram", str(update["update_id"]), update["update_id"])
         assert row.state == "done" and row.payload == update
         # Telegram redelivers the same update (say our 200 was lost): one effect only.
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
             again = await client.post(f"http://127.0.0.1:{port}/telegram/webhook", json=update,
                                       headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
         assert again.status_code == 200 and again.json() == {"ok": True, "duplicate": True}
@@ -106,7 +108,7 @@ async def test_wrong_or_missing_secret_is_401_and_stores_nothing(db, clock, emul
     update = {"update_id": 99, "message": {"message_id": 1, "date": 1, "chat": {"id": 5, "type": "private"},
                                            "text": "/start"}}
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT) as client:
             missing = await client.post("/telegram/webhook", json=update)
             wrong = await client.post("/telegram/webhook", json=update,
                                       headers={"X-Telegram-Bot-Api-Secret-Token": SECRET + "x"})
@@ -129,7 +131,7 @@ async def test_a_crash_between_storing_and_handling_is_handled_once_after_restar
         "chat": {"id": 4302, "type": "private", "first_name": "Bob"},
         "from": {"id": 4302, "is_bot": False, "first_name": "Bob", "language_code": "en"},
         "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
         r = await client.post(f"http://127.0.0.1:{port}/telegram/webhook", json=update,
                               headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
     assert r.status_code == 200 and [u.state for u in stored(db)] == ["pending"]
@@ -162,7 +164,7 @@ async def test_a_crash_after_the_handler_committed_does_not_greet_twice(db, cloc
         "chat": {"id": 4303, "type": "private", "first_name": "Cid"},
         "from": {"id": 4303, "is_bot": False, "first_name": "Cid", "language_code": "en"},
         "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
         r = await client.post(f"http://127.0.0.1:{port}/telegram/webhook", json=update,
                               headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
     assert r.status_code == 200
